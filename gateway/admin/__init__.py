@@ -1,0 +1,1 @@
+"""Administrative operations, shared by the CLI and (later) the admin HTTP API."""

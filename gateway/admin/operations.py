@@ -1,0 +1,125 @@
+"""Creating tenants, issuing and revoking keys, storing credentials: validated once, here."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.auth.keys import display_prefix, generate_key, key_digest
+from gateway.credentials.crypto import MasterKey
+from gateway.credentials.store import CredentialStore, verify_master_key
+from gateway.settings.schema import Settings
+from gateway.storage.records import ApiKeyRecord, StoredCredential, Tenant
+from gateway.storage.repositories import (
+    CredentialRepository,
+    KeyRepository,
+    KeyringRepository,
+    TenantRepository,
+    new_id,
+)
+
+TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class InvalidInput(ValueError):
+    """An argument to an administrative operation is not acceptable."""
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    record: ApiKeyRecord
+    key: str  # shown once, never stored
+
+
+def _clean_names(values: Iterable[str] | None) -> frozenset[str] | None:
+    if values is None:
+        return None
+    names = frozenset(value.strip() for value in values if value.strip())
+    if not names:
+        raise InvalidInput("an allow-list, when given, must name at least one entry")
+    return names
+
+
+async def create_tenant(engine: AsyncEngine, tenant_id: str, display_name: str | None = None) -> Tenant:
+    if not TENANT_ID.match(tenant_id):
+        raise InvalidInput(
+            "a tenant id is 1-63 characters of lower-case letters, digits, '-' and '_', starting with a "
+            "letter or digit"
+        )
+    return await TenantRepository(engine).create(tenant_id, display_name or tenant_id, datetime.now(UTC))
+
+
+async def issue_key(
+    engine: AsyncEngine,
+    settings: Settings,
+    *,
+    tenant_id: str,
+    label: str = "",
+    team: str | None = None,
+    user: str | None = None,
+    expires_at: datetime | None = None,
+    providers: Iterable[str] | None = None,
+    models: Iterable[str] | None = None,
+) -> IssuedKey:
+    """Create a key; the returned plaintext is the only copy there will ever be."""
+    now = datetime.now(UTC)
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput("the expiry must be in the future")
+    allowed_providers = _clean_names(providers)
+    unknown = sorted((allowed_providers or frozenset()) - set(settings.providers))
+    if unknown:
+        raise InvalidInput(
+            f"unknown provider(s) {', '.join(unknown)}; configured: {', '.join(settings.providers)}"
+        )
+    key = generate_key()
+    record = ApiKeyRecord(
+        id=new_id("key"),
+        prefix=display_prefix(key),
+        tenant_id=tenant_id,
+        team=team or None,
+        user=user or None,
+        label=label,
+        allowed_providers=allowed_providers,
+        allowed_models=_clean_names(models),
+        created_at=now,
+        expires_at=expires_at,
+        revoked_at=None,
+    )
+    await KeyRepository(engine).create(record, key_digest(key))
+    return IssuedKey(record, key)
+
+
+async def revoke_key(engine: AsyncEngine, key_id: str) -> ApiKeyRecord:
+    return await KeyRepository(engine).revoke(key_id, datetime.now(UTC))
+
+
+def _check_provider(settings: Settings, provider: str) -> None:
+    if provider not in settings.providers:
+        configured = ", ".join(settings.providers) or "none"
+        raise InvalidInput(f"provider {provider!r} is not configured (configured: {configured})")
+
+
+async def store_credential(
+    engine: AsyncEngine,
+    settings: Settings,
+    master: MasterKey,
+    *,
+    tenant_id: str | None,
+    provider: str,
+    secret: str,
+    label: str = "",
+) -> StoredCredential:
+    """Encrypt and store a provider credential for a tenant, or shared by all when `tenant_id` is None."""
+    _check_provider(settings, provider)
+    secret = secret.strip()
+    if not secret:
+        raise InvalidInput("the credential is empty")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in secret):
+        raise InvalidInput("the credential contains control characters")
+    await verify_master_key(KeyringRepository(engine), master)
+    store = CredentialStore(CredentialRepository(engine), master)
+    return await store.set(tenant_id, provider, secret, label)

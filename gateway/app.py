@@ -1,0 +1,167 @@
+"""`create_app(settings)`: the ASGI application.
+
+Requests under a provider's mount (`/<provider>/...`) go straight to the proxy pipeline; everything
+else (`/healthz`, `/readyz`, later `/admin` and `/metrics`) is served by a small Starlette app. The
+lifespan opens the database, checks the schema and the master key, and builds the pipeline; nothing
+happens at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.auth.keys import KeyAuthenticator
+from gateway.credentials.crypto import load_master_key
+from gateway.credentials.store import CredentialStore, verify_master_key
+from gateway.errors import Dialect, NotFound, render_error
+from gateway.http.paths import split_mount
+from gateway.pipeline import Pipeline, build_pipeline
+from gateway.providers import ProviderAdapter, build_adapters
+from gateway.settings.schema import Settings
+from gateway.storage.engine import create_engine
+from gateway.storage.migrate import current_revision, head_revision
+from gateway.storage.repositories import CredentialRepository, KeyRepository, KeyringRepository
+from gateway.types import Receive, Scope, Send
+from gateway.upstream.aiohttp_transport import aiohttp_transport
+from gateway.upstream.transport import Transport, TransportFactory
+
+logger = logging.getLogger("tollgate")
+READINESS_TIMEOUT = 2.0
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The database is not at the schema revision this version expects."""
+
+
+@dataclass(slots=True)
+class Runtime:
+    """What the lifespan opens and the request path uses."""
+
+    engine: AsyncEngine
+    pipeline: Pipeline
+    transports: Mapping[str, Transport]
+
+
+async def check_schema(engine: AsyncEngine) -> None:
+    current, head = await current_revision(engine), head_revision()
+    if current != head:
+        raise SchemaOutOfDate(
+            f"the database schema is at revision {current or 'none'}, this version needs {head}: "
+            "run `tollgate db upgrade`"
+        )
+
+
+class Gateway:
+    """The ASGI application: the proxy for provider mounts, Starlette for the rest."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        transport_factory: TransportFactory = aiohttp_transport,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._adapters: Mapping[str, ProviderAdapter] = build_adapters(settings.providers)
+        self._transport_factory = transport_factory
+        self._environ = os.environ if environ is None else environ
+        self.runtime: Runtime | None = None
+        self._web = Starlette(
+            routes=[Route("/healthz", self._healthz), Route("/readyz", self._readyz)],
+            lifespan=self._lifespan,
+        )
+        self._web.add_route("/{path:path}", self._not_found, methods=None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.runtime is not None:
+            name, rest = split_mount(_raw_path(scope))
+            adapter = self._adapters.get(name)
+            if adapter is not None:
+                await self.runtime.pipeline.handle(adapter, rest, scope, receive, send)
+                return
+        await self._web(scope, receive, send)
+
+    @asynccontextmanager
+    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        settings = self.settings
+        engine = create_engine(settings.database.url, settings.database.pool_size)
+        transports: dict[str, Transport] = {}
+        try:
+            await check_schema(engine)
+            master = load_master_key(settings.master_key.env, settings.master_key.file, self._environ)
+            await verify_master_key(KeyringRepository(engine), master)
+            authenticator = KeyAuthenticator(
+                KeyRepository(engine), settings.auth.key_cache_ttl_seconds, settings.auth.key_cache_size
+            )
+            credentials = CredentialStore(
+                CredentialRepository(engine),
+                master,
+                settings.credentials.cache_ttl_seconds,
+                settings.credentials.cache_size,
+            )
+            for name, provider in settings.providers.items():
+                transports[name] = self._transport_factory(self._adapters[name], provider)
+            pipeline = build_pipeline(settings, authenticator, credentials, transports)
+            self.runtime = Runtime(engine, pipeline, transports)
+            logger.info(
+                "gateway ready",
+                extra={"fields": {"providers": sorted(self._adapters), "master_key_id": master.id}},
+            )
+            yield
+        finally:
+            self.runtime = None
+            for transport in transports.values():
+                await transport.aclose()
+            await engine.dispose()
+
+    async def _healthz(self, _request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def _readyz(self, _request: Request) -> Response:
+        runtime = self.runtime
+        checks = {"config": "ok", "database": "unavailable"}
+        if runtime is not None:
+            try:
+                async with asyncio.timeout(READINESS_TIMEOUT), runtime.engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+                checks["database"] = "ok"
+            except Exception as exc:  # any failure means not ready; the reason goes to the log
+                logger.warning("readiness check failed", extra={"fields": {"error": type(exc).__name__}})
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+        )
+
+    async def _not_found(self, request: Request) -> Response:
+        error = NotFound(
+            f"no provider is mounted at {request.url.path.split('/')[1]!r}; "
+            f"mounted: {', '.join(sorted(self._adapters)) or 'none'}"
+        )
+        return Response(render_error(error, Dialect.OPENAI), status_code=404, media_type="application/json")
+
+
+def _raw_path(scope: Scope) -> bytes:
+    raw: bytes | None = scope.get("raw_path")
+    if raw is not None:
+        return raw
+    return quote(scope["path"], safe="/:@!$&'()*+,;=-._~").encode()
+
+
+def create_app(
+    settings: Settings,
+    transport_factory: TransportFactory = aiohttp_transport,
+    environ: Mapping[str, str] | None = None,
+) -> Gateway:
+    return Gateway(settings, transport_factory, environ)

@@ -1,0 +1,1 @@
+"""Caller authentication: Tollgate keys (JWT from an identity provider comes later)."""

@@ -1,0 +1,5 @@
+"""The `tollgate` command line."""
+
+from gateway.cli.main import main
+
+__all__ = ["main"]

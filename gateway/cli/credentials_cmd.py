@@ -1,0 +1,154 @@
+"""`tollgate credential set|list|delete`: provider credentials, stored encrypted."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from typing import Any
+
+from gateway.admin.operations import store_credential
+from gateway.cli.common import CliError, database, print_json, print_table, run, settings_of, when
+from gateway.credentials.crypto import load_master_key
+from gateway.storage.records import StoredCredential
+from gateway.storage.repositories import CredentialRepository
+
+
+def _owner_arguments(parser: argparse.ArgumentParser) -> None:
+    owner = parser.add_mutually_exclusive_group(required=True)
+    owner.add_argument("--tenant", help="the tenant whose credential this is")
+    owner.add_argument(
+        "--shared", action="store_true", help="the credential every tenant without its own uses"
+    )
+
+
+def register(commands: Any) -> None:
+    credential = commands.add_parser(
+        "credential",
+        help="store, list and delete provider credentials",
+        description="Provider credentials are encrypted (AES-256-GCM, envelope) under the master key.",
+    )
+    actions = credential.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    store = actions.add_parser(
+        "set",
+        help="store a provider credential (replacing the previous one)",
+        description="Store a provider API key for a tenant, or shared by all tenants. The secret is read "
+        "from standard input (a prompt without echo on a terminal) or from the environment variable "
+        "named by --from-env; never from the command line.",
+    )
+    _owner_arguments(store)
+    store.add_argument("--provider", required=True, help="provider name from the configuration")
+    store.add_argument("--label", default="", help="free text to recognise the credential by")
+    store.add_argument("--from-env", metavar="VAR", help="read the secret from this environment variable")
+    store.add_argument("--json", action="store_true", help="print JSON")
+    store.set_defaults(handler=_set)
+
+    listing = actions.add_parser(
+        "list", help="list credentials (never their secrets)", description="List stored credentials."
+    )
+    scope = listing.add_mutually_exclusive_group()
+    scope.add_argument("--tenant", help="only this tenant's credentials")
+    scope.add_argument("--shared", action="store_true", help="only shared credentials")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=_list)
+
+    remove = actions.add_parser("delete", help="delete a credential", description="Delete a credential.")
+    _owner_arguments(remove)
+    remove.add_argument("--provider", required=True, help="provider name")
+    remove.set_defaults(handler=_delete)
+
+
+def _read_secret(args: argparse.Namespace) -> str:
+    if args.from_env:
+        value = os.environ.get(args.from_env)
+        if not value:
+            raise CliError(f"environment variable {args.from_env} is not set or empty")
+        return value
+    if sys.stdin.isatty():
+        return getpass.getpass(f"{args.provider} credential (input hidden): ")
+    return sys.stdin.read()
+
+
+def _as_dict(record: StoredCredential) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "owner": record.tenant_id or "shared",
+        "provider": record.provider,
+        "kind": record.kind,
+        "label": record.label,
+        "master_key_id": record.master_key_id,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
+
+
+def _set(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    master = load_master_key(settings.master_key.env, settings.master_key.file)
+    secret = _read_secret(args)
+    tenant = None if args.shared else args.tenant
+
+    async def go() -> None:
+        async with database(settings) as engine:
+            record = await store_credential(
+                engine,
+                settings,
+                master,
+                tenant_id=tenant,
+                provider=args.provider,
+                secret=secret,
+                label=args.label,
+            )
+        if args.json:
+            print_json(_as_dict(record))
+        else:
+            owner = record.tenant_id or "all tenants (shared)"
+            print(f"stored {record.provider} credential {record.id} for {owner}")
+
+    run(go)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+
+    async def go() -> None:
+        async with database(settings) as engine:
+            records = await CredentialRepository(engine).list(args.tenant, shared=args.shared)
+        if args.json:
+            print_json([_as_dict(record) for record in records])
+            return
+        print_table(
+            ("id", "owner", "provider", "kind", "label", "master key", "updated"),
+            [
+                (
+                    r.id,
+                    r.tenant_id or "shared",
+                    r.provider,
+                    r.kind,
+                    r.label,
+                    r.master_key_id,
+                    when(r.updated_at),
+                )
+                for r in records
+            ],
+        )
+
+    run(go)
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    tenant = None if args.shared else args.tenant
+
+    async def go() -> bool:
+        async with database(settings) as engine:
+            return await CredentialRepository(engine).delete(tenant, args.provider)
+
+    if not run(go):
+        raise CliError(f"no {args.provider} credential for {tenant or 'shared'}")
+    print(f"deleted the {args.provider} credential of {tenant or 'shared'}")
+    return 0

@@ -1,0 +1,50 @@
+"""`tollgate db upgrade|current`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from gateway.cli.common import database, run, settings_of
+from gateway.storage.engine import redacted
+from gateway.storage.migrate import current_revision, head_revision, upgrade
+
+
+def register(commands: Any) -> None:
+    db = commands.add_parser(
+        "db", help="apply database migrations", description="Manage the database schema."
+    )
+    actions = db.add_subparsers(dest="action", metavar="ACTION", required=True)
+    up = actions.add_parser(
+        "upgrade",
+        help="apply every pending migration",
+        description="Create or upgrade the schema to this version's revision (idempotent). A SQLite "
+        "file's folder is created when missing.",
+    )
+    up.set_defaults(handler=_upgrade)
+    current = actions.add_parser(
+        "current",
+        help="print the schema revision",
+        description="Print the database's schema revision and the expected one.",
+    )
+    current.set_defaults(handler=_current)
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    upgrade(settings.database.url)
+    print(f"{redacted(settings.database.url)}: schema at revision {head_revision()}")
+    return 0
+
+
+def _current(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+
+    async def go() -> str | None:
+        async with database(settings) as engine:
+            return await current_revision(engine)
+
+    current = run(go)
+    where = redacted(settings.database.url)
+    print(f"{where}: revision {current or 'none'} (this version needs {head_revision()})")
+    return 0 if current == head_revision() else 1

@@ -1,0 +1,42 @@
+"""`tollgate master-key generate FILE`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from gateway.cli.common import CliError
+from gateway.credentials.crypto import MasterKey
+
+
+def register(commands: Any) -> None:
+    master = commands.add_parser(
+        "master-key",
+        help="generate the master key that encrypts credentials",
+        description="The master key wraps every stored provider credential.",
+    )
+    actions = master.add_subparsers(dest="action", metavar="ACTION", required=True)
+    generate = actions.add_parser(
+        "generate",
+        help="write a new random master key to FILE (mode 0600)",
+        description="Write 32 random bytes, base64-encoded, to FILE with mode 0600. Refuses to overwrite: "
+        "losing the master key makes every stored credential unreadable.",
+    )
+    generate.add_argument("file", metavar="FILE", type=Path)
+    generate.set_defaults(handler=_generate)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    path: Path = args.file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key, text = MasterKey.generate()
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise CliError(f"{path} exists already; refusing to overwrite a master key") from None
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(text + "\n")
+    print(f"wrote master key {key.id} to {path}")
+    return 0

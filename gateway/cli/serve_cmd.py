@@ -1,0 +1,72 @@
+"""`tollgate serve`: check everything that can be checked, then run the gateway under uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+import uvicorn
+
+from gateway.app import Gateway, check_schema, create_app
+from gateway.cli.common import config_path, database, run, settings_of
+from gateway.credentials.crypto import load_master_key
+from gateway.credentials.store import verify_master_key
+from gateway.observability.logging import configure_logging
+from gateway.settings import Settings, load_settings
+from gateway.storage.repositories import KeyringRepository
+
+CONFIG_ENV = "TOLLGATE_CONFIG"
+
+
+def register(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run the gateway",
+        description="Run the gateway. Before listening it checks the configuration, the database schema "
+        "(run `tollgate db upgrade` first) and the master key against the database's canary; any "
+        "failure stops it with a message.",
+    )
+    serve.add_argument("--host", help="interface to bind (default: server.host)")
+    serve.add_argument("--port", type=int, help="port to bind (default: server.port)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
+    serve.set_defaults(handler=_serve)
+
+
+async def preflight(settings: Settings) -> None:
+    """Fail fast, with a clear message, on what would stop the gateway at start-up."""
+    master = load_master_key(settings.master_key.env, settings.master_key.file)
+    async with database(settings) as engine:
+        await check_schema(engine)
+        await verify_master_key(KeyringRepository(engine), master)
+
+
+def application() -> Gateway:
+    """uvicorn's factory: each worker process builds the app from the same configuration file."""
+    settings = load_settings(os.environ.get(CONFIG_ENV) or None)
+    configure_logging(settings.logging.level)
+    return create_app(settings)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    configure_logging(settings.logging.level)
+    run(lambda: preflight(settings))
+    path = config_path(args)
+    if path is not None:
+        os.environ[CONFIG_ENV] = str(path.resolve())
+    else:
+        os.environ.pop(CONFIG_ENV, None)
+    uvicorn.run(
+        "gateway.cli.serve_cmd:application",
+        factory=True,
+        host=args.host or settings.server.host,
+        port=args.port if args.port is not None else settings.server.port,
+        workers=args.workers or settings.server.workers,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        date_header=False,
+        lifespan="on",
+    )
+    return 0

@@ -1,0 +1,1 @@
+"""Provider credentials: envelope encryption and the encrypted store."""

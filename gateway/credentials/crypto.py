@@ -1,0 +1,137 @@
+"""Envelope encryption of provider credentials with AES-256-GCM.
+
+Each credential is encrypted under its own random data key; the data key is encrypted ("wrapped")
+under the master key. The id of the master key is stored beside each record so the master key can
+be rotated later. The associated data binds the ciphertext to its owner (tenant, provider, record
+id): a ciphertext copied into another row fails to decrypt. A canary encrypted at first start lets
+the gateway refuse a wrong master key before it serves anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+NONCE_BYTES = 12
+KEY_BYTES = 32
+CANARY = b"tollgate keyring canary v1"
+
+
+class MasterKeyError(Exception):
+    """The master key is missing, malformed, or not the one this database was set up with."""
+
+
+class DecryptionError(Exception):
+    """A ciphertext failed authentication: wrong key, wrong owner, or tampered with."""
+
+
+class MasterKey:
+    """The key-encryption key. Its bytes never leave this object; `id` is a public fingerprint."""
+
+    __slots__ = ("_aead", "id")
+
+    def __init__(self, material: bytes) -> None:
+        if len(material) != KEY_BYTES:
+            raise MasterKeyError(f"the master key must be {KEY_BYTES} bytes, got {len(material)}")
+        self._aead = AESGCM(material)
+        self.id = "mk-" + hmac.new(material, b"tollgate master key id", hashlib.sha256).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        return f"MasterKey(id={self.id!r})"
+
+    @classmethod
+    def generate(cls) -> tuple[MasterKey, str]:
+        """A new random master key and its text form (urlsafe base64) for a key file."""
+        material = os.urandom(KEY_BYTES)
+        return cls(material), base64.urlsafe_b64encode(material).decode().rstrip("=")
+
+    @classmethod
+    def from_text(cls, text: str) -> MasterKey:
+        """Parse 64 hex digits or base64 (standard or urlsafe, padding optional)."""
+        value = text.strip()
+        if len(value) == 2 * KEY_BYTES and all(c in "0123456789abcdefABCDEF" for c in value):
+            return cls(bytes.fromhex(value))
+        try:
+            material = base64.urlsafe_b64decode(
+                value.replace("+", "-").replace("/", "_") + "=" * (-len(value) % 4)
+            )
+        except (binascii.Error, ValueError):
+            raise MasterKeyError("the master key is neither 64 hex digits nor base64") from None
+        return cls(material)
+
+    def seal(self, plaintext: bytes, aad: bytes) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, plaintext, aad)
+
+    def open(self, sealed: bytes, aad: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
+        except (InvalidTag, ValueError):
+            raise DecryptionError("authentication failed") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    wrapped_data_key: bytes
+    ciphertext: bytes
+
+
+def credential_aad(record_id: str, tenant_id: str | None, provider: str) -> bytes:
+    """Associated data binding a credential to its owner and row."""
+    owner = "shared" if tenant_id is None else f"tenant:{tenant_id}"
+    return "\x1f".join(("tollgate.credential.v1", owner, provider, record_id)).encode()
+
+
+def seal_envelope(master: MasterKey, plaintext: bytes, aad: bytes) -> Envelope:
+    data_key = AESGCM.generate_key(bit_length=256)
+    nonce = os.urandom(NONCE_BYTES)
+    ciphertext = nonce + AESGCM(data_key).encrypt(nonce, plaintext, aad)
+    return Envelope(master.seal(data_key, aad), ciphertext)
+
+
+def open_envelope(master: MasterKey, envelope: Envelope, aad: bytes) -> bytes:
+    data_key = master.open(envelope.wrapped_data_key, aad)
+    try:
+        return AESGCM(data_key).decrypt(
+            envelope.ciphertext[:NONCE_BYTES], envelope.ciphertext[NONCE_BYTES:], aad
+        )
+    except (InvalidTag, ValueError):
+        raise DecryptionError("authentication failed") from None
+
+
+def canary_aad(master_key_id: str) -> bytes:
+    return f"tollgate.keyring.v1\x1f{master_key_id}".encode()
+
+
+def load_master_key(env_name: str, file: Path | None, environ: Mapping[str, str] | None = None) -> MasterKey:
+    """The master key from the environment variable, else from the file; never a default."""
+    env = os.environ if environ is None else environ
+    text = env.get(env_name)
+    if text:
+        try:
+            return MasterKey.from_text(text)
+        except MasterKeyError as exc:
+            raise MasterKeyError(f"{env_name}: {exc}") from None
+    if file is None:
+        raise MasterKeyError(
+            f"no master key: set {env_name} or master_key.file "
+            "(generate one with `tollgate master-key generate FILE`)"
+        )
+    try:
+        text = file.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not ASCII text"
+        raise MasterKeyError(f"cannot read master key file {file}: {reason}") from None
+    try:
+        return MasterKey.from_text(text)
+    except MasterKeyError as exc:
+        raise MasterKeyError(f"master key file {file}: {exc}") from None

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the stages: safe paths, header filtering, bounded bodies."""

@@ -1,0 +1,64 @@
+"""Which headers cross the gateway: hop-by-hop headers never, caller credentials never, cookies never."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from gateway.auth.extract import CREDENTIAL_HEADERS
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+_NOT_FORWARDED_UP = (
+    HOP_BY_HOP
+    | CREDENTIAL_HEADERS
+    | {
+        b"host",
+        b"content-length",
+        b"expect",
+        b"cookie",
+        b"x-request-id",
+        b"forwarded",
+        b"x-forwarded-for",
+        b"x-forwarded-host",
+        b"x-forwarded-proto",
+    }
+)
+_NOT_RELAYED_DOWN = HOP_BY_HOP | {b"set-cookie", b"set-cookie2", b"x-request-id"}
+
+
+def _named_in_connection(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """Extra hop-by-hop headers that a `Connection` header lists."""
+    named: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            named.update(token.strip().lower() for token in value.split(b","))
+    return frozenset(named)
+
+
+def upstream_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """The caller's headers that may travel to the provider (ASGI names are already lower-case)."""
+    extra = _named_in_connection(headers)
+    return [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in headers
+        if name not in _NOT_FORWARDED_UP and name not in extra
+    ]
+
+
+def downstream_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The provider's response headers that may travel back to the caller, names lower-cased."""
+    pairs = [(name.lower(), value) for name, value in headers]
+    extra = _named_in_connection(pairs)
+    return [(name, value) for name, value in pairs if name not in _NOT_RELAYED_DOWN and name not in extra]

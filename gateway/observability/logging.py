@@ -1,0 +1,82 @@
+"""Structured logging: one JSON object per line on standard output.
+
+Records carry their structured fields in `extra={"fields": {...}}`. Nothing secret is ever put in
+a record: keys appear only by id, credentials not at all, and query strings (which may hold a
+Gemini `key=`) are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import orjson
+
+from gateway.context import RequestContext
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if fields:
+            entry.update(fields)
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["error"] = record.exc_info[0].__name__
+            entry["traceback"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(level: str = "info") -> None:
+    """Send every logger (ours, uvicorn's) to standard output as JSON lines."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _ms(start: float, end: float) -> float | None:
+    return round((end - start) * 1000, 3) if start and end else None
+
+
+class AccessLog:
+    """Observer: one JSON line per proxied request."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self._logger = logger or logging.getLogger("tollgate.access")
+
+    def observe(self, ctx: RequestContext) -> None:
+        if not self._logger.isEnabledFor(logging.INFO):
+            return
+        principal = ctx.principal
+        fields: dict[str, Any] = {
+            "request_id": ctx.request_id,
+            "tenant": principal.tenant_id if principal else None,
+            "key_id": principal.key_id if principal else None,
+            "provider": ctx.provider.name,
+            "method": ctx.method,
+            "path": ctx.path or None,
+            "status": ctx.status,
+            "streamed": ctx.streamed,
+            "bytes_out": ctx.bytes_out,
+            "upstream_ms": _ms(ctx.upstream_started, ctx.finished),
+            "ttfb_ms": _ms(ctx.upstream_started, ctx.first_byte),
+            "total_ms": _ms(ctx.started, ctx.finished),
+        }
+        if ctx.error is not None:
+            fields["error"] = ctx.error.code
+        if ctx.client_disconnected:
+            fields["client_disconnected"] = True
+        self._logger.info("request", extra={"fields": fields})

@@ -1,0 +1,38 @@
+"""Forwarding: the caller's request, minus its Tollgate key, plus the tenant's credential.
+
+The upstream host comes from configuration only; the caller chooses nothing but the path under the
+provider's mount (normalised before this point) and the query string.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from gateway.auth.extract import query_without_key
+from gateway.context import RequestContext
+from gateway.http.headers import upstream_headers
+from gateway.settings.schema import Timeouts
+from gateway.upstream.transport import Transport, UpstreamRequest, UpstreamResponse
+
+
+class Forwarder:
+    def __init__(self, transports: Mapping[str, Transport], timeouts: Mapping[str, Timeouts]) -> None:
+        self._transports = transports
+        self._timeouts = timeouts
+
+    def prepare(self, ctx: RequestContext) -> UpstreamRequest:
+        adapter = ctx.provider
+        ctx.upstream_url = adapter.upstream_url(ctx.path, query_without_key(ctx.query_string))
+        headers = upstream_headers(ctx.headers)
+        headers.append(("x-request-id", ctx.request_id))
+        if ctx.credential is not None:
+            headers.append(adapter.credential.header_for(ctx.credential.secret.reveal()))
+        return UpstreamRequest(ctx.method, ctx.upstream_url, headers, ctx.body, self._timeouts[adapter.name])
+
+    async def __call__(self, ctx: RequestContext) -> UpstreamResponse:
+        request = self.prepare(ctx)
+        ctx.upstream_started = time.perf_counter()
+        response = await self._transports[ctx.provider.name].send(request)
+        ctx.upstream_responded = time.perf_counter()
+        return response

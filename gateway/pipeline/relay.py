@@ -1,0 +1,59 @@
+"""Relaying the upstream response: status and headers as they are, the body chunk by chunk.
+
+Nothing is buffered: each chunk is sent on as soon as it arrives. If the upstream fails after the
+response has started, a server-sent event stream gets one well-formed error event in the caller's
+dialect and ends; any other body is cut off (the connection closes) so the caller cannot mistake a
+truncated body for a whole one.
+"""
+
+from __future__ import annotations
+
+import time
+
+from gateway.context import RequestContext
+from gateway.errors import UpstreamError, render_stream_error
+from gateway.http.headers import downstream_headers
+from gateway.types import Send
+from gateway.upstream.transport import UpstreamResponse
+
+
+class ResponseCut(Exception):
+    """The response body could not be completed; the connection must be closed."""
+
+
+def _is_event_stream(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name == b"content-type":
+            return value.startswith(b"text/event-stream")
+    return False
+
+
+async def relay(ctx: RequestContext, response: UpstreamResponse, send: Send) -> None:
+    """Stream `response` to the caller; always releases it."""
+    try:
+        headers = downstream_headers(response.headers)
+        headers.append((b"x-request-id", ctx.request_id.encode()))
+        ctx.status = response.status
+        ctx.streamed = _is_event_stream(headers)
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        try:
+            async for chunk in response.chunks():
+                if not ctx.first_byte:
+                    ctx.first_byte = time.perf_counter()
+                ctx.bytes_out += len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except UpstreamError as error:
+            ctx.error = error
+            if not ctx.streamed:
+                raise ResponseCut() from None
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": render_stream_error(error, ctx.dialect),
+                    "more_body": True,
+                }
+            )
+    finally:
+        await response.aclose()
+    ctx.response_complete = True
+    await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -1,0 +1,163 @@
+"""The configuration schema: what `config/gateway.yaml` may say, validated once into frozen objects.
+
+Every model forbids unknown keys, so a typo is an error rather than a silently ignored setting.
+`tollgate config schema` prints the JSON Schema of `Settings` for editors.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+RESERVED_MOUNTS = frozenset({"admin", "healthz", "readyz", "metrics", "static", "docs"})
+PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(Frozen):
+    """How the gateway listens and what it accepts."""
+
+    host: str = Field("127.0.0.1", description="Interface to bind.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port to bind.")
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024, gt=0, description="Largest request body accepted; larger ones get 413."
+    )
+    workers: int = Field(1, ge=1, le=64, description="Worker processes (each with its own caches).")
+
+
+class DatabaseSettings(Frozen):
+    """Where tenants, keys and credentials live."""
+
+    url: str = Field(
+        "sqlite:///data/tollgate.db",
+        description="sqlite:///relative/or/absolute/path.db or postgresql://user@host:port/db. "
+        "Relative SQLite paths are resolved from the working directory.",
+    )
+    pool_size: int = Field(10, ge=1, le=200, description="PostgreSQL connection pool size.")
+
+
+class MasterKeySettings(Frozen):
+    """The key-encryption key that wraps every stored provider credential.
+
+    The environment variable wins when it is set; otherwise the file is read. With neither, the
+    gateway refuses to start. The key is 32 random bytes written as base64 or 64 hex digits.
+    """
+
+    env: str = Field("TOLLGATE_MASTER_KEY", description="Environment variable holding the master key.")
+    file: Path | None = Field(None, description="File holding the master key (mode 0600).")
+
+
+class AuthSettings(Frozen):
+    """Caller authentication with Tollgate keys."""
+
+    key_cache_ttl_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        description="How long a key looked up in the database is trusted from memory. A revoked key "
+        "stops working within this time.",
+    )
+    key_cache_size: int = Field(10_000, ge=1, description="Most keys held in memory.")
+
+
+class CredentialCacheSettings(Frozen):
+    """Caching of decrypted provider credentials."""
+
+    cache_ttl_seconds: float = Field(
+        30.0, ge=0, le=3600, description="How long a decrypted credential is kept in memory."
+    )
+    cache_size: int = Field(1_000, ge=1, description="Most credentials held in memory.")
+
+
+class Timeouts(Frozen):
+    """Upstream timeouts in seconds."""
+
+    connect: float = Field(10.0, gt=0, description="Establishing the connection.")
+    read: float = Field(300.0, gt=0, description="Longest wait for the next bytes of the response.")
+    total: float = Field(900.0, gt=0, description="The whole exchange, streaming included.")
+
+
+class ProviderType(StrEnum):
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
+    AZURE_OPENAI = "azure-openai"
+    OPENAI_COMPATIBLE = "openai-compatible"
+
+
+class ProviderSettings(Frozen):
+    """One upstream provider, mounted at `/<name>/` on the gateway."""
+
+    type: ProviderType = Field(description="The provider's API family.")
+    base_url: str | None = Field(
+        None,
+        description="Upstream base URL. Defaults per type: openai https://api.openai.com/v1, anthropic "
+        "https://api.anthropic.com, gemini https://generativelanguage.googleapis.com. Required for "
+        "azure-openai (https://RESOURCE.openai.azure.com) and openai-compatible (e.g. "
+        "http://127.0.0.1:11434/v1).",
+    )
+    credential: Literal["required", "optional", "none"] = Field(
+        "required",
+        description="required: a tenant without a stored credential is refused; optional: forwarded "
+        "without one; none: never inject one (a local server without authentication).",
+    )
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    max_connections: int = Field(512, ge=1, description="Pooled keep-alive connections to the upstream.")
+    trust_env_proxy: bool = Field(
+        True, description="Honour HTTP(S)_PROXY and NO_PROXY from the environment for this upstream."
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", value):
+            raise ValueError("must be an http:// or https:// URL without query or fragment")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _base_url_when_no_default(self) -> ProviderSettings:
+        needs_url = {ProviderType.AZURE_OPENAI, ProviderType.OPENAI_COMPATIBLE}
+        if self.type in needs_url and self.base_url is None:
+            raise ValueError(f"base_url is required for type {self.type.value}")
+        return self
+
+
+class LoggingSettings(Frozen):
+    """Structured JSON logs on standard output."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = Field(True, description="One JSON line per proxied request.")
+
+
+ProviderName = Annotated[str, Field(pattern=PROVIDER_NAME.pattern)]
+
+
+class Settings(Frozen):
+    """The whole gateway configuration (`config/gateway.yaml`)."""
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    master_key: MasterKeySettings = Field(default_factory=MasterKeySettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    credentials: CredentialCacheSettings = Field(default_factory=CredentialCacheSettings)
+    providers: dict[ProviderName, ProviderSettings] = Field(
+        default_factory=dict, description="Upstreams by name; each is mounted at /<name>/."
+    )
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @field_validator("providers")
+    @classmethod
+    def _no_reserved_names(cls, value: dict[str, ProviderSettings]) -> dict[str, ProviderSettings]:
+        clash = sorted(set(value) & RESERVED_MOUNTS)
+        if clash:
+            raise ValueError(f"provider names {clash} are reserved for the gateway's own endpoints")
+        return value

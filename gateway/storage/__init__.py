@@ -1,0 +1,1 @@
+"""Persistence: the relational schema, its migrations, and repositories over SQLite or PostgreSQL."""

@@ -1,0 +1,61 @@
+"""Plain records the repositories return: frozen, typed, and free of any database machinery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: str
+    display_name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """A Tollgate key as stored: everything but the secret, which exists only as its digest."""
+
+    id: str
+    prefix: str
+    tenant_id: str
+    team: str | None
+    user: str | None
+    label: str
+    allowed_providers: frozenset[str] | None
+    allowed_models: frozenset[str] | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def is_usable_at(self, now: datetime) -> bool:
+        """Neither revoked nor expired at `now`."""
+        if self.revoked_at is not None and self.revoked_at <= now:
+            return False
+        return self.expires_at is None or now < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCredential:
+    """A provider credential as stored: the secret only in its encrypted envelope."""
+
+    id: str
+    tenant_id: str | None  # None: shared by every tenant
+    provider: str
+    kind: str
+    master_key_id: str
+    wrapped_data_key: bytes
+    ciphertext: bytes
+    label: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KeyringEntry:
+    """Proof that a master key was used with this database: a canary encrypted under it."""
+
+    master_key_id: str
+    canary: bytes
+    created_at: datetime

@@ -1,0 +1,122 @@
+"""The production transport: one pooled `aiohttp.ClientSession` per upstream.
+
+On this project's bench an aiohttp session forwarded 2.5x more requests per second than httpx over
+the same aiohttp connection pool (README "Performance"), so the hot path talks to aiohttp directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
+
+import aiohttp
+
+from gateway.errors import UpstreamStreamBroken, UpstreamTimeout, UpstreamUnavailable
+from gateway.providers.base import ProviderAdapter
+from gateway.settings.schema import ProviderSettings
+from gateway.upstream.transport import UpstreamRequest
+
+# Headers aiohttp would otherwise add on its own; the caller's own values still go through.
+_NO_AUTOMATIC_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+
+
+class AiohttpResponse:
+    __slots__ = ("_response",)
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    @property
+    def status(self) -> int:
+        return self._response.status
+
+    @property
+    def headers(self) -> Sequence[tuple[bytes, bytes]]:
+        return self._response.raw_headers
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        content = self._response.content
+        try:
+            while True:
+                chunk = await content.readany()
+                if not chunk:
+                    return
+                yield chunk
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise UpstreamTimeout("the upstream stopped sending within the read timeout") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamStreamBroken(
+                f"the upstream connection failed mid-response ({type(exc).__name__})"
+            ) from None
+
+    async def aclose(self) -> None:
+        self._response.release()
+
+
+def proxy_for(url: str, trust_env: bool) -> str | None:
+    """The HTTP(S)_PROXY that applies to `url` per the environment (NO_PROXY honoured), resolved once.
+
+    aiohttp's own `trust_env` re-reads the environment and ~/.netrc in a thread on every request,
+    which costs more than the rest of the forwarding path together.
+    """
+    if not trust_env:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if proxy_bypass(host):
+        return None
+    return getproxies().get(parts.scheme)
+
+
+class AiohttpTransport:
+    def __init__(self, settings: ProviderSettings, base_url: str) -> None:
+        self._settings = settings
+        self._proxy = proxy_for(base_url, settings.trust_env_proxy)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._settings.max_connections, ttl_dns_cache=300, keepalive_timeout=30
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            skip_auto_headers=_NO_AUTOMATIC_HEADERS,
+            trust_env=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+
+    async def send(self, request: UpstreamRequest) -> AiohttpResponse:
+        if self._session is None:
+            self._session = self._open()
+        timeouts = request.timeouts
+        timeout = aiohttp.ClientTimeout(
+            total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.read
+        )
+        try:
+            response = await self._session.request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                data=request.body or None,
+                allow_redirects=False,
+                timeout=timeout,
+                proxy=self._proxy,
+            )
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise UpstreamTimeout("the upstream did not answer in time") from None
+        except aiohttp.ClientConnectorError:
+            raise UpstreamUnavailable("cannot connect to the upstream") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnavailable(f"the upstream connection failed ({type(exc).__name__})") from None
+        return AiohttpResponse(response)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def aiohttp_transport(adapter: ProviderAdapter, settings: ProviderSettings) -> AiohttpTransport:
+    return AiohttpTransport(settings, adapter.base_url)

@@ -40,6 +40,7 @@ from gateway.upstream.transport import Transport, TransportFactory
 
 logger = logging.getLogger("tollgate")
 READINESS_TIMEOUT = 2.0
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 class SchemaOutOfDate(RuntimeError):
@@ -82,7 +83,7 @@ class Gateway:
             routes=[Route("/healthz", self._healthz), Route("/readyz", self._readyz)],
             lifespan=self._lifespan,
         )
-        self._web.add_route("/{path:path}", self._not_found, methods=None)
+        self._web.add_route("/{path:path}", self._not_found, methods=_ALL_METHODS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.runtime is not None:

@@ -26,7 +26,7 @@ class TTLCache(Generic[K, V]):
         self._size = size
         self._clock = clock
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
-        self._loading: dict[K, asyncio.Future[V]] = {}
+        self._loading: dict[K, asyncio.Task[V]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -57,24 +57,32 @@ class TTLCache(Generic[K, V]):
         self._entries.clear()
 
     async def get_or_load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
-        """The cached value, or `load()`'s result; callers asking at once share one load."""
+        """The cached value, or `load()`'s result; callers asking at once share one load.
+
+        The load runs in a task of its own: a caller cancelled while waiting neither cancels it for
+        the others nor hands them its cancellation. A failed load is not cached; every waiter gets
+        its error.
+        """
         found, value = self.get(key)
         if found:
             return value  # type: ignore[return-value]
-        pending = self._loading.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
-        self._loading[key] = future
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(key, load))
+            loading.add_done_callback(_retrieve_exception)
+            self._loading[key] = loading
+        return await asyncio.shield(loading)
+
+    async def _load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         try:
             value = await load()
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiting callers re-raise it themselves
-            raise
-        else:
             self.put(key, value)
-            future.set_result(value)
             return value
         finally:
             del self._loading[key]
+
+
+def _retrieve_exception(task: asyncio.Task[object]) -> None:
+    """Mark a failed load's error seen: its waiters re-raise it, and with none it is not news."""
+    if not task.cancelled():
+        task.exception()

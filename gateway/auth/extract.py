@@ -7,7 +7,7 @@ is forwarded, whichever one carried the key.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote_plus
 
 CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-api-key", b"x-goog-api-key", b"api-key"})
 QUERY_KEY = "key"
@@ -36,9 +36,7 @@ def presented_key(headers: list[tuple[bytes, bytes]], query_string: bytes) -> st
 
 
 def query_without_key(query_string: bytes) -> str:
-    """The query string to forward: the caller's `key` parameter removed, the rest untouched."""
-    text = query_string.decode("latin-1")
-    if "key=" not in text:
-        return text
-    kept = [(name, value) for name, value in parse_qsl(text, keep_blank_values=True) if name != QUERY_KEY]
-    return urlencode(kept)
+    """The query string to forward: every `key` parameter removed, the rest byte for byte as sent."""
+    parts = query_string.decode("latin-1").split("&")
+    kept = [part for part in parts if unquote_plus(part.partition("=")[0]) != QUERY_KEY]
+    return "&".join(kept)

@@ -14,17 +14,23 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from gateway.cache import Clock, TTLCache
 from gateway.errors import AuthError, MissingKey, ServiceUnavailable
 from gateway.storage.errors import StorageError
 from gateway.storage.records import ApiKeyRecord
-from gateway.storage.repositories import KeyRepository
 
 KEY_PREFIX = "tg-"
 RANDOM_BYTES = 32
 MAX_KEY_LENGTH = 256
 DISPLAY_PREFIX_LENGTH = 10
+
+
+class KeyLookup(Protocol):
+    """Where keys are looked up: `gateway.storage.repositories.KeyRepository`, or a test fake."""
+
+    async def find_by_digest(self, digest: bytes) -> tuple[ApiKeyRecord, bytes] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +84,7 @@ class KeyAuthenticator:
 
     def __init__(
         self,
-        repository: KeyRepository,
+        repository: KeyLookup,
         ttl: float,
         size: int,
         clock: Clock | None = None,

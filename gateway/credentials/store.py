@@ -6,8 +6,10 @@ else the shared one, from a short-lived in-memory cache in front of the database
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from gateway.cache import Clock, TTLCache
 from gateway.credentials.crypto import (
@@ -23,13 +25,29 @@ from gateway.credentials.crypto import (
 )
 from gateway.credentials.secret import Secret
 from gateway.storage.records import KeyringEntry, StoredCredential
-from gateway.storage.repositories import CredentialRepository, KeyringRepository, new_id
+from gateway.storage.repositories import new_id
 
 API_KEY = "api_key"
 
 
 class CredentialUnreadable(Exception):
     """A stored credential cannot be decrypted with the loaded master key."""
+
+
+class CredentialRecords(Protocol):
+    """Where credentials are kept: `gateway.storage.repositories.CredentialRepository`, or a test fake."""
+
+    async def replace(self, credential: StoredCredential) -> None: ...
+
+    async def find_for(self, tenant_id: str, provider: str) -> StoredCredential | None: ...
+
+
+class Keyring(Protocol):
+    """The record of master keys used with a database: `KeyringRepository`, or a test fake."""
+
+    async def entries(self) -> Sequence[KeyringEntry]: ...
+
+    async def add(self, entry: KeyringEntry) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +63,7 @@ class ResolvedCredential:
 class CredentialStore:
     def __init__(
         self,
-        repository: CredentialRepository,
+        repository: CredentialRecords,
         master: MasterKey,
         cache_ttl: float = 30.0,
         cache_size: int = 1000,
@@ -114,7 +132,7 @@ class CredentialStore:
         return plaintext.decode()
 
 
-async def verify_master_key(keyring: KeyringRepository, master: MasterKey) -> None:
+async def verify_master_key(keyring: Keyring, master: MasterKey) -> None:
     """Refuse a master key that is not the one this database was set up with.
 
     The first start records a canary encrypted under the key; every later start must decrypt it.

@@ -45,9 +45,16 @@ def load_settings(path: Path | str | None, environ: Mapping[str, str] | None = N
     raw = _read_yaml(Path(path), source)
     problems: list[Problem] = []
     data = _interpolate(raw, "", env, problems)
+    try:
+        settings = parse_settings(data, source)
+    except ConfigError as exc:
+        # A missing variable left an empty value; its key's own complaint about that would be noise.
+        unset = {problem.path for problem in problems}
+        problems += [problem for problem in exc.problems if problem.path not in unset]
+        raise ConfigError(source, problems) from None
     if problems:
         raise ConfigError(source, problems)
-    return parse_settings(data, source)
+    return settings
 
 
 def parse_settings(data: object, source: str = "<config>") -> Settings:
@@ -67,6 +74,8 @@ def _read_yaml(path: Path, source: str) -> object:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(source, [Problem("", f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(source, [Problem("", "cannot read: not UTF-8 text")]) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -111,6 +120,8 @@ def _problem_of(error: object) -> Problem:
     location = error.get("loc", ())
     parts: list[str] = []
     for item in location:
+        if item == "[key]":  # pydantic's marker for a dict key that failed; the key itself is named
+            continue
         if isinstance(item, int):
             parts.append(f"[{item}]")
         else:

@@ -1,0 +1,243 @@
+"""gateway.auth.keys: the key format, and resolving a presented key to its principal."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from datetime import timedelta
+
+import pytest
+
+from gateway.auth.keys import (
+    KEY_PREFIX,
+    KeyAuthenticator,
+    Principal,
+    display_prefix,
+    generate_key,
+    key_digest,
+    looks_like_key,
+)
+from gateway.errors import AuthError, MissingKey, ServiceUnavailable
+from gateway.storage.errors import StorageUnavailable
+from tests.fakes import FakeClock, FakeKeyRepository, Gate
+
+TTL = 5.0
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def repository() -> FakeKeyRepository:
+    return FakeKeyRepository()
+
+
+@pytest.fixture
+def authenticator(repository: FakeKeyRepository, clock: FakeClock) -> KeyAuthenticator:
+    return KeyAuthenticator(repository, ttl=TTL, size=100, clock=clock, now=clock.utcnow)
+
+
+# -- the key format -----------------------------------------------------------------------------------
+
+
+def test_a_key_is_the_prefix_and_32_random_bytes_in_urlsafe_base64() -> None:
+    key = generate_key()
+
+    assert key.startswith(KEY_PREFIX)
+    body = key.removeprefix(KEY_PREFIX)
+    assert len(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))) >= 32
+    assert set(body) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def test_every_generated_key_is_different() -> None:
+    assert len({generate_key() for _ in range(100)}) == 100
+
+
+def test_a_generated_key_looks_like_a_key() -> None:
+    assert looks_like_key(generate_key())
+
+
+def test_the_digest_is_the_sha256_of_the_key() -> None:
+    key = generate_key()
+
+    assert key_digest(key) == hashlib.sha256(key.encode()).digest()
+    assert key_digest(key) != key_digest(generate_key())
+
+
+def test_the_display_prefix_shows_only_the_start_of_a_key() -> None:
+    key = generate_key()
+
+    assert key.startswith(display_prefix(key))
+    assert len(display_prefix(key)) < len(key) // 2
+
+
+# -- authenticate -------------------------------------------------------------------------------------
+
+
+async def test_a_valid_key_resolves_to_its_principal(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository
+) -> None:
+    key, record = repository.issue()
+
+    principal = await authenticator.authenticate(key)
+
+    assert principal == Principal(
+        tenant_id=record.tenant_id,
+        key_id=record.id,
+        team=None,
+        user=None,
+        label=record.label,
+        allowed_providers=None,
+        allowed_models=None,
+    )
+
+
+@pytest.mark.parametrize("presented", [None, ""])
+async def test_no_key_is_a_missing_key_error(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository, presented: str | None
+) -> None:
+    with pytest.raises(MissingKey):
+        await authenticator.authenticate(presented)
+
+    assert repository.lookups == 0
+
+
+@pytest.mark.parametrize("presented", ["sk-proj-abc123", "Bearer tg-x", "TG-abc", "tg-" + "a" * 300])
+async def test_a_malformed_key_is_refused_without_asking_the_repository(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository, presented: str
+) -> None:
+    with pytest.raises(AuthError) as error:
+        await authenticator.authenticate(presented)
+
+    assert not isinstance(error.value, MissingKey)
+    assert repository.lookups == 0
+
+
+async def test_an_unknown_key_is_refused(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository
+) -> None:
+    repository.issue()
+
+    with pytest.raises(AuthError, match="invalid Tollgate key"):
+        await authenticator.authenticate(generate_key())
+
+    assert repository.lookups == 1
+
+
+async def test_a_revoked_key_is_refused(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository, clock: FakeClock
+) -> None:
+    key, _ = repository.issue(revoked_at=clock.utcnow() - timedelta(minutes=1))
+
+    with pytest.raises(AuthError, match="revoked or has expired"):
+        await authenticator.authenticate(key)
+
+
+async def test_an_expired_key_is_refused(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository, clock: FakeClock
+) -> None:
+    key, _ = repository.issue(expires_at=clock.utcnow() - timedelta(seconds=1))
+
+    with pytest.raises(AuthError, match="revoked or has expired"):
+        await authenticator.authenticate(key)
+
+
+async def test_a_key_stops_working_when_it_expires_even_while_cached(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository, clock: FakeClock
+) -> None:
+    key, _ = repository.issue(expires_at=clock.utcnow() + timedelta(seconds=2))
+    await authenticator.authenticate(key)
+
+    clock.advance(2)
+
+    with pytest.raises(AuthError, match="revoked or has expired"):
+        await authenticator.authenticate(key)
+    assert repository.lookups == 1
+
+
+async def test_a_known_key_is_served_from_the_cache_within_the_ttl(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository, clock: FakeClock
+) -> None:
+    key, _ = repository.issue()
+
+    await authenticator.authenticate(key)
+    clock.advance(TTL - 0.1)
+    await authenticator.authenticate(key)
+
+    assert repository.lookups == 1
+
+
+async def test_a_revoked_key_keeps_working_until_the_cache_ttl_passes_and_is_refused_after(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository, clock: FakeClock
+) -> None:
+    key, record = repository.issue()
+    await authenticator.authenticate(key)
+
+    await repository.revoke(record.id, clock.utcnow())
+    clock.advance(TTL - 0.1)
+    still_working = await authenticator.authenticate(key)
+    clock.advance(0.1)
+
+    assert still_working.key_id == record.id
+    with pytest.raises(AuthError, match="revoked"):
+        await authenticator.authenticate(key)
+
+
+async def test_an_unknown_key_stays_refused_from_the_cache(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository
+) -> None:
+    unknown = generate_key()
+
+    for _ in range(3):
+        with pytest.raises(AuthError):
+            await authenticator.authenticate(unknown)
+
+    assert repository.lookups == 1
+
+
+async def test_concurrent_lookups_of_one_key_share_one_repository_call(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository
+) -> None:
+    key, record = repository.issue()
+    repository.gate = Gate()
+
+    callers = [asyncio.create_task(authenticator.authenticate(key)) for _ in range(5)]
+    await repository.gate.arrived.wait()
+    repository.gate.open()
+    principals = await asyncio.gather(*callers)
+
+    assert [p.key_id for p in principals] == [record.id] * 5
+    assert repository.lookups == 1
+
+
+async def test_an_unavailable_repository_is_service_unavailable_and_not_cached(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository
+) -> None:
+    key, record = repository.issue()
+    repository.failure = StorageUnavailable("database error: OperationalError")
+
+    with pytest.raises(ServiceUnavailable):
+        await authenticator.authenticate(key)
+
+    repository.failure = None
+    assert (await authenticator.authenticate(key)).key_id == record.id
+    assert repository.lookups == 2
+
+
+async def test_a_repository_failure_reaches_every_concurrent_caller(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository
+) -> None:
+    key, _ = repository.issue()
+    repository.gate = Gate()
+    repository.failure = StorageUnavailable("down")
+
+    callers = [asyncio.create_task(authenticator.authenticate(key)) for _ in range(3)]
+    await repository.gate.arrived.wait()
+    repository.gate.open()
+    outcomes = await asyncio.gather(*callers, return_exceptions=True)
+
+    assert [type(outcome) for outcome in outcomes] == [ServiceUnavailable] * 3
+    assert repository.lookups == 1

@@ -1,0 +1,234 @@
+"""gateway.cache: TTL expiry on an injected clock, an LRU bound, and coalesced loads."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway.cache import TTLCache
+from tests.fakes import FakeClock, Gate
+
+
+class Loader:
+    """A load function that counts its calls and can be held at a gate or made to fail."""
+
+    def __init__(self, value: str = "loaded") -> None:
+        self.value = value
+        self.calls = 0
+        self.gate: Gate | None = None
+        self.failure: Exception | None = None
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        if self.gate is not None:
+            await self.gate.passage()
+        if self.failure is not None:
+            raise self.failure
+        return f"{self.value} #{self.calls}"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+# -- TTL ----------------------------------------------------------------------------------------------
+
+
+def test_a_stored_value_is_returned_while_fresh(clock: FakeClock) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=10, size=10, clock=clock)
+    cache.put("a", "value")
+
+    clock.advance(9.9)
+
+    assert cache.get("a") == (True, "value")
+
+
+def test_a_value_expires_when_its_ttl_has_passed(clock: FakeClock) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=10, size=10, clock=clock)
+    cache.put("a", "value")
+
+    clock.advance(10)
+
+    assert cache.get("a") == (False, None)
+    assert len(cache) == 0
+
+
+def test_an_unknown_key_is_not_found(clock: FakeClock) -> None:
+    assert TTLCache[str, str](ttl=10, size=10, clock=clock).get("a") == (False, None)
+
+
+def test_a_cached_none_is_found(clock: FakeClock) -> None:
+    cache: TTLCache[str, str | None] = TTLCache(ttl=10, size=10, clock=clock)
+    cache.put("a", None)
+
+    assert cache.get("a") == (True, None)
+
+
+def test_a_zero_ttl_caches_nothing(clock: FakeClock) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=0, size=10, clock=clock)
+    cache.put("a", "value")
+
+    assert cache.get("a") == (False, None)
+
+
+def test_putting_again_restarts_the_ttl(clock: FakeClock) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=10, size=10, clock=clock)
+    cache.put("a", "old")
+    clock.advance(8)
+    cache.put("a", "new")
+    clock.advance(8)
+
+    assert cache.get("a") == (True, "new")
+
+
+def test_discard_and_clear_forget_entries(clock: FakeClock) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=10, size=10, clock=clock)
+    cache.put("a", "1")
+    cache.put("b", "2")
+    cache.put("c", "3")
+
+    cache.discard("a")
+    cache.discard("never-there")
+    assert (cache.get("a"), len(cache)) == ((False, None), 2)
+
+    cache.clear()
+    assert len(cache) == 0
+
+
+# -- LRU bound ----------------------------------------------------------------------------------------
+
+
+def test_the_least_recently_stored_entry_is_evicted_past_the_size(clock: FakeClock) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=10, size=2, clock=clock)
+    cache.put("a", "1")
+    cache.put("b", "2")
+    cache.put("c", "3")
+
+    assert len(cache) == 2
+    assert cache.get("a") == (False, None)
+    assert cache.get("b") == (True, "2")
+    assert cache.get("c") == (True, "3")
+
+
+def test_reading_an_entry_makes_it_recently_used(clock: FakeClock) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=10, size=2, clock=clock)
+    cache.put("a", "1")
+    cache.put("b", "2")
+    cache.get("a")
+    cache.put("c", "3")
+
+    assert cache.get("a") == (True, "1")
+    assert cache.get("b") == (False, None)
+
+
+# -- get_or_load --------------------------------------------------------------------------------------
+
+
+async def test_a_miss_loads_and_a_hit_does_not(clock: FakeClock) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=10, size=10, clock=clock)
+    load = Loader()
+
+    first = await cache.get_or_load("a", load)
+    second = await cache.get_or_load("a", load)
+
+    assert first == second == "loaded #1"
+    assert load.calls == 1
+
+
+async def test_an_expired_entry_is_loaded_again(clock: FakeClock) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=10, size=10, clock=clock)
+    load = Loader()
+    await cache.get_or_load("a", load)
+
+    clock.advance(10)
+
+    assert await cache.get_or_load("a", load) == "loaded #2"
+
+
+async def test_concurrent_loads_of_one_key_are_coalesced(clock: FakeClock) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=10, size=10, clock=clock)
+    load = Loader()
+    load.gate = Gate()
+
+    waiters = [asyncio.create_task(cache.get_or_load("a", load)) for _ in range(4)]
+    await load.gate.arrived.wait()
+    load.gate.open()
+
+    assert await asyncio.gather(*waiters) == ["loaded #1"] * 4
+    assert load.calls == 1
+
+
+async def test_loads_of_different_keys_are_not_coalesced(clock: FakeClock) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=10, size=10, clock=clock)
+    load = Loader()
+
+    results = await asyncio.gather(cache.get_or_load("a", load), cache.get_or_load("b", load))
+
+    assert sorted(results) == ["loaded #1", "loaded #2"]
+
+
+async def test_coalesced_loads_share_the_result_even_with_a_zero_ttl(clock: FakeClock) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=0, size=10, clock=clock)
+    load = Loader()
+    load.gate = Gate()
+
+    waiters = [asyncio.create_task(cache.get_or_load("a", load)) for _ in range(3)]
+    await load.gate.arrived.wait()
+    load.gate.open()
+
+    assert await asyncio.gather(*waiters) == ["loaded #1"] * 3
+    assert load.calls == 1
+
+
+async def test_a_failing_load_reaches_every_waiter_and_is_not_cached(clock: FakeClock) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=10, size=10, clock=clock)
+    load = Loader()
+    load.gate = Gate()
+    load.failure = ConnectionError("database unreachable")
+
+    waiters = [asyncio.create_task(cache.get_or_load("a", load)) for _ in range(3)]
+    await load.gate.arrived.wait()
+    load.gate.open()
+    outcomes = await asyncio.gather(*waiters, return_exceptions=True)
+
+    assert [str(outcome) for outcome in outcomes] == ["database unreachable"] * 3
+    assert all(isinstance(outcome, ConnectionError) for outcome in outcomes)
+    assert len(cache) == 0
+
+    load.failure = None
+    assert await cache.get_or_load("a", load) == "loaded #2"
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_load_for_the_others(clock: FakeClock) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=10, size=10, clock=clock)
+    load = Loader()
+    load.gate = Gate()
+
+    first = asyncio.create_task(cache.get_or_load("a", load))
+    second = asyncio.create_task(cache.get_or_load("a", load))
+    await load.gate.arrived.wait()
+    first.cancel()
+    load.gate.open()
+    outcomes = await asyncio.gather(first, second, return_exceptions=True)
+
+    assert isinstance(outcomes[0], asyncio.CancelledError)
+    assert outcomes[1] == "loaded #1"
+    assert load.calls == 1
+
+
+async def test_a_load_outlives_its_cancelled_caller_and_serves_the_next_one(clock: FakeClock) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=10, size=10, clock=clock)
+    load = Loader()
+    load.gate = Gate()
+
+    abandoned = asyncio.create_task(cache.get_or_load("a", load))
+    await load.gate.arrived.wait()
+    abandoned.cancel()
+    later = asyncio.create_task(cache.get_or_load("a", load))
+    load.gate.open()
+
+    assert await later == "loaded #1"
+    assert abandoned.cancelled()
+    assert load.calls == 1

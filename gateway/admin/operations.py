@@ -45,7 +45,7 @@ def _clean_names(values: Iterable[str] | None) -> frozenset[str] | None:
 
 
 async def create_tenant(engine: AsyncEngine, tenant_id: str, display_name: str | None = None) -> Tenant:
-    if not TENANT_ID.match(tenant_id):
+    if not TENANT_ID.fullmatch(tenant_id):
         raise InvalidInput(
             "a tenant id is 1-63 characters of lower-case letters, digits, '-' and '_', starting with a "
             "letter or digit"
@@ -67,6 +67,8 @@ async def issue_key(
 ) -> IssuedKey:
     """Create a key; the returned plaintext is the only copy there will ever be."""
     now = datetime.now(UTC)
+    if expires_at is not None and expires_at.utcoffset() is None:
+        raise InvalidInput("the expiry must carry a time zone, e.g. 2027-01-31T00:00:00Z")
     if expires_at is not None and expires_at <= now:
         raise InvalidInput("the expiry must be in the future")
     allowed_providers = _clean_names(providers)

@@ -13,7 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, and_, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.storage.errors import AlreadyExists, StorageUnavailable, UnknownRecord
@@ -33,6 +35,10 @@ async def _transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             yield connection
     except IntegrityError:
         raise
+    except StatementError as exc:
+        if not isinstance(exc, DBAPIError) and isinstance(exc.orig, ValueError | TypeError):
+            raise exc.orig from None  # a bad argument such as a naive datetime, not an unavailable database
+        raise StorageUnavailable(f"database error: {type(exc).__name__}") from exc
     except (SQLAlchemyError, OSError) as exc:
         raise StorageUnavailable(f"database error: {type(exc).__name__}") from exc
 
@@ -165,16 +171,21 @@ class KeyRepository:
 async def _member_id(
     db: AsyncConnection, table: Any, tenant_id: str, name: str | None, prefix: str, now: datetime
 ) -> str | None:
-    """The id of the tenant's team or user called `name`, creating it on first mention."""
+    """The id of the tenant's team or user called `name`, creating it on first mention.
+
+    Insert-if-absent, then read: keys issued at the same time for a new team share one row
+    instead of all but one failing on the unique (tenant_id, name) constraint.
+    """
     if name is None:
         return None
+    dialect_insert = postgresql_insert if db.dialect.name == "postgresql" else sqlite_insert
+    await db.execute(
+        dialect_insert(table)
+        .values(id=new_id(prefix), tenant_id=tenant_id, name=name, created_at=now)
+        .on_conflict_do_nothing(index_elements=[table.c.tenant_id, table.c.name])
+    )
     where = and_(table.c.tenant_id == tenant_id, table.c.name == name)
-    existing = await db.scalar(select(table.c.id).where(where))
-    if existing is not None:
-        return str(existing)
-    member_id = new_id(prefix)
-    await db.execute(insert(table).values(id=member_id, tenant_id=tenant_id, name=name, created_at=now))
-    return member_id
+    return str(await db.scalar(select(table.c.id).where(where)))
 
 
 def _sorted_or_none(values: frozenset[str] | None) -> list[str] | None:
@@ -251,8 +262,13 @@ class CredentialRepository:
         return _credential(ranked[0]) if ranked else None
 
     async def list(self, tenant_id: str | None = None, *, shared: bool = False) -> list[StoredCredential]:
-        """Credentials of one tenant, the shared ones, or (neither given) all of them."""
-        query = select(credentials).order_by(credentials.c.tenant_id, credentials.c.provider)
+        """Credentials of one tenant, the shared ones, or (neither given) all of them.
+
+        Ordered shared first, then by tenant and provider, on every backend (PostgreSQL sorts NULLs
+        last and SQLite first, so the shared ones are put first explicitly).
+        """
+        shared_first = credentials.c.tenant_id.is_not(None)
+        query = select(credentials).order_by(shared_first, credentials.c.tenant_id, credentials.c.provider)
         if tenant_id is not None or shared:
             query = query.where(_owner_is(None if shared else tenant_id))
         async with _transaction(self._engine) as db:

@@ -193,9 +193,7 @@ async def test_a_forged_master_key_id_does_not_make_a_credential_readable(
     other = MasterKey.generate()[0]
 
     with pytest.raises(CredentialUnreadable, match="failed authentication"):
-        CredentialStore(FakeCredentialRepository(), other).decrypt(
-            replace(record, master_key_id=other.id)
-        )
+        CredentialStore(FakeCredentialRepository(), other).decrypt(replace(record, master_key_id=other.id))
 
 
 async def test_an_unreadable_credential_is_not_cached(

@@ -1,0 +1,77 @@
+"""The official Anthropic SDK pointed at the gateway: messages, streamed or not, and token counting."""
+
+from __future__ import annotations
+
+import anthropic
+import pytest
+
+from tests.integration.conftest import CREDENTIALS, World
+
+
+def client(world: World, key: str) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=f"{world.url}/anthropic", api_key=key, max_retries=0)
+
+
+def test_message_is_answered_with_the_tenants_anthropic_key(fresh: World) -> None:
+    key = fresh.keys["acme"]
+
+    with client(fresh, key) as claude:
+        message = claude.messages.create(
+            model="claude-sonnet-5-5", max_tokens=64, messages=[{"role": "user", "content": "Say hello"}]
+        )
+
+    assert message.content[0].type == "text" and message.content[0].text == "Hello from the"
+    [request] = fresh.upstream.requests
+    assert request.path == "/v1/messages"
+    assert request.header("x-api-key") == CREDENTIALS[("acme", "anthropic")]
+    assert request.header("anthropic-version")
+    assert request.header("authorization") is None
+    assert key not in str(request.headers) and key.encode() not in request.body
+
+
+def test_streamed_message_arrives_event_by_event(fresh: World) -> None:
+    with (
+        client(fresh, fresh.keys["acme"]) as claude,
+        claude.messages.stream(
+            model="claude-sonnet-5-5",
+            max_tokens=64,
+            messages=[{"role": "user", "content": "Stream"}],
+            extra_headers={"x-fake-chunks": "5"},
+        ) as stream,
+    ):
+        texts = list(stream.text_stream)
+        final = stream.get_final_message()
+
+    assert texts == ["Hello", " from", " the", " fake", " upstream"]
+    assert final.usage.output_tokens == 5
+    assert fresh.upstream.requests[0].header("x-api-key") == CREDENTIALS[("acme", "anthropic")]
+
+
+def test_count_tokens_passes_through(fresh: World) -> None:
+    with client(fresh, fresh.keys["acme"]) as claude:
+        counted = claude.messages.count_tokens(
+            model="claude-sonnet-5-5", messages=[{"role": "user", "content": "How many tokens is this?"}]
+        )
+
+    assert counted.input_tokens > 0
+    assert fresh.upstream.requests[0].path == "/v1/messages/count_tokens"
+
+
+def test_tenant_without_an_anthropic_credential_is_refused_in_anthropic_dialect(fresh: World) -> None:
+    with (
+        client(fresh, fresh.keys["umbrella"]) as claude,
+        pytest.raises(anthropic.PermissionDeniedError) as denied,
+    ):
+        claude.messages.create(
+            model="claude-sonnet-5-5", max_tokens=8, messages=[{"role": "user", "content": "hi"}]
+        )
+
+    assert denied.value.status_code == 403
+    assert denied.value.body == {
+        "type": "error",
+        "error": {
+            "type": "permission_error",
+            "message": "no credential for provider 'anthropic' is configured for tenant 'umbrella'",
+        },
+    }
+    assert fresh.upstream.requests == []

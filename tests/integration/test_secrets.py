@@ -1,0 +1,62 @@
+"""No secret, neither a Tollgate key nor a provider credential, ever appears in the gateway's logs or in
+the error bodies it writes, whatever happens to the request."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from tests.integration.conftest import World
+
+CANARY_CREDENTIAL = "sk-CANARY-credential-6b1f0e"
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_canary_key_and_credential_never_reach_logs_or_error_bodies(world: World) -> None:
+    gateway = world.gateway
+    gateway.cli("tenant", "create", "canary")
+    stored = gateway.cli(
+        "credential", "set", "--tenant", "canary", "--provider", "openai", stdin=CANARY_CREDENTIAL
+    )
+    gateway.cli("credential", "set", "--tenant", "canary", "--provider", "dead", stdin=CANARY_CREDENTIAL)
+    key = gateway.create_key("canary", "--label", "canary")
+    revoked = gateway.create_key("canary", "--label", "canary revoked")
+    gateway.cli("key", "revoke", gateway.key_id(revoked))
+    bearer = {"authorization": f"Bearer {key}"}
+    url = world.url
+
+    bodies = [
+        httpx.post(f"{url}/openai/v1/chat/completions", json=CHAT, headers=bearer),
+        httpx.post(
+            f"{url}/openai/v1/chat/completions", json=CHAT, headers={**bearer, "x-fake-status": "500"}
+        ),
+        httpx.post(f"{url}/openai/v1/chat/completions?key={key}", json=CHAT),
+        httpx.post(f"{url}/gemini/v1beta/models/g:generateContent?key={key}", json={}),
+        httpx.post(f"{url}/anthropic/v1/messages", json={}, headers={"x-api-key": key}),
+        httpx.post(f"{url}/dead/v1/chat/completions", json=CHAT, headers=bearer),
+        httpx.post(
+            f"{url}/openai/v1/chat/completions", json=CHAT, headers={"authorization": f"Bearer {revoked}"}
+        ),
+        httpx.post(
+            f"{url}/openai/v1/chat/completions",
+            json=CHAT,
+            headers={"authorization": f"Bearer {CANARY_CREDENTIAL}"},
+        ),
+        httpx.get(f"{url}/openai/v1/%2f%2e%2e/x?key={key}", headers=bearer),
+        httpx.post(f"{url}/openai/v1/chat/completions", content=b"x" * 70_000, headers=bearer),
+    ]
+    time.sleep(0.3)  # let the last access-log lines reach the file
+
+    statuses = [response.status_code for response in bodies]
+    assert statuses == [200, 500, 200, 403, 403, 502, 401, 401, 400, 413]
+    for response in bodies[1:]:
+        assert key not in response.text
+        assert CANARY_CREDENTIAL not in response.text
+    logs = gateway.logs()
+    assert "tollgate.access" in logs
+    assert key not in logs and revoked not in logs
+    assert CANARY_CREDENTIAL not in logs
+    assert CANARY_CREDENTIAL not in stored.stdout + stored.stderr
+    listing = gateway.cli("key", "list").stdout + gateway.cli("credential", "list", "--json").stdout
+    assert key not in listing and CANARY_CREDENTIAL not in listing

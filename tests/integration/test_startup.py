@@ -1,0 +1,114 @@
+"""`tollgate serve` refuses to start on what would make it unsafe or broken, and says why."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.support.gateway import GatewayHarness
+
+PROVIDERS = {"openai": {"type": "openai"}}
+
+
+def serve_once(gateway: GatewayHarness) -> subprocess.CompletedProcess[str]:
+    return gateway.cli("serve", check=False)
+
+
+def test_a_wrong_master_key_stops_the_gateway_before_it_listens(tmp_path: Path) -> None:
+    gateway = GatewayHarness(tmp_path, PROVIDERS)
+    gateway.cli("db", "upgrade")
+    gateway.cli("tenant", "create", "acme")
+    gateway.cli(
+        "credential", "set", "--tenant", "acme", "--provider", "openai", stdin="sk-under-the-first-key"
+    )
+    gateway.master_key_path.unlink()
+    subprocess.run(
+        [sys.executable, "-m", "gateway", "master-key", "generate", str(gateway.master_key_path)],
+        check=True,
+        capture_output=True,
+    )
+
+    result = serve_once(gateway)
+    refused_store = gateway.cli(
+        "credential", "set", "--tenant", "acme", "--provider", "openai", stdin="sk-other", check=False
+    )
+
+    assert result.returncode == 1
+    assert "wrong master key" in result.stderr
+    assert refused_store.returncode == 1 and "wrong master key" in refused_store.stderr
+
+
+def test_a_missing_master_key_stops_the_gateway(tmp_path: Path) -> None:
+    gateway = GatewayHarness(tmp_path, PROVIDERS)
+    gateway.cli("db", "upgrade")
+    gateway.master_key_path.unlink()
+
+    result = serve_once(gateway)
+
+    assert result.returncode == 1
+    assert "cannot read master key file" in result.stderr
+
+
+def test_an_unmigrated_database_stops_the_gateway_with_the_fix(tmp_path: Path) -> None:
+    gateway = GatewayHarness(tmp_path, PROVIDERS)
+
+    result = serve_once(gateway)
+
+    assert result.returncode == 1
+    assert "run `tollgate db upgrade`" in result.stderr
+
+
+def test_an_invalid_configuration_names_the_file_and_every_key_path(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        "server:\n  port: eighty\nproviders:\n  x:\n    type: openai\n    colour: blue\n"
+        "  y:\n    type: azure-openai\n"
+    )
+
+    check = subprocess.run(
+        [sys.executable, "-m", "gateway", "config", "check", str(config)], capture_output=True, text=True
+    )
+    serve = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(config), "serve"], capture_output=True, text=True
+    )
+
+    assert check.returncode == serve.returncode == 1
+    for output in (check.stderr, serve.stderr):
+        assert f"{config}: server.port: " in output
+        assert f"{config}: providers.x.colour: unknown key" in output
+        assert f"{config}: providers.y: base_url is required for type azure-openai" in output
+
+
+def test_the_shipped_example_configuration_is_valid_and_the_schema_is_json() -> None:
+    check = subprocess.run(
+        [sys.executable, "-m", "gateway", "config", "check", "config/gateway.yaml"],
+        capture_output=True,
+        text=True,
+    )
+    schema = subprocess.run(
+        [sys.executable, "-m", "gateway", "config", "schema"], capture_output=True, text=True
+    )
+
+    assert check.returncode == 0, check.stderr
+    document = json.loads(schema.stdout)
+    assert document["title"] == "Settings"
+    assert "providers" in document["properties"]
+
+
+def test_health_and_readiness_endpoints(tmp_path: Path) -> None:
+    gateway = GatewayHarness(tmp_path, PROVIDERS)
+    gateway.cli("db", "upgrade")
+    gateway.start()
+    try:
+        health = httpx.get(gateway.url + "/healthz")
+        ready = httpx.get(gateway.url + "/readyz")
+    finally:
+        gateway.stop()
+
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"config": "ok", "database": "ok"}}

@@ -1,0 +1,113 @@
+"""What comes back from the upstream comes back as it is: statuses, bodies, streams; minus what must
+never cross a proxy; and upstream failures are answered in the caller's dialect."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from tests.integration.conftest import World
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def auth(world: World) -> dict[str, str]:
+    return {"authorization": f"Bearer {world.keys['acme']}"}
+
+
+def test_upstream_error_statuses_and_bodies_pass_through_unchanged(fresh: World) -> None:
+    direct = httpx.post(
+        fresh.upstream.url + "/v1/chat/completions", json=CHAT, headers={"x-fake-status": "429"}
+    )
+    proxied = httpx.post(
+        fresh.url + "/openai/v1/chat/completions", json=CHAT, headers={**auth(fresh), "x-fake-status": "429"}
+    )
+
+    assert proxied.status_code == 429
+    assert proxied.json() == direct.json()
+
+
+def test_redirects_are_returned_not_followed(fresh: World) -> None:
+    response = httpx.post(
+        fresh.url + "/openai/v1/chat/completions",
+        json=CHAT,
+        headers={**auth(fresh), "x-fake-redirect": "http://169.254.169.254/latest"},
+    )
+
+    assert response.status_code == 302
+    assert response.headers["location"] == "http://169.254.169.254/latest"
+    assert len(fresh.upstream.requests) == 1
+
+
+def test_set_cookie_and_hop_by_hop_headers_are_not_relayed(fresh: World) -> None:
+    response = httpx.post(
+        fresh.url + "/openai/v1/chat/completions",
+        json=CHAT,
+        headers={**auth(fresh), "x-fake-set-cookie": "1"},
+    )
+
+    assert response.status_code == 200
+    assert "set-cookie" not in response.headers
+    assert "keep-alive" not in response.headers
+    assert response.headers["x-fake-request-count"]
+
+
+def test_unreachable_upstream_is_502_in_the_callers_dialect(fresh: World) -> None:
+    response = httpx.post(fresh.url + "/dead/v1/chat/completions", json=CHAT, headers=auth(fresh))
+
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "upstream_unavailable"
+
+
+def test_upstream_that_does_not_answer_in_time_is_504(fresh: World) -> None:
+    response = httpx.post(
+        fresh.url + "/slow/v1/chat/completions", json=CHAT, headers={**auth(fresh), "x-fake-delay-ms": "2000"}
+    )
+
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "upstream_timeout"
+
+
+def test_a_stream_reset_midway_ends_with_an_error_event_the_sdk_raises(fresh: World) -> None:
+    received = []
+
+    with (
+        openai.OpenAI(base_url=f"{fresh.url}/openai/v1", api_key=fresh.keys["acme"], max_retries=0) as api,
+        pytest.raises(openai.APIError) as failure,
+    ):
+        for chunk in api.chat.completions.create(
+            **CHAT,
+            stream=True,  # type: ignore[call-overload]
+            extra_headers={"x-fake-chunks": "10", "x-fake-reset-after": "3"},
+        ):
+            received.append(chunk)
+
+    assert len(received) == 3
+    assert "mid-response" in failure.value.message
+
+
+def test_an_anthropic_stream_reset_midway_ends_with_an_anthropic_error_event(fresh: World) -> None:
+    body = {
+        "model": "claude-sonnet-5-5",
+        "max_tokens": 8,
+        "stream": True,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    headers = {"x-api-key": fresh.keys["acme"], "x-fake-chunks": "10", "x-fake-reset-after": "4"}
+
+    with httpx.stream("POST", fresh.url + "/anthropic/v1/messages", json=body, headers=headers) as response:
+        lines = [line for line in response.iter_lines() if line]
+
+    assert response.status_code == 200
+    assert lines[-2] == "event: error"
+    assert lines[-1].startswith('data: {"type":"error","error":{"type":"api_error"')
+
+
+def test_a_non_streamed_body_cut_by_the_upstream_is_cut_for_the_caller_too(fresh: World) -> None:
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.post(
+            fresh.url + "/openai/v1/chat/completions",
+            json=CHAT,
+            headers={**auth(fresh), "x-fake-reset-after": "0"},
+        )

@@ -1,0 +1,147 @@
+"""Running the real gateway for integration tests: the `tollgate` CLI for set-up, `tollgate serve` in a
+subprocess on a free port, its JSON log captured to a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+STARTUP_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_master_key(path: Path) -> None:
+    """Run the real `tollgate master-key generate`."""
+    subprocess.run(
+        [sys.executable, "-m", "gateway", "master-key", "generate", str(path)],
+        check=True,
+        capture_output=True,
+    )
+
+
+@dataclass
+class GatewayHarness:
+    """A gateway's files (config, SQLite database, master key) in `directory`, and its server process."""
+
+    directory: Path
+    providers: dict[str, dict[str, Any]]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    database_url: str | None = None
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.config_path = self.directory / "gateway.yaml"
+        self.log_path = self.directory / "gateway.log"
+        self.master_key_path = self.directory / "master.key"
+        if not self.master_key_path.exists():
+            write_master_key(self.master_key_path)
+        self.write_config()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def write_config(self) -> None:
+        config: dict[str, Any] = {
+            "server": {"host": "127.0.0.1", "port": self.port},
+            "database": {"url": self.database_url or f"sqlite:///{self.directory / 'tollgate.db'}"},
+            "master_key": {"env": "TOLLGATE_TEST_UNUSED_MASTER_KEY", "file": str(self.master_key_path)},
+            "providers": self.providers,
+        }
+        for section, values in self.overrides.items():
+            config[section] = {**config.get(section, {}), **values}
+        self.config_path.write_text(yaml.safe_dump(config))
+
+    def cli(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `tollgate --config <ours> ARGS...` and return its result."""
+        command = [sys.executable, "-m", "gateway", "--config", str(self.config_path), *args]
+        result = subprocess.run(
+            command, input=stdin, capture_output=True, text=True, env=_environment(), timeout=60
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({result.returncode}): {result.stderr}")
+        return result
+
+    def create_key(self, tenant: str, *extra: str) -> str:
+        created = json.loads(self.cli("key", "create", "--tenant", tenant, "--json", *extra).stdout)
+        key: str = created["key"]
+        return key
+
+    def key_id(self, key: str) -> str:
+        for record in json.loads(self.cli("key", "list", "--json").stdout):
+            if key.startswith(record["prefix"]):
+                return str(record["id"])
+        raise AssertionError("key not listed")
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "--config", str(self.config_path), "serve"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_environment(),
+        )
+        log.close()
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"gateway exited with {self.process.returncode}:\n{self.logs()}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise AssertionError(f"gateway not ready within {STARTUP_TIMEOUT}s:\n{self.logs()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def logs(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def log_records(self) -> list[dict[str, Any]]:
+        records = []
+        for line in self.logs().splitlines():
+            if line.startswith("{"):
+                records.append(json.loads(line))
+        return records
+
+    def access_records(self) -> list[dict[str, Any]]:
+        return [record for record in self.log_records() if record.get("logger") == "tollgate.access"]
+
+
+def _environment() -> dict[str, str]:
+    environment = dict(os.environ)
+    environment.pop("TOLLGATE_MASTER_KEY", None)
+    environment.pop("TOLLGATE_CONFIG", None)
+    environment["PYTHONUNBUFFERED"] = "1"
+    return environment

@@ -131,6 +131,49 @@ class ProviderSettings(Frozen):
         return self
 
 
+class MeteringSettings(Frozen):
+    """Token and cost metering into the usage ledger."""
+
+    enabled: bool = Field(True, description="Extract usage from every response and write ledger records.")
+    prices_file: Path | None = Field(
+        None, description="A price table (same format as the built-in one) merged over the built-in prices."
+    )
+    inject_stream_usage: bool = Field(
+        True,
+        description="Add stream_options.include_usage to OpenAI-style streaming requests that lack it (and "
+        "remove the extra usage event from what the caller receives), so streams are metered exactly.",
+    )
+    queue_size: int = Field(
+        10_000, ge=1, description="Ledger records held in memory awaiting the database; beyond this they are dropped"
+        " (counted in tollgate_ledger_records_dropped_total and logged)."
+    )
+    batch_size: int = Field(500, ge=1, le=10_000, description="Most records written in one database round trip.")
+    flush_interval_seconds: float = Field(0.5, gt=0, le=60, description="Longest wait before a partial batch is written.")
+    retry_max_seconds: float = Field(
+        30.0, gt=0, description="Longest pause between retries while the database refuses writes."
+    )
+    shutdown_grace_seconds: float = Field(
+        15.0, ge=0, description="How long shutdown waits for the ledger to be written before giving up."
+    )
+
+
+class AdminSettings(Frozen):
+    """The administrative HTTP API under /admin/ (closed unless a token digest is set)."""
+
+    token_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Hex SHA-256 digest of the admin bearer token (`printf %s TOKEN | sha256sum`). "
+        "Without it every /admin/ endpoint answers 404.",
+    )
+
+
+class MetricsSettings(Frozen):
+    """Prometheus metrics at /metrics."""
+
+    enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
+
+
 class LoggingSettings(Frozen):
     """Structured JSON logs on standard output."""
 
@@ -152,6 +195,9 @@ class Settings(Frozen):
     providers: dict[ProviderName, ProviderSettings] = Field(
         default_factory=dict, description="Upstreams by name; each is mounted at /<name>/."
     )
+    metering: MeteringSettings = Field(default_factory=MeteringSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @field_validator("providers")

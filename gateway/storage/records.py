@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +60,30 @@ class KeyringEntry:
     master_key_id: str
     canary: bytes
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """One proxied call in the usage ledger (token kinds as defined in `gateway.metering.usage`)."""
+
+    created_at: datetime
+    request_id: str
+    tenant_id: str | None
+    team: str | None
+    user: str | None
+    key_id: str | None
+    provider: str
+    upstream: str
+    model: str | None
+    endpoint: str
+    status: int
+    streamed: bool
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    cost_usd: Decimal | None
+    duration_ms: float
+    ttfb_ms: float | None
+    estimated: bool

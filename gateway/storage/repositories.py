@@ -29,7 +29,7 @@ def new_id(prefix: str) -> str:
 
 
 @asynccontextmanager
-async def _transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     try:
         async with engine.begin() as connection:
             yield connection
@@ -50,7 +50,7 @@ class TenantRepository:
     async def create(self, tenant_id: str, display_name: str, now: datetime) -> Tenant:
         tenant = Tenant(tenant_id, display_name, now)
         try:
-            async with _transaction(self._engine) as db:
+            async with transaction(self._engine) as db:
                 await db.execute(
                     insert(tenants).values(id=tenant_id, display_name=display_name, created_at=now)
                 )
@@ -59,12 +59,12 @@ class TenantRepository:
         return tenant
 
     async def get(self, tenant_id: str) -> Tenant | None:
-        async with _transaction(self._engine) as db:
+        async with transaction(self._engine) as db:
             row = (await db.execute(select(tenants).where(tenants.c.id == tenant_id))).first()
         return None if row is None else Tenant(row.id, row.display_name, row.created_at)
 
     async def list(self) -> list[Tenant]:
-        async with _transaction(self._engine) as db:
+        async with transaction(self._engine) as db:
             rows = (await db.execute(select(tenants).order_by(tenants.c.id))).all()
         return [Tenant(row.id, row.display_name, row.created_at) for row in rows]
 
@@ -106,7 +106,7 @@ class KeyRepository:
     async def create(self, record: ApiKeyRecord, digest: bytes) -> ApiKeyRecord:
         """Store a new key; its team and user are created on first mention."""
         try:
-            async with _transaction(self._engine) as db:
+            async with transaction(self._engine) as db:
                 if await db.scalar(select(tenants.c.id).where(tenants.c.id == record.tenant_id)) is None:
                     raise UnknownRecord(f"tenant {record.tenant_id!r} does not exist")
                 team_id = await _member_id(
@@ -137,12 +137,12 @@ class KeyRepository:
 
     async def find_by_digest(self, digest: bytes) -> tuple[ApiKeyRecord, bytes] | None:
         """The key whose secret hashes to `digest`, with the stored digest for a constant-time check."""
-        async with _transaction(self._engine) as db:
+        async with transaction(self._engine) as db:
             row = (await db.execute(_key_query().where(api_keys.c.digest == digest))).first()
         return None if row is None else (_key_record(row), bytes(row.digest))
 
     async def get(self, key_id: str) -> ApiKeyRecord | None:
-        async with _transaction(self._engine) as db:
+        async with transaction(self._engine) as db:
             row = (await db.execute(_key_query().where(api_keys.c.id == key_id))).first()
         return None if row is None else _key_record(row)
 
@@ -150,13 +150,13 @@ class KeyRepository:
         query = _key_query().order_by(api_keys.c.tenant_id, api_keys.c.created_at, api_keys.c.id)
         if tenant_id is not None:
             query = query.where(api_keys.c.tenant_id == tenant_id)
-        async with _transaction(self._engine) as db:
+        async with transaction(self._engine) as db:
             rows = (await db.execute(query)).all()
         return [_key_record(row) for row in rows]
 
     async def revoke(self, key_id: str, now: datetime) -> ApiKeyRecord:
         """Mark a key revoked (idempotent); unknown ids raise `UnknownRecord`."""
-        async with _transaction(self._engine) as db:
+        async with transaction(self._engine) as db:
             await db.execute(
                 update(api_keys)
                 .where(and_(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)))
@@ -232,7 +232,7 @@ class CredentialRepository:
             "updated_at": credential.updated_at,
         }
         try:
-            async with _transaction(self._engine) as db:
+            async with transaction(self._engine) as db:
                 if (
                     credential.tenant_id is not None
                     and await db.scalar(select(tenants.c.id).where(tenants.c.id == credential.tenant_id))
@@ -256,7 +256,7 @@ class CredentialRepository:
                 (credentials.c.tenant_id == tenant_id) | credentials.c.tenant_id.is_(None),
             )
         )
-        async with _transaction(self._engine) as db:
+        async with transaction(self._engine) as db:
             rows = (await db.execute(query)).all()
         ranked = sorted(rows, key=lambda row: row.tenant_id is None)
         return _credential(ranked[0]) if ranked else None
@@ -271,13 +271,13 @@ class CredentialRepository:
         query = select(credentials).order_by(shared_first, credentials.c.tenant_id, credentials.c.provider)
         if tenant_id is not None or shared:
             query = query.where(_owner_is(None if shared else tenant_id))
-        async with _transaction(self._engine) as db:
+        async with transaction(self._engine) as db:
             rows = (await db.execute(query)).all()
         return [_credential(row) for row in rows]
 
     async def delete(self, tenant_id: str | None, provider: str) -> bool:
         """Remove the owner's credential for `provider`; False when there was none."""
-        async with _transaction(self._engine) as db:
+        async with transaction(self._engine) as db:
             result = await db.execute(
                 delete(credentials).where(and_(_owner_is(tenant_id), credentials.c.provider == provider))
             )
@@ -289,13 +289,13 @@ class KeyringRepository:
         self._engine = engine
 
     async def entries(self) -> Sequence[KeyringEntry]:
-        async with _transaction(self._engine) as db:
+        async with transaction(self._engine) as db:
             rows = (await db.execute(select(keyring).order_by(keyring.c.created_at))).all()
         return [KeyringEntry(row.master_key_id, bytes(row.canary), row.created_at) for row in rows]
 
     async def add(self, entry: KeyringEntry) -> None:
         try:
-            async with _transaction(self._engine) as db:
+            async with transaction(self._engine) as db:
                 await db.execute(
                     insert(keyring).values(
                         master_key_id=entry.master_key_id, canary=entry.canary, created_at=entry.created_at

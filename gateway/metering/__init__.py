@@ -1,0 +1,1 @@
+"""Metering: token usage extracted from every response, priced, and written to the usage ledger."""

@@ -1,0 +1,72 @@
+"""The vocabulary of metering: endpoints, token usage, and the extractor protocol.
+
+Token counts are normalised across providers so that one price formula fits all:
+
+    input_tokens         every input token processed, cached reads and cache writes included
+    cached_input_tokens  the part of input_tokens read from the provider's prompt cache
+    cache_write_tokens   the part of input_tokens written to the prompt cache (Anthropic)
+    output_tokens        every output token, reasoning / thinking tokens included
+    reasoning_tokens     the part of output_tokens spent on reasoning
+
+(OpenAI's `prompt_tokens` already include cached tokens; Anthropic's `input_tokens` exclude cache
+reads and writes, so they are added; Gemini's `candidatesTokenCount` excludes `thoughtsTokenCount`,
+so it is added to the output.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class Endpoint(StrEnum):
+    """What kind of call a request is, for metering and for the ledger's `endpoint` column."""
+
+    CHAT_COMPLETIONS = "chat.completions"
+    COMPLETIONS = "completions"
+    RESPONSES = "responses"
+    EMBEDDINGS = "embeddings"
+    MESSAGES = "messages"
+    GENERATE_CONTENT = "generateContent"
+    STREAM_GENERATE_CONTENT = "streamGenerateContent"
+    EMBED_CONTENT = "embedContent"
+    COUNT_TOKENS = "count_tokens"
+    UNMETERED = "unmetered"  # reads and bookkeeping calls the provider does not bill (models, files, ...)
+    OTHER = "other"  # a billable-looking call with no known usage format
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Extraction:
+    """What a response told about its usage once it has passed through."""
+
+    usage: TokenUsage | None  # None: the provider reported none (cut stream, omitted)
+    model: str | None = None  # the model the provider says answered, when it says
+    output_chars: int = 0  # characters of generated text that passed, for estimates
+
+
+class UsageExtractor(Protocol):
+    """Watches one response body pass by, chunk by chunk, without holding it back.
+
+    `feed` returns the bytes to send on: the chunk itself, except where the gateway added
+    `stream_options.include_usage` to an OpenAI-style request the caller made without it, in which
+    case the extra usage-only event (and the `"usage":null` members it brings) are removed so the
+    caller sees exactly the stream it asked for.
+    """
+
+    def feed(self, chunk: bytes) -> bytes: ...
+
+    def finish(self) -> Extraction: ...

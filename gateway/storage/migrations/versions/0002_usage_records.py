@@ -21,7 +21,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "usage_records",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("request_id", sa.String(128), nullable=False),
         sa.Column("tenant_id", sa.String(64), nullable=True),
@@ -46,7 +48,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_usage_records")),
     )
     op.create_index(op.f("ix_usage_records_created_at"), "usage_records", ["created_at"])
-    op.create_index(op.f("ix_usage_records_tenant_id_created_at"), "usage_records", ["tenant_id", "created_at"])
+    op.create_index(
+        op.f("ix_usage_records_tenant_id_created_at"), "usage_records", ["tenant_id", "created_at"]
+    )
 
 
 def downgrade() -> None:

@@ -55,7 +55,9 @@ class Extraction:
 
     usage: TokenUsage | None  # None: the provider reported none (cut stream, omitted)
     model: str | None = None  # the model the provider says answered, when it says
-    output_chars: int = 0  # characters of generated text that passed, for estimates
+    # Characters of generated text that passed, the estimate's input: counted where usage may be
+    # missing; a whole body that reported its usage skips the count (0).
+    output_chars: int = 0
 
 
 class UsageExtractor(Protocol):

@@ -1,0 +1,140 @@
+"""Which kind of call a request is, from its provider family, method and path (pure).
+
+Paths are the ones the caller used below the provider's mount (`/v1/chat/completions`,
+`/openai/deployments/d/chat/completions`, `/v1beta/models/m:streamGenerateContent`). A query string,
+if one is still attached, is ignored.
+
+Reads (GET, HEAD, OPTIONS), deletions and the bookkeeping APIs (models, files, batches, fine-tuning,
+vector stores, cached contents...) are UNMETERED: the provider does not bill them per token, or bills
+them later and elsewhere (batches). A POST that is neither metered nor bookkeeping is OTHER.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from gateway.metering.usage import Endpoint
+
+OPENAI_STYLE = frozenset({"openai", "openai-compatible", "azure-openai"})
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+
+# Resource names (a path segment) whose calls are never billed per token by the response itself.
+OPENAI_BOOKKEEPING = frozenset(
+    {
+        "models",
+        "files",
+        "uploads",
+        "batches",
+        "fine_tuning",
+        "fine-tunes",
+        "vector_stores",
+        "organization",
+        "moderations",
+        "assistants",
+        "containers",
+        "evals",
+        "chatkit",
+        "conversations",
+        "realtime",
+    }
+)
+ANTHROPIC_BOOKKEEPING = frozenset({"models", "files", "batches", "organizations", "skills"})
+GEMINI_BOOKKEEPING = frozenset(
+    {"files", "cachedContents", "tunedModels", "batches", "operations", "corpora", "fileSearchStores"}
+)
+
+GEMINI_METHODS: Mapping[str, Endpoint] = MappingProxyType(
+    {
+        "generateContent": Endpoint.GENERATE_CONTENT,
+        "streamGenerateContent": Endpoint.STREAM_GENERATE_CONTENT,
+        "embedContent": Endpoint.EMBED_CONTENT,
+        "batchEmbedContents": Endpoint.EMBED_CONTENT,
+        "countTokens": Endpoint.COUNT_TOKENS,
+        "batchGenerateContent": Endpoint.UNMETERED,
+        "asyncBatchEmbedContent": Endpoint.UNMETERED,
+    }
+)
+
+
+def classify(kind: str, method: str, path: str) -> Endpoint:
+    """The endpoint of a `method` request to `path` on a provider of family `kind`."""
+    segments = _segments(path)
+    method = method.upper()
+    if method in READ_METHODS:
+        return Endpoint.UNMETERED
+    if kind in OPENAI_STYLE:
+        endpoint = _openai(segments)
+    elif kind == "anthropic":
+        endpoint = _anthropic(segments)
+    elif kind == "gemini":
+        endpoint = _gemini(segments)
+    else:
+        endpoint = Endpoint.OTHER
+    if endpoint is not Endpoint.UNMETERED and method != "POST":
+        return Endpoint.OTHER
+    return endpoint
+
+
+def request_wants_stream(endpoint: Endpoint, body_json: object, query: str = "") -> bool:
+    """Whether the caller asked for a streamed response.
+
+    OpenAI-style and Anthropic requests say so with `"stream": true` in the body; Gemini by calling
+    `:streamGenerateContent` (its `alt=sse` query parameter only picks the framing, `query` is unused).
+    """
+    if endpoint is Endpoint.STREAM_GENERATE_CONTENT:
+        return True
+    if endpoint in (Endpoint.CHAT_COMPLETIONS, Endpoint.COMPLETIONS, Endpoint.RESPONSES, Endpoint.MESSAGES):
+        return isinstance(body_json, dict) and body_json.get("stream") is True
+    return False
+
+
+def _segments(path: str) -> list[str]:
+    path = path.partition("?")[0].replace("%3A", ":").replace("%3a", ":")
+    return [segment for segment in path.split("/") if segment]
+
+
+def _openai(segments: list[str]) -> Endpoint:
+    if "deployments" in segments[:-1]:  # Azure: the deployment name is the caller's, not a resource
+        at = segments.index("deployments")
+        segments = segments[:at] + segments[at + 2 :]
+    if any(segment in OPENAI_BOOKKEEPING for segment in segments):
+        return Endpoint.UNMETERED
+    tail = segments[-2:]
+    if tail == ["chat", "completions"]:
+        return Endpoint.CHAT_COMPLETIONS
+    if tail[-1:] == ["completions"]:
+        return Endpoint.COMPLETIONS
+    if tail[-1:] == ["embeddings"]:
+        return Endpoint.EMBEDDINGS
+    if tail[-1:] == ["responses"]:
+        return Endpoint.RESPONSES
+    if tail == ["responses", "input_tokens"]:
+        return Endpoint.COUNT_TOKENS
+    if tail[-1:] == ["cancel"] or "completions" in segments[:-1]:  # cancel a response, update a stored one
+        return Endpoint.UNMETERED
+    return Endpoint.OTHER
+
+
+def _anthropic(segments: list[str]) -> Endpoint:
+    if segments == ["v1", "messages"]:
+        return Endpoint.MESSAGES
+    if segments == ["v1", "messages", "count_tokens"]:
+        return Endpoint.COUNT_TOKENS
+    if any(segment in ANTHROPIC_BOOKKEEPING for segment in segments):
+        return Endpoint.UNMETERED
+    return Endpoint.OTHER
+
+
+def _gemini(segments: list[str]) -> Endpoint:
+    if "openai" in segments[:2]:  # Gemini's OpenAI-compatible API, /v1beta/openai/...
+        return _openai(segments)
+    last = segments[-1] if segments else ""
+    if ":" in last:
+        action = last.rpartition(":")[2]
+        endpoint = GEMINI_METHODS.get(action)
+        if endpoint is not None:
+            return endpoint
+    if segments[:1] == ["upload"] or any(segment in GEMINI_BOOKKEEPING for segment in segments):
+        return Endpoint.UNMETERED
+    return Endpoint.OTHER

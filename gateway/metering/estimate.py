@@ -1,0 +1,95 @@
+"""The documented estimate of a call's usage when the provider reported none (a cut stream, a provider
+that omits usage).
+
+Method: 4 characters per token, OpenAI's rule of thumb for English text, rounded up.
+
+* Input: the characters of the request's text, found by walking the request JSON through the members
+  that hold text: `messages`, `input`, `prompt`, `contents`, `system`, `instructions` and, inside those,
+  `content`, `text`, `parts` and the like (`TEXT_KEYS`); tool-call arguments and tool results count
+  as their JSON text (`RAW_KEYS`). Other members (the model name, roles, settings, tool definitions,
+  image data) do not count. A token-id array (`"input": [1, 2, 3]`)
+  counts one token per id.
+* Output: `output_chars`, the characters of generated text the extractor saw pass.
+* Calls that produce no text (embeddings) have no output; COUNT_TOKENS and UNMETERED calls cost nothing.
+
+No cache, reasoning or cache-write tokens are ever estimated.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from gateway.metering.usage import Endpoint, TokenUsage
+
+CHARS_PER_TOKEN = 4
+FREE = frozenset({Endpoint.COUNT_TOKENS, Endpoint.UNMETERED})
+INPUT_ONLY = frozenset({Endpoint.EMBEDDINGS, Endpoint.EMBED_CONTENT})
+TEXT_KEYS = frozenset(
+    {
+        # where requests keep their text, per provider
+        "messages",
+        "input",
+        "prompt",
+        "suffix",
+        "contents",
+        "system",
+        "instructions",
+        "systemInstruction",
+        "system_instruction",
+        "requests",
+        # inside messages, content blocks, parts and input items
+        "content",
+        "text",
+        "parts",
+        "thinking",
+        "tool_calls",
+        "function",
+        "functionCall",
+        "functionResponse",
+        "output",
+    }
+)
+RAW_KEYS = frozenset({"arguments", "args", "response"})  # tool arguments and results: counted as JSON text
+
+
+def estimate_usage(endpoint: Endpoint, request_json: object, output_chars: int) -> TokenUsage:
+    """Estimated usage: request text and `output_chars` at `CHARS_PER_TOKEN`, rounded up."""
+    if endpoint in FREE:
+        return TokenUsage()
+    output = 0 if endpoint in INPUT_ONLY else tokens(max(output_chars, 0))
+    request_chars = text_chars(request_json) if isinstance(request_json, dict) else 0
+    return TokenUsage(input_tokens=tokens(request_chars), output_tokens=output)
+
+
+def tokens(chars: int) -> int:
+    return -(-chars // CHARS_PER_TOKEN)
+
+
+def text_chars(value: object, *, in_list: bool = False) -> int:
+    """Characters of text in `value`, following only `TEXT_KEYS` through objects.
+
+    An integer in a list under a text member is a token id (`"input": [[1, 2, 3]]`) and counts as one
+    token's worth of characters.
+    """
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return CHARS_PER_TOKEN if in_list else 0
+    if isinstance(value, list):
+        return sum(text_chars(item, in_list=True) for item in value)
+    if isinstance(value, dict):
+        return sum(_member_chars(key, member) for key, member in value.items())
+    return 0
+
+
+def _member_chars(key: str, member: object) -> int:
+    if key in RAW_KEYS or (key == "input" and isinstance(member, dict)):  # an Anthropic tool_use input
+        if isinstance(member, str):
+            return len(member)
+        try:
+            return len(orjson.dumps(member))
+        except orjson.JSONEncodeError:
+            return 0
+    return text_chars(member) if key in TEXT_KEYS else 0

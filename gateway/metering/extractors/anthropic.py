@@ -1,0 +1,108 @@
+"""Anthropic's Messages API, as a JSON body and as an event stream.
+
+    usage {input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens}
+
+Anthropic's `input_tokens` leave out the tokens read from and written to the prompt cache, so the
+normalised input is their sum: input = input + cache_read + cache_creation, cached = cache_read,
+cache_write = cache_creation. Thinking tokens are part of `output_tokens` and not reported apart.
+
+Streamed, `message_start` carries the input and cache counts with an initial `output_tokens`, and
+`message_delta` the cumulative `output_tokens` (newer API versions repeat the input and cache counts
+there): each field takes its latest non-null value. Without a `message_delta` the stream was cut and
+the usage is unknown.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import orjson
+
+from gateway.metering.extractors.base import (
+    NOTHING,
+    Reading,
+    count,
+    items,
+    mapping,
+    model_of,
+    read_body,
+    text,
+)
+from gateway.metering.extractors.sse import event_name, payload_of, text_head, text_size_after
+from gateway.metering.usage import TokenUsage
+
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+DELTA_TEXT_KEY = re.compile(rb'"(?:text|thinking|partial_json)"\s*:\s*"')
+
+
+def messages_usage(usage: object) -> TokenUsage | None:
+    """A Messages API `usage` object, normalised; None if it is not one."""
+    if type(usage) is not dict or not ("input_tokens" in usage or "output_tokens" in usage):
+        return None
+    read = count(usage, "cache_read_input_tokens")
+    written = count(usage, "cache_creation_input_tokens")
+    return TokenUsage(
+        input_tokens=count(usage, "input_tokens") + read + written,
+        output_tokens=count(usage, "output_tokens"),
+        cached_input_tokens=read,
+        cache_write_tokens=written,
+    )
+
+
+def message_texts(message: object) -> Iterator[str]:
+    """The generated text of a whole message: text and thinking blocks, tool inputs as JSON."""
+    for block in items(message, "content"):
+        yield text(block, "text")
+        yield text(block, "thinking")
+        if isinstance(block, dict) and isinstance(block.get("input"), dict) and block["input"]:
+            yield orjson.dumps(block["input"]).decode()
+
+
+def read_message(payload: Any) -> Reading:
+    """A whole Messages API body."""
+    return read_body(payload, messages_usage, message_texts)
+
+
+class AnthropicDialect:
+    """Messages stream events: `content_block_delta` carries text, `message_start` and `message_delta` the
+    usage (the only events parsed). Other deltas (`signature_delta`) and events count no text."""
+
+    __slots__ = ("_fields", "_final", "_model")
+    wants_last = False  # content events never carry usage
+
+    def __init__(self) -> None:
+        self._fields: dict[str, Any] = {}
+        self._final = False
+        self._model: str | None = None
+
+    def head(self, event: bytes) -> bytes | None:
+        if event_name(event) != b"content_block_delta":
+            return None
+        return text_head(event, DELTA_TEXT_KEY)
+
+    def text_size(self, event: bytes, head: bytes) -> int:
+        return text_size_after(event, len(head))
+
+    def note(self, event: bytes) -> None:
+        name = event_name(event)
+        if name == b"message_start":
+            message = mapping(payload_of(event), "message")
+            self._model = model_of(message) or self._model
+            self._merge(mapping(message, "usage"))
+        elif name == b"message_delta":
+            usage = mapping(payload_of(event), "usage")
+            self._merge(usage)
+            self._final = self._final or "output_tokens" in usage
+
+    def read_last(self, event: bytes) -> Reading:
+        return NOTHING
+
+    def _merge(self, usage: Mapping[str, Any]) -> None:
+        for field in USAGE_FIELDS:
+            if usage.get(field) is not None:
+                self._fields[field] = usage[field]
+
+    def result(self) -> tuple[TokenUsage | None, str | None]:
+        return (messages_usage(self._fields) if self._final else None), self._model

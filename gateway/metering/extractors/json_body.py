@@ -1,0 +1,119 @@
+"""Whole JSON response bodies: chunks kept by reference while they pass, parsed once at `finish`.
+
+Embedding responses can be megabytes of numbers with the usage at the very end (or, for some
+compatible servers, at the start): for those only the last and first `EDGE` bytes are searched for a
+`"usage": {...}` (or `"usageMetadata"`) member and a `"model": "..."`, and only that object is parsed.
+The body is never joined. Everything else is one `orjson.loads` of the body and a reader that goes
+straight to its `usage` (the generated text is counted only when there is none).
+
+A body that is not JSON but looks like an event stream (a server that streams under a JSON content
+type) is handed to the stream extractor for its endpoint. Anything else unreadable reports no usage.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from gateway.metering.extractors.base import Reading, loads, object_end
+from gateway.metering.usage import Extraction, UsageExtractor
+
+EDGE = 4096
+USAGE_KEY = re.compile(rb'"(usage|usageMetadata)"\s*:\s*(?=\{)')
+MODEL_VALUE = re.compile(rb'"model"\s*:\s*"([^"\\]*)"')
+SSE_STARTS = (b"data:", b"event:", b":")
+
+
+class JsonBody:
+    """A whole JSON body read with `read` once it has passed."""
+
+    __slots__ = ("_append", "_chunks", "_read", "_stream", "_usage_at_edges")
+
+    def __init__(
+        self,
+        read: Callable[[Any], Reading],
+        *,
+        usage_at_edges: bool = False,
+        stream: Callable[[], UsageExtractor] | None = None,
+    ) -> None:
+        self._read = read
+        self._usage_at_edges = usage_at_edges
+        self._stream = stream
+        self._chunks: list[bytes] = []
+        self._append = self._chunks.append
+
+    def feed(self, chunk: bytes) -> bytes:
+        self._append(chunk)
+        return chunk
+
+    def finish(self) -> Extraction:
+        try:
+            return self._finish()
+        except Exception:  # a body that defeats the reader reports no usage, it does not fail the call
+            return Extraction(None)
+
+    def _finish(self) -> Extraction:
+        chunks = self._chunks
+        if self._usage_at_edges and sum(map(len, chunks)) > 2 * EDGE:
+            return edge_usage(_edge(chunks, first=True), _edge(chunks, first=False), self._read)
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        payload = loads(body)
+        if payload is None:
+            return self._as_stream(body)
+        reading = self._read(payload)
+        return Extraction(reading.usage, reading.model, reading.chars)
+
+    def _as_stream(self, body: bytes) -> Extraction:
+        if self._stream is None or not body.lstrip().startswith(SSE_STARTS):
+            return Extraction(None)
+        extractor = self._stream()
+        extractor.feed(body)
+        return extractor.finish()
+
+
+def edge_usage(head: bytes, tail: bytes, read: Callable[[Any], Reading]) -> Extraction:
+    """The usage and model found in the last bytes of a large body, else in its first bytes."""
+    for edge in (tail, head):
+        found = _last_usage(edge)
+        if found is not None:
+            key, usage = found
+            reading = read({key: usage, "model": _last_model(edge)})
+            return Extraction(reading.usage, reading.model, reading.chars)
+    return Extraction(None, _last_model(tail) or _last_model(head))
+
+
+def _last_usage(data: bytes) -> tuple[str, dict[str, Any]] | None:
+    """The last `"usage": {...}` (or `"usageMetadata"`) member in `data` that parses, with its key."""
+    at = len(data)
+    while (at := data.rfind(b'"usage', 0, at)) >= 0:
+        match = USAGE_KEY.match(data, at)
+        end = object_end(data, match.end()) if match else -1
+        value = loads(data[match.end() : end]) if match and end > 0 else None
+        if match and isinstance(value, dict):
+            return match.group(1).decode(), value
+    return None
+
+
+def _last_model(data: bytes) -> str | None:
+    """The last `"model": "..."` value in `data`."""
+    at = len(data)
+    while (at := data.rfind(b'"model"', 0, at)) >= 0:
+        match = MODEL_VALUE.match(data, at)
+        if match:
+            return match.group(1).decode("utf-8", "replace")
+    return None
+
+
+def _edge(chunks: list[bytes], *, first: bool) -> bytes:
+    """The first (or last) `EDGE` bytes of the body, joining only the chunks they span."""
+    taken: list[bytes] = []
+    size = 0
+    for chunk in chunks if first else reversed(chunks):
+        taken.append(chunk)
+        size += len(chunk)
+        if size >= EDGE:
+            break
+    if first:
+        return b"".join(taken)[:EDGE]
+    return b"".join(reversed(taken))[-EDGE:]

@@ -1,0 +1,168 @@
+"""OpenAI's formats (also Azure OpenAI's and the OpenAI-compatible servers'): chat completions, legacy
+completions, embeddings and the Responses API, as JSON bodies and as event streams.
+
+    chat / completions  usage {prompt_tokens, completion_tokens, prompt_tokens_details.cached_tokens,
+                        completion_tokens_details.reasoning_tokens}; streamed, the usage-only chunk
+                        (`"choices": []`) comes last before `data: [DONE]` when include_usage was asked
+    responses           usage {input_tokens, output_tokens, input_tokens_details.cached_tokens,
+                        output_tokens_details.reasoning_tokens}; streamed, inside the `response` of
+                        `response.completed` (or `.incomplete`, `.failed`)
+    embeddings          usage {prompt_tokens}, input only
+
+OpenAI's input counts include cached tokens and its output counts include reasoning tokens, as the
+normalised `TokenUsage` wants. DeepSeek-style `prompt_cache_hit_tokens` are read as cached tokens.
+Generated text is counted only when a body or event reports no usage (it feeds the estimate).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from gateway.metering.extractors.base import (
+    NOTHING,
+    Reading,
+    count,
+    items,
+    mapping,
+    model_of,
+    read_body,
+    text,
+)
+from gateway.metering.extractors.sse import event_name, model_in, payload_of, text_head, text_size_after
+from gateway.metering.usage import TokenUsage
+
+CHOICE_TEXT_FIELDS = frozenset({"content", "reasoning_content", "reasoning", "refusal"})
+RESPONSES_TERMINAL = frozenset({b"response.completed", b"response.incomplete", b"response.failed"})
+# where a chunk's text value starts: the head of a content event ends there
+DELTA_KEY = re.compile(rb'"delta"\s*:\s*"')
+CHAT_TEXT_KEY = re.compile(rb'"(?:content|text|arguments|reasoning_content|reasoning|refusal)"\s*:\s*"')
+
+
+def chat_usage(usage: object) -> TokenUsage | None:
+    """A chat or legacy completions `usage` object, normalised; None if it is not one."""
+    if type(usage) is not dict or not ("prompt_tokens" in usage or "completion_tokens" in usage):
+        return None
+    cached = count(mapping(usage, "prompt_tokens_details"), "cached_tokens")
+    cached = cached or count(usage, "prompt_cache_hit_tokens")  # DeepSeek
+    reasoning = count(mapping(usage, "completion_tokens_details"), "reasoning_tokens")
+    return _usage(count(usage, "prompt_tokens"), count(usage, "completion_tokens"), cached, reasoning)
+
+
+def responses_usage(usage: object) -> TokenUsage | None:
+    """A Responses API `usage` object, normalised; None if it is not one."""
+    if type(usage) is not dict or not ("input_tokens" in usage or "output_tokens" in usage):
+        return None
+    cached = count(mapping(usage, "input_tokens_details"), "cached_tokens")
+    reasoning = count(mapping(usage, "output_tokens_details"), "reasoning_tokens")
+    return _usage(count(usage, "input_tokens"), count(usage, "output_tokens"), cached, reasoning)
+
+
+def _usage(prompt: int, output: int, cached: int, reasoning: int) -> TokenUsage:
+    """Cached tokens are part of the prompt and reasoning tokens part of the output: never more."""
+    return TokenUsage(
+        input_tokens=prompt,
+        output_tokens=output,
+        cached_input_tokens=min(cached, prompt),
+        reasoning_tokens=min(reasoning, output),
+    )
+
+
+def embeddings_usage(usage: object) -> TokenUsage | None:
+    if type(usage) is not dict or not ("prompt_tokens" in usage or "total_tokens" in usage):
+        return None
+    return TokenUsage(input_tokens=count(usage, "prompt_tokens") or count(usage, "total_tokens"))
+
+
+def chat_texts(payload: object) -> Iterator[str]:
+    """The generated text of a chat or completions body or chunk: contents, reasoning, tool arguments."""
+    for choice in items(payload, "choices"):
+        if not isinstance(choice, dict):
+            continue
+        yield text(choice, "text")
+        for part in (choice.get("delta"), choice.get("message")):
+            if isinstance(part, dict):
+                yield from _message_texts(part)
+
+
+def _message_texts(message: dict[str, Any]) -> Iterator[str]:
+    for field, value in message.items():
+        if isinstance(value, str) and field in CHOICE_TEXT_FIELDS:
+            yield value
+        elif field == "tool_calls" and isinstance(value, list):
+            yield from (text(mapping(call, "function"), "arguments") for call in value)
+
+
+def read_chat(payload: Any) -> Reading:
+    """One chat / completions chunk or body."""
+    return read_body(payload, chat_usage, chat_texts)
+
+
+def read_embeddings(payload: Any) -> Reading:
+    if type(payload) is not dict:
+        return NOTHING
+    return Reading(embeddings_usage(payload.get("usage")), model_of(payload))
+
+
+def responses_texts(response: object) -> Iterator[str]:
+    """The generated text of a Responses API `response`: messages, refusals, tool input, summaries."""
+    for item in items(response, "output"):
+        for part in items(item, "content"):
+            yield text(part, "text")
+            yield text(part, "refusal")
+        for part in items(item, "summary"):
+            yield text(part, "text")
+        yield text(item, "arguments")
+        yield text(item, "input")
+
+
+def read_responses(payload: Any) -> Reading:
+    """A whole Responses API body."""
+    return read_body(payload, responses_usage, responses_texts)
+
+
+class ResponsesDialect:
+    """Responses API events: `*.delta` events carry text, the terminal events the usage.
+
+    Only a terminal event is parsed; the model of a stream cut before it is found in `response.created`.
+    """
+
+    __slots__ = ("_model", "_usage")
+    wants_last = False  # content events never carry usage
+
+    def __init__(self) -> None:
+        self._usage: TokenUsage | None = None
+        self._model: str | None = None
+
+    def head(self, event: bytes) -> bytes | None:
+        if not _is_content(event_name(event)):
+            return None
+        if event.startswith(b"event:"):
+            return event[: event.find(b"\n") + 1]  # a growing sequence number precedes the text
+        return text_head(event, DELTA_KEY)
+
+    def text_size(self, event: bytes, head: bytes) -> int:
+        if not head.startswith(b"event:"):
+            return text_size_after(event, len(head))
+        match = DELTA_KEY.search(event, len(head))
+        return text_size_after(event, match.end()) if match else 0
+
+    def note(self, event: bytes) -> None:
+        name = event_name(event)
+        if name in RESPONSES_TERMINAL:
+            response = mapping(payload_of(event), "response")
+            self._usage = responses_usage(response.get("usage"))
+            self._model = model_of(response) or self._model
+        elif name == b"response.created" and self._model is None:
+            self._model = model_in(event)
+
+    def read_last(self, event: bytes) -> Reading:
+        return NOTHING
+
+    def result(self) -> tuple[TokenUsage | None, str | None]:
+        return self._usage, self._model
+
+
+def _is_content(name: bytes) -> bool:
+    return name.endswith(b".delta") and name != b"response.audio.delta"

@@ -1,0 +1,267 @@
+"""Prices: a table of USD per million tokens by provider and model, and the cost of a call under it.
+
+The built-in table (`prices.yaml`, shipped with the package) holds public list prices per provider
+family (`openai`, `anthropic`, `gemini`). A deployment's `metering.prices_file` has the same format;
+its entries replace the built-in ones per (section, model), and its sections may also be named after
+configured providers (a local vLLM server, an Azure deployment with negotiated prices):
+
+    openai:
+      gpt-4o:
+        input: 2.50           # USD per million input tokens not read from or written to a cache
+        cached_input: 1.25    # per million cache reads (default: input)
+        cache_write: 2.50     # per million cache writes (default: input)
+        output: 10.00         # per million output tokens, reasoning included
+        effective_date: 2024-08-06
+
+Prices are `Decimal` from the YAML text onwards, never float. Everything here but `load_price_table`
+(which reads the files) is pure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from importlib.resources import files
+from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic_core import ErrorDetails
+
+from gateway.metering.usage import TokenUsage
+from gateway.settings.loader import ConfigError, Problem
+from gateway.settings.schema import PROVIDER_NAME, ProviderType
+
+__all__ = [
+    "BUILTIN_SOURCE",
+    "OTHER_MODEL",
+    "ModelPrice",
+    "PriceTable",
+    "cost_of",
+    "load_price_table",
+    "model_candidates",
+    "parse_price_table",
+]
+
+BUILTIN_SOURCE = "gateway/metering/prices.yaml"
+PER_MILLION = Decimal(1_000_000)
+OTHER_MODEL = "other"  # the label of every model the table does not price
+
+# The built-in section a provider type falls back to; openai-compatible servers have none.
+FAMILIES: Mapping[str, str] = MappingProxyType(
+    {
+        ProviderType.OPENAI.value: "openai",
+        ProviderType.AZURE_OPENAI.value: "openai",
+        ProviderType.ANTHROPIC.value: "anthropic",
+        ProviderType.GEMINI.value: "gemini",
+    }
+)
+
+# Version suffixes that name a snapshot of a priced model; each is removed whole, never a loose prefix.
+_VERSION_SUFFIXES = (
+    re.compile(r"-\d{4}-\d{2}-\d{2}$"),  # OpenAI snapshots: gpt-4o-2024-08-06
+    re.compile(r"[-@]\d{8}$"),  # Anthropic snapshots: claude-sonnet-4-20250514 (Vertex: ...@20250514)
+    re.compile(r"-latest$"),  # moving aliases: claude-3-5-haiku-latest
+    re.compile(r"-\d{3}$"),  # Gemini stable versions: gemini-2.0-flash-001
+)
+_MODEL_PREFIX = "models/"  # Gemini's resource names: models/gemini-2.0-flash
+
+
+class ModelPrice(BaseModel):
+    """USD per million tokens of each kind, for one model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: Decimal = Field(ge=0, description="Input tokens neither read from nor written to a cache.")
+    output: Decimal = Field(ge=0, description="Output tokens, reasoning tokens included.")
+    cached_input: Decimal = Field(ge=0, description="Input tokens read from the prompt cache.")
+    cache_write: Decimal = Field(ge=0, description="Input tokens written to the prompt cache.")
+    effective_date: date = Field(description="When this list price took effect (for reference).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cache_prices_default_to_input(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "input" in data:
+            return {"cached_input": data["input"], "cache_write": data["input"], **data}
+        return data
+
+
+ProviderSection = Annotated[str, Field(pattern=PROVIDER_NAME.pattern)]
+ModelName = Annotated[str, Field(min_length=1, max_length=200)]
+_MEMO_SIZE = 4096
+_FILE = TypeAdapter(dict[ProviderSection, dict[ModelName, ModelPrice]])
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTable:
+    """Prices by section (a provider family or a configured provider name), then by model."""
+
+    sections: Mapping[str, Mapping[str, ModelPrice]]
+    _found: dict[tuple[str, str, str], tuple[str, ModelPrice] | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def price_for(self, provider_name: str, kind: str, model: str) -> ModelPrice | None:
+        """The price of `model` served by the provider `provider_name` of type `kind`, if known.
+
+        The section named after the provider comes first, then its type's family; within each, the
+        model by its exact name, then by its name without a snapshot or version suffix.
+        """
+        match = self._match(provider_name, kind, model)
+        return None if match is None else match[1]
+
+    def model_label(self, provider_name: str, kind: str, model: str | None) -> str:
+        """The name the table prices `model` under (`gpt-4o` for `gpt-4o-2024-08-06`), else `other`.
+
+        A bounded set of values, fit for a metrics label.
+        """
+        match = None if model is None else self._match(provider_name, kind, model)
+        return OTHER_MODEL if match is None else match[0]
+
+    def _match(self, provider_name: str, kind: str, model: str) -> tuple[str, ModelPrice] | None:
+        """`_search`, remembered (bounded): every request asks, and for few distinct models."""
+        key = (provider_name, kind, model)
+        try:
+            return self._found[key]
+        except KeyError:
+            pass
+        if len(self._found) >= _MEMO_SIZE:
+            self._found.clear()
+        found = self._found[key] = self._search(provider_name, kind, model)
+        return found
+
+    def _search(self, provider_name: str, kind: str, model: str) -> tuple[str, ModelPrice] | None:
+        for section in _sections_for(provider_name, kind):
+            models = self.sections.get(section)
+            if models is None:
+                continue
+            for candidate in model_candidates(model):
+                price = models.get(candidate)
+                if price is not None:
+                    return candidate, price
+        return None
+
+    def merged_with(self, override: PriceTable) -> PriceTable:
+        """This table with `override`'s entries replacing its own, one (section, model) at a time."""
+        names = dict.fromkeys([*self.sections, *override.sections])
+        return _frozen_table(
+            {name: {**self.sections.get(name, {}), **override.sections.get(name, {})} for name in names}
+        )
+
+
+def _sections_for(provider_name: str, kind: str) -> Iterator[str]:
+    yield provider_name
+    family = FAMILIES.get(kind)
+    if family is not None and family != provider_name:
+        yield family
+
+
+def model_candidates(model: str) -> list[str]:
+    """The names `model` is priced under, most specific first: itself, then without its version suffix."""
+    name = model.removeprefix(_MODEL_PREFIX)
+    candidates = [name]
+    for suffix in _VERSION_SUFFIXES:
+        base = suffix.sub("", name)
+        if base != name and base:
+            candidates.append(base)
+            break
+    return candidates
+
+
+def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal:
+    """The cost in USD of `usage` at `price`, exactly.
+
+    Cached reads and cache writes are parts of `input_tokens` priced at their own rates; should a
+    provider report more of them than input tokens, the uncached remainder counts as zero.
+    """
+    cached = usage.cached_input_tokens
+    written = usage.cache_write_tokens
+    uncached = max(usage.input_tokens - cached - written, 0)
+    total = (
+        uncached * price.input
+        + cached * price.cached_input
+        + written * price.cache_write
+        + usage.output_tokens * price.output
+    )
+    return total / PER_MILLION
+
+
+def parse_price_table(data: object, source: str) -> PriceTable:
+    """Validate a loaded price file; `ConfigError` lists every problem with its key path."""
+    if data is None:
+        return _frozen_table({})
+    if not isinstance(data, dict):
+        raise ConfigError(source, [Problem("", "the top level must be a mapping of providers to models")])
+    try:
+        return _frozen_table(_FILE.validate_python(data))
+    except ValidationError as exc:
+        errors = [error for error in exc.errors() if not _repeats_input(error, data)]
+        raise ConfigError(source, [_problem_of(error) for error in errors]) from None
+
+
+def load_price_table(override: Path | None = None) -> PriceTable:
+    """The built-in table, with the entries of the `override` file (when given) replacing its own."""
+    builtin_text = files("gateway.metering").joinpath("prices.yaml").read_text(encoding="utf-8")
+    table = parse_price_table(_parse_yaml(builtin_text, BUILTIN_SOURCE), BUILTIN_SOURCE)
+    if override is None:
+        return table
+    source = str(override)
+    try:
+        text = override.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, [Problem("", f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(source, [Problem("", "cannot read: not UTF-8 text")]) from None
+    return table.merged_with(parse_price_table(_parse_yaml(text, source), source))
+
+
+def _frozen_table(sections: Mapping[str, Mapping[str, ModelPrice]]) -> PriceTable:
+    return PriceTable(MappingProxyType({name: MappingProxyType(dict(m)) for name, m in sections.items()}))
+
+
+class _DecimalLoader(yaml.SafeLoader):
+    """Safe YAML in which a number with a fraction stays its text, for pydantic to read as a Decimal."""
+
+
+def _fraction_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    assert isinstance(node, yaml.ScalarNode)
+    return str(loader.construct_scalar(node))
+
+
+_DecimalLoader.add_constructor("tag:yaml.org,2002:float", _fraction_as_text)
+
+
+def _parse_yaml(text: str, source: str) -> object:
+    loader = _DecimalLoader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [Problem("", f"invalid YAML: {where}{problem}")]) from None
+    finally:
+        loader.dispose()
+
+
+def _repeats_input(error: ErrorDetails, data: dict[Any, Any]) -> bool:
+    """An error in a cache rate the file left out: the input rate's own error, copied with its value."""
+    location = error["loc"]
+    if len(location) != 3 or location[2] not in ("cached_input", "cache_write"):
+        return False
+    section = data.get(location[0])
+    entry = section.get(location[1]) if isinstance(section, dict) else None
+    return isinstance(entry, dict) and location[2] not in entry
+
+
+def _problem_of(error: ErrorDetails) -> Problem:
+    path = ".".join(str(part) for part in error["loc"] if part != "[key]")
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (not part of the price format)"
+    return Problem(path, message.removeprefix("Value error, "))

@@ -1,0 +1,104 @@
+"""Anthropic's Messages API: usage read from recorded response shapes, cache tokens normalised."""
+
+from __future__ import annotations
+
+from gateway.metering.usage import Endpoint, TokenUsage
+from tests.unit.metering.support import JSON, SSE, extract_every_way, fixture, near, without_usage
+
+THINKING = "The user asks for a short poem."
+TEXT = "Waves fold on the shore,\nthe moon keeps count."
+
+
+def sse(*events: tuple[str, str]) -> bytes:
+    return b"".join(f"event: {name}\ndata: {data}\n\n".encode() for name, data in events)
+
+
+def test_message_body_counts_cache_reads_and_writes_as_input() -> None:
+    extraction = extract_every_way("anthropic", Endpoint.MESSAGES, JSON, fixture("anthropic_messages.json"))
+
+    assert extraction.usage == TokenUsage(
+        input_tokens=12 + 4096 + 2051, output_tokens=85, cached_input_tokens=4096, cache_write_tokens=2051
+    )
+    assert extraction.model == "claude-sonnet-4-5-20250929"
+
+
+def test_message_body_without_usage_counts_its_generated_text_for_the_estimate() -> None:
+    body = without_usage(fixture("anthropic_messages.json"))
+
+    extraction = extract_every_way("anthropic", Endpoint.MESSAGES, JSON, body)
+
+    assert extraction.usage is None
+    thinking = "The user wants the weather; I should call the tool."
+    tool_input = '{"location":"Paris, France"}'
+    answer = "Let me check the weather in Paris."
+    assert extraction.output_chars == len(thinking) + len(answer) + len(tool_input)
+
+
+def test_message_stream_combines_message_start_and_message_delta() -> None:
+    extraction = extract_every_way(
+        "anthropic", Endpoint.MESSAGES, SSE, fixture("anthropic_messages_stream.sse")
+    )
+
+    assert extraction.usage == TokenUsage(
+        input_tokens=472 + 2048 + 1024, output_tokens=89, cached_input_tokens=2048, cache_write_tokens=1024
+    )
+    assert extraction.model == "claude-sonnet-4-5-20250929"
+    assert near(extraction.output_chars, len(THINKING) + len(TEXT))
+
+
+def test_message_delta_with_output_tokens_only_keeps_the_input_counts_of_message_start() -> None:
+    start = (
+        '{"type":"message_start","message":{"model":"claude-haiku-4-5","usage":'
+        '{"input_tokens":25,"cache_creation_input_tokens":null,"cache_read_input_tokens":10,"output_tokens":1}}}'
+    )
+    stream = sse(
+        ("message_start", start),
+        (
+            "content_block_delta",
+            '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}',
+        ),
+        (
+            "message_delta",
+            '{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}',
+        ),
+        ("message_stop", '{"type":"message_stop"}'),
+    )
+
+    extraction = extract_every_way("anthropic", Endpoint.MESSAGES, SSE, stream)
+
+    assert extraction.usage == TokenUsage(input_tokens=35, output_tokens=15, cached_input_tokens=10)
+    assert extraction.output_chars == 2
+
+
+def test_a_stream_cut_before_message_delta_reports_no_usage_and_the_text_so_far() -> None:
+    stream = fixture("anthropic_messages_stream.sse")
+    cut = stream[: stream.index(b"event: message_delta")]
+
+    extraction = extract_every_way("anthropic", Endpoint.MESSAGES, SSE, cut)
+
+    assert extraction.usage is None
+    assert extraction.model == "claude-sonnet-4-5-20250929"
+    assert near(extraction.output_chars, len(THINKING) + len(TEXT))
+
+
+def test_events_without_event_lines_are_named_by_their_type() -> None:
+    stream = fixture("anthropic_messages_stream.sse")
+    data_only = b"\n".join(line for line in stream.split(b"\n") if not line.startswith(b"event:"))
+
+    extraction = extract_every_way("anthropic", Endpoint.MESSAGES, SSE, data_only)
+
+    assert extraction.usage == TokenUsage(
+        input_tokens=3544, output_tokens=89, cached_input_tokens=2048, cache_write_tokens=1024
+    )
+    assert near(extraction.output_chars, len(THINKING) + len(TEXT))
+
+
+def test_an_error_event_mid_stream_leaves_the_usage_unknown() -> None:
+    stream = sse(
+        ("message_start", '{"type":"message_start","message":{"model":"m","usage":{"input_tokens":5}}}'),
+        ("error", '{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'),
+    )
+
+    extraction = extract_every_way("anthropic", Endpoint.MESSAGES, SSE, stream)
+
+    assert extraction.usage is None

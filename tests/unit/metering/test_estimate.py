@@ -1,0 +1,75 @@
+"""gateway.metering.estimate: usage at 4 characters per token when the provider reported none."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.metering.estimate import estimate_usage
+from gateway.metering.usage import Endpoint, TokenUsage
+
+
+def test_input_is_the_request_text_and_output_the_generated_characters_rounded_up() -> None:
+    request = {"model": "gpt-4o", "messages": [{"role": "user", "content": "12345678"}], "temperature": 1}
+
+    assert estimate_usage(Endpoint.CHAT_COMPLETIONS, request, 9) == TokenUsage(
+        input_tokens=2, output_tokens=3
+    )
+
+
+def test_anthropic_system_prompt_content_blocks_and_tool_uses_count() -> None:
+    request = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 1024,
+        "system": [{"type": "text", "text": "x" * 40}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "y" * 20}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {"a": 1}}],
+            },
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "z" * 12}]},
+            {"role": "user", "content": [{"type": "image", "source": {"type": "base64", "data": "A" * 999}}]},
+        ],
+    }
+
+    assert estimate_usage(Endpoint.MESSAGES, request, 0).input_tokens == -(
+        -(40 + 20 + len('{"a":1}') + 12) // 4
+    )
+
+
+def test_gemini_contents_and_system_instruction_count() -> None:
+    request = {
+        "systemInstruction": {"parts": [{"text": "a" * 8}]},
+        "contents": [{"role": "user", "parts": [{"text": "b" * 8}, {"inlineData": {"data": "QUJD" * 50}}]}],
+        "generationConfig": {"temperature": 0.2, "stopSequences": ["END"]},
+    }
+
+    assert estimate_usage(Endpoint.GENERATE_CONTENT, request, 4) == TokenUsage(
+        input_tokens=4, output_tokens=1
+    )
+
+
+def test_responses_input_as_a_string_or_as_items_counts() -> None:
+    as_string = {"model": "o4-mini", "instructions": "abcd", "input": "efgh"}
+    as_items = {
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": "efgh"}]}],
+        "instructions": "abcd",
+    }
+
+    assert estimate_usage(Endpoint.RESPONSES, as_string, 0) == estimate_usage(Endpoint.RESPONSES, as_items, 0)
+    assert estimate_usage(Endpoint.RESPONSES, as_string, 0).input_tokens == 2
+
+
+def test_embeddings_have_no_output_and_token_ids_count_one_token_each() -> None:
+    assert estimate_usage(Endpoint.EMBEDDINGS, {"input": ["abcd", "efgh"]}, 100) == TokenUsage(input_tokens=2)
+    assert estimate_usage(Endpoint.EMBEDDINGS, {"input": [[1, 2, 3]]}, 0) == TokenUsage(input_tokens=3)
+
+
+@pytest.mark.parametrize("endpoint", [Endpoint.COUNT_TOKENS, Endpoint.UNMETERED])
+def test_unmetered_calls_are_estimated_at_zero(endpoint: Endpoint) -> None:
+    assert estimate_usage(endpoint, {"messages": [{"content": "hello"}]}, 50) == TokenUsage()
+
+
+@pytest.mark.parametrize("request_json", [None, "not an object", [1, 2], {"messages": 5}, {}])
+def test_a_request_without_text_estimates_no_input_and_never_a_negative_count(request_json: object) -> None:
+    assert estimate_usage(Endpoint.CHAT_COMPLETIONS, request_json, -7) == TokenUsage()

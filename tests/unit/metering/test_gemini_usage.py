@@ -1,0 +1,134 @@
+"""Gemini: usageMetadata read from recorded response shapes, thoughts counted as output."""
+
+from __future__ import annotations
+
+import json
+
+from gateway.metering.usage import Endpoint, TokenUsage
+from tests.unit.metering.support import JSON, SSE, extract_every_way, fixture, near, run, without_usage
+
+STREAM_USAGE = TokenUsage(
+    input_tokens=1040, output_tokens=20 + 132, cached_input_tokens=1024, reasoning_tokens=132
+)
+STREAM_TEXT = (
+    "**Planning the haiku**\nFive, seven, five."
+    "Cold rain on the tin roof,\nthe cat's ears twitch in their sleep,\ndreaming of summer"
+)
+
+
+def test_generate_content_counts_thoughts_as_output_and_reasoning() -> None:
+    extraction = extract_every_way("gemini", Endpoint.GENERATE_CONTENT, JSON, fixture("gemini_generate.json"))
+
+    assert extraction.usage == TokenUsage(
+        input_tokens=3200, output_tokens=12 + 200, cached_input_tokens=2048, reasoning_tokens=200
+    )
+    assert extraction.model == "gemini-2.5-flash"
+
+
+def test_generate_content_without_usage_counts_thoughts_and_answer_for_the_estimate() -> None:
+    body = without_usage(fixture("gemini_generate.json"))
+
+    extraction = extract_every_way("gemini", Endpoint.GENERATE_CONTENT, JSON, body)
+
+    assert extraction.usage is None
+    thought = "**Explaining simply**\nThe user wants a one-line answer."
+    answer = "AI learns patterns from examples and uses them to predict."
+    assert extraction.output_chars == len(thought) + len(answer)
+
+
+def test_stream_as_sse_reports_the_last_running_total() -> None:
+    extraction = extract_every_way(
+        "gemini", Endpoint.STREAM_GENERATE_CONTENT, SSE, fixture("gemini_stream.sse")
+    )
+
+    assert extraction.usage == STREAM_USAGE
+    assert extraction.model == "gemini-2.5-flash"
+    assert near(extraction.output_chars, len(STREAM_TEXT))
+
+
+def test_stream_as_a_json_array_reports_the_usage_of_its_last_element() -> None:
+    extraction = extract_every_way(
+        "gemini", Endpoint.STREAM_GENERATE_CONTENT, JSON, fixture("gemini_stream_array.json")
+    )
+
+    assert extraction.usage == STREAM_USAGE
+    assert extraction.model == "gemini-2.5-flash"
+
+
+def test_stream_as_a_json_array_without_usage_counts_its_text() -> None:
+    body = without_usage(fixture("gemini_stream_array.json"))
+
+    extraction = extract_every_way("gemini", Endpoint.STREAM_GENERATE_CONTENT, JSON, body)
+
+    assert extraction.usage is None
+    assert extraction.output_chars == len(STREAM_TEXT)
+
+
+def test_a_cut_sse_stream_reports_no_usage_though_its_chunks_carried_running_totals() -> None:
+    stream = fixture("gemini_stream.sse")
+    cut = stream[: stream.index(b'data: {"candidates": [{"content": {"parts": [{"text": "dreaming')]
+
+    extraction = extract_every_way("gemini", Endpoint.STREAM_GENERATE_CONTENT, SSE, cut)
+
+    assert extraction.usage is None
+    assert near(extraction.output_chars, len(STREAM_TEXT) - len("dreaming of summer"))
+
+
+def test_a_cut_json_array_reports_no_usage_and_the_text_of_its_whole_elements() -> None:
+    stream = fixture("gemini_stream_array.json")
+    cut = stream[: stream.index(b'"dreaming of summer"')]
+
+    extraction = extract_every_way("gemini", Endpoint.STREAM_GENERATE_CONTENT, JSON, cut)
+
+    assert extraction.usage is None
+    assert extraction.output_chars == len(STREAM_TEXT) - len("dreaming of summer")
+
+
+def long_array(elements: int, *, closed: bool = True) -> tuple[bytes, int]:
+    """A compact streamed array of `elements` chunks, the last one final, and the characters of its text."""
+    chunks, text = [], 0
+    for index in range(elements):
+        words = "word " * (index % 7 + 1)
+        text += len(words)
+        candidate: dict[str, object] = {"content": {"parts": [{"text": words}], "role": "model"}}
+        if index == elements - 1:
+            candidate["finishReason"] = "STOP"
+        usage = {"promptTokenCount": 50, "candidatesTokenCount": index + 1}
+        chunk = {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "gemini-2.5-pro"}
+        chunks.append(json.dumps(chunk, separators=(",", ":")).encode())
+    body = b"[" + b",\r\n".join(chunks) + (b"]" if closed else b"")
+    return body, text
+
+
+def test_a_long_json_array_locates_its_last_usage_and_estimates_its_text() -> None:
+    body, text = long_array(200)
+
+    extraction, _ = run("gemini", Endpoint.STREAM_GENERATE_CONTENT, JSON, [body])
+
+    assert extraction.usage == TokenUsage(input_tokens=50, output_tokens=200)
+    assert extraction.model == "gemini-2.5-pro"
+
+    unreported, _ = run("gemini", Endpoint.STREAM_GENERATE_CONTENT, JSON, [without_usage(body)])
+    assert unreported.usage is None
+    assert near(unreported.output_chars, text)
+
+
+def test_a_long_cut_json_array_reports_no_usage() -> None:
+    body, text = long_array(200, closed=False)
+
+    extraction, _ = run("gemini", Endpoint.STREAM_GENERATE_CONTENT, JSON, [body[: len(body) * 3 // 4]])
+
+    assert extraction.usage is None
+    assert 0 < extraction.output_chars < text
+
+
+def test_a_blocked_prompt_reports_the_usage_it_carries() -> None:
+    body = {
+        "promptFeedback": {"blockReason": "SAFETY"},
+        "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 8},
+    }
+    stream = b"data: " + json.dumps(body).encode() + b"\r\n\r\n"
+
+    extraction = extract_every_way("gemini", Endpoint.STREAM_GENERATE_CONTENT, SSE, stream)
+
+    assert extraction.usage == TokenUsage(input_tokens=8)

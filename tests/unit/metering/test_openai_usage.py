@@ -1,0 +1,255 @@
+"""OpenAI's formats (and Azure's, and the compatible servers'): usage read from recorded response shapes."""
+
+from __future__ import annotations
+
+import json
+
+from gateway.metering.usage import Endpoint, TokenUsage
+from tests.unit.metering.support import JSON, SSE, extract_every_way, fixture, near, run, without_usage
+
+CHAT_STREAM_TEXT = 'Hello! Here is a "quoted" line\nand café.'
+
+
+# -- chat completions -----------------------------------------------------------------------------------
+
+
+def test_chat_body_reports_prompt_cached_completion_and_reasoning_tokens() -> None:
+    extraction = extract_every_way("openai", Endpoint.CHAT_COMPLETIONS, JSON, fixture("openai_chat.json"))
+
+    assert extraction.usage == TokenUsage(
+        input_tokens=2006, output_tokens=300, cached_input_tokens=1920, reasoning_tokens=256
+    )
+    assert extraction.model == "o4-mini-2025-04-16"
+
+
+def test_chat_body_without_usage_counts_its_answer_for_the_estimate() -> None:
+    body = without_usage(fixture("openai_chat.json"))
+
+    extraction = extract_every_way("openai", Endpoint.CHAT_COMPLETIONS, JSON, body)
+
+    assert extraction.usage is None
+    assert extraction.output_chars == len("The capital of France is Paris.")
+
+
+def test_chat_stream_with_include_usage_reports_the_usage_only_chunk() -> None:
+    extraction = extract_every_way(
+        "openai", Endpoint.CHAT_COMPLETIONS, SSE, fixture("openai_chat_stream_usage.sse")
+    )
+
+    assert extraction.usage == TokenUsage(input_tokens=1432, output_tokens=12, cached_input_tokens=1280)
+    assert extraction.model == "gpt-4o-mini-2024-07-18"
+    assert near(extraction.output_chars, len(CHAT_STREAM_TEXT))
+
+
+def test_chat_stream_without_include_usage_reports_no_usage_but_the_text_that_passed() -> None:
+    extraction = extract_every_way(
+        "openai", Endpoint.CHAT_COMPLETIONS, SSE, fixture("openai_chat_stream.sse")
+    )
+
+    assert extraction.usage is None
+    assert extraction.model == "gpt-4o-mini-2024-07-18"
+    assert near(extraction.output_chars, len(CHAT_STREAM_TEXT))
+
+
+def test_a_compatible_server_that_sends_no_usage_reports_none() -> None:
+    extraction = extract_every_way(
+        "openai-compatible", Endpoint.CHAT_COMPLETIONS, SSE, fixture("compat_chat_stream_no_usage.sse")
+    )
+
+    assert extraction.usage is None
+    assert extraction.model == "llama3.2"
+    assert near(extraction.output_chars, len("The sky is blue because of Rayleigh scattering."))
+
+
+def test_usage_on_the_last_content_chunk_is_read_too() -> None:
+    """DeepSeek and others put the usage on the final chunk, next to its finish reason."""
+    events = [
+        {"id": "c", "model": "deepseek-chat", "choices": [{"index": 0, "delta": {"content": word}}]}
+        for word in ("One", " two", " three", " four", " five")
+    ]
+    events[-1]["usage"] = {"prompt_tokens": 9, "completion_tokens": 5, "prompt_cache_hit_tokens": 8}
+    stream = b"".join(b"data: " + json.dumps(event).encode() + b"\n\n" for event in events)
+
+    extraction = extract_every_way(
+        "openai-compatible", Endpoint.CHAT_COMPLETIONS, SSE, stream + b"data: [DONE]\n\n"
+    )
+
+    assert extraction.usage == TokenUsage(input_tokens=9, output_tokens=5, cached_input_tokens=8)
+
+
+def test_azure_chat_stream_with_content_filter_events_reports_the_usage_chunk() -> None:
+    extraction = extract_every_way(
+        "azure-openai", Endpoint.CHAT_COMPLETIONS, SSE, fixture("azure_chat_stream_usage.sse")
+    )
+
+    assert extraction.usage == TokenUsage(input_tokens=23, output_tokens=6)
+    assert extraction.model == "gpt-4o-2024-11-20"
+    assert near(extraction.output_chars, len("Azure says hello from Sweden Central"))
+
+
+def test_a_stream_cut_before_its_usage_chunk_reports_no_usage_and_the_text_so_far() -> None:
+    stream = fixture("openai_chat_stream_usage.sse")
+    cut = stream[: stream.index(b'"content":" line"')]
+
+    extraction = extract_every_way("openai", Endpoint.CHAT_COMPLETIONS, SSE, cut)
+
+    assert extraction.usage is None
+    assert near(extraction.output_chars, len('Hello! Here is a "quoted"'))
+
+
+# -- legacy completions -------------------------------------------------------------------------------
+
+
+def test_completions_body_reports_its_usage() -> None:
+    extraction = extract_every_way("openai", Endpoint.COMPLETIONS, JSON, fixture("openai_completions.json"))
+
+    assert extraction.usage == TokenUsage(input_tokens=5, output_tokens=7)
+    assert extraction.model == "gpt-3.5-turbo-instruct"
+    unreported = extract_every_way(
+        "openai", Endpoint.COMPLETIONS, JSON, without_usage(fixture("openai_completions.json"))
+    )
+    assert unreported.usage is None
+    assert unreported.output_chars == len("\n\nThis is indeed a test")
+
+
+def test_completions_stream_with_include_usage_reports_its_usage() -> None:
+    extraction = extract_every_way(
+        "openai", Endpoint.COMPLETIONS, SSE, fixture("openai_completions_stream_usage.sse")
+    )
+
+    assert extraction.usage == TokenUsage(input_tokens=5, output_tokens=7)
+    assert near(extraction.output_chars, len("\n\nThis is indeed a test"))
+
+
+# -- responses ----------------------------------------------------------------------------------------
+
+
+def test_responses_body_reports_input_cached_output_and_reasoning_tokens() -> None:
+    extraction = extract_every_way("openai", Endpoint.RESPONSES, JSON, fixture("openai_responses.json"))
+
+    assert extraction.usage == TokenUsage(
+        input_tokens=328, output_tokens=152, cached_input_tokens=256, reasoning_tokens=96
+    )
+    assert extraction.model == "o4-mini-2025-04-16"
+
+
+def test_responses_body_without_usage_counts_summary_and_answer_for_the_estimate() -> None:
+    body = without_usage(fixture("openai_responses.json"))
+
+    extraction = extract_every_way("openai", Endpoint.RESPONSES, JSON, body)
+
+    assert extraction.usage is None
+    summary, answer = (
+        "**Describing the scene**",
+        "The image depicts a scenic landscape with a wooden boardwalk.",
+    )
+    assert extraction.output_chars == len(summary) + len(answer)
+
+
+def test_responses_stream_reports_the_usage_of_response_completed() -> None:
+    extraction = extract_every_way("openai", Endpoint.RESPONSES, SSE, fixture("openai_responses_stream.sse"))
+
+    assert extraction.usage == TokenUsage(input_tokens=36, output_tokens=87)
+    assert extraction.model == "gpt-4.1-2025-04-14"
+    assert near(extraction.output_chars, len("Under a silver moon, a unicorn slept."))
+
+
+def test_responses_incomplete_and_failed_events_carry_usage_too() -> None:
+    stream = fixture("openai_responses_stream.sse").replace(b"response.completed", b"response.incomplete")
+
+    extraction = extract_every_way("openai", Endpoint.RESPONSES, SSE, stream)
+
+    assert extraction.usage == TokenUsage(input_tokens=36, output_tokens=87)
+
+
+def test_a_responses_stream_cut_before_completion_reports_no_usage_but_its_model() -> None:
+    stream = fixture("openai_responses_stream.sse")
+    cut = stream[: stream.index(b"event: response.output_text.done")]
+
+    extraction = extract_every_way("openai", Endpoint.RESPONSES, SSE, cut)
+
+    assert extraction.usage is None
+    assert extraction.model == "gpt-4.1-2025-04-14"
+    assert near(extraction.output_chars, len("Under a silver moon, a unicorn slept."))
+
+
+# -- embeddings -----------------------------------------------------------------------------------------
+
+
+def test_embeddings_report_input_tokens_only() -> None:
+    extraction = extract_every_way("openai", Endpoint.EMBEDDINGS, JSON, fixture("openai_embeddings.json"))
+
+    assert extraction.usage == TokenUsage(input_tokens=23)
+    assert extraction.model == "text-embedding-3-small"
+    assert extraction.output_chars == 0
+
+
+def test_large_embeddings_find_the_usage_at_either_end() -> None:
+    vectors = [{"object": "embedding", "index": i, "embedding": [0.0123456] * 1536} for i in range(8)]
+    usage = {"prompt_tokens": 64, "total_tokens": 64}
+    last = {"object": "list", "data": vectors, "model": "text-embedding-3-large", "usage": usage}
+    first = {"usage": usage, "model": "bge-m3", "data": vectors}
+
+    at_end, _ = run("openai", Endpoint.EMBEDDINGS, JSON, [json.dumps(last).encode()])
+    at_start, _ = run("openai-compatible", Endpoint.EMBEDDINGS, JSON, [json.dumps(first).encode()])
+
+    assert at_end.usage == at_start.usage == TokenUsage(input_tokens=64)
+    assert (at_end.model, at_start.model) == ("text-embedding-3-large", "bge-m3")
+
+
+def test_large_embeddings_without_usage_report_none() -> None:
+    body = {"object": "list", "data": [{"embedding": [0.5] * 4096}], "model": "local"}
+
+    extraction, _ = run("openai-compatible", Endpoint.EMBEDDINGS, JSON, [json.dumps(body).encode()])
+
+    assert extraction.usage is None
+    assert extraction.model == "local"
+
+
+# -- framing and kinds of text --------------------------------------------------------------------------
+
+
+def test_a_stream_framed_with_crlf_reads_the_same() -> None:
+    stream = fixture("openai_chat_stream_usage.sse").replace(b"\n", b"\r\n")
+
+    extraction = extract_every_way("openai-compatible", Endpoint.CHAT_COMPLETIONS, SSE, stream)
+
+    assert extraction.usage == TokenUsage(input_tokens=1432, output_tokens=12, cached_input_tokens=1280)
+    assert near(extraction.output_chars, len(CHAT_STREAM_TEXT))
+
+
+def test_tool_call_arguments_and_reasoning_count_as_generated_text() -> None:
+    head = {"id": "chatcmpl-9", "object": "chat.completion.chunk", "model": "deepseek-reasoner"}
+    thoughts = ["Let", " me", " look", " that", " up."]
+    pieces = ['{"ci', 'ty": ', '"Par', "is, ", 'France"}']
+    calls = [
+        {"index": 0, "id": "call_1", "type": "function", "function": {"name": "weather", "arguments": ""}}
+    ]
+    deltas = [{"reasoning_content": thought} for thought in thoughts] + [{"tool_calls": calls}]
+    deltas += [{"tool_calls": [{"index": 0, "function": {"arguments": piece}}]} for piece in pieces]
+    stream = b"".join(
+        b"data: " + json.dumps({**head, "choices": [{"index": 0, "delta": delta}]}).encode() + b"\n\n"
+        for delta in deltas
+    )
+
+    extraction = extract_every_way("openai-compatible", Endpoint.CHAT_COMPLETIONS, SSE, stream)
+
+    assert extraction.usage is None
+    assert near(extraction.output_chars, len("".join(thoughts)) + len("".join(pieces)))
+
+
+def test_responses_text_and_tool_arguments_are_counted_each_with_its_envelope() -> None:
+    def event(name: str, number: int, delta: str) -> bytes:
+        data = {"type": name, "sequence_number": number, "item_id": "it", "output_index": 0, "delta": delta}
+        return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+    words = ["I", " will", " check", " the", " file", "."]
+    arguments = ['{"pa', 'th": "', "src/", "main", '.py"}']
+    stream = b"".join(event("response.output_text.delta", n, w) for n, w in enumerate(words))
+    stream += b"".join(
+        event("response.function_call_arguments.delta", 10 + n, a) for n, a in enumerate(arguments)
+    )
+
+    extraction = extract_every_way("openai", Endpoint.RESPONSES, SSE, stream)
+
+    assert near(extraction.output_chars, len("".join(words)) + len("".join(arguments)))

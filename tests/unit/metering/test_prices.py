@@ -1,0 +1,362 @@
+"""gateway.metering.prices: the price table's format, its look-up rules, and the cost formula."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from gateway.metering.prices import (
+    OTHER_MODEL,
+    ModelPrice,
+    PriceTable,
+    cost_of,
+    load_price_table,
+    model_candidates,
+    parse_price_table,
+)
+from gateway.metering.usage import TokenUsage
+from gateway.settings import ConfigError
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLE = ROOT / "config" / "prices.example.yaml"
+
+
+def price(input: str, output: str, **rates: str) -> dict[str, str]:
+    return {"input": input, "output": output, "effective_date": "2026-01-01", **rates}
+
+
+def table(sections: dict[str, dict[str, dict[str, str]]]) -> PriceTable:
+    return parse_price_table(sections, "test")
+
+
+@pytest.fixture(scope="module")
+def builtin() -> PriceTable:
+    return load_price_table(None)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "prices.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems_of(error: pytest.ExceptionInfo[ConfigError]) -> dict[str, str]:
+    return {problem.path: problem.message for problem in error.value.problems}
+
+
+# -- look-up ------------------------------------------------------------------------------------------
+
+
+def test_a_model_is_priced_under_its_family_by_its_exact_name(builtin: PriceTable) -> None:
+    found = builtin.price_for("openai", "openai", "gpt-4o")
+
+    assert found is not None
+    assert (found.input, found.cached_input, found.output) == (
+        Decimal("2.50"),
+        Decimal("1.25"),
+        Decimal("10.00"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "model", "priced_as"),
+    [
+        ("openai", "gpt-4o-2024-08-06", "gpt-4o"),
+        ("openai", "gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
+        ("openai", "gpt-4.1-2025-04-14", "gpt-4.1"),
+        ("openai", "o3-mini-2025-01-31", "o3-mini"),
+        ("anthropic", "claude-sonnet-4-20250514", "claude-sonnet-4"),
+        ("anthropic", "claude-sonnet-4@20250514", "claude-sonnet-4"),
+        ("anthropic", "claude-3-5-haiku-latest", "claude-3-5-haiku"),
+        ("anthropic", "claude-opus-4-5-20251101", "claude-opus-4-5"),
+        ("anthropic", "claude-sonnet-4-0", "claude-sonnet-4-0"),
+        ("gemini", "gemini-2.0-flash-001", "gemini-2.0-flash"),
+        ("gemini", "models/gemini-2.5-pro", "gemini-2.5-pro"),
+        ("gemini", "models/gemini-2.0-flash-001", "gemini-2.0-flash"),
+    ],
+)
+def test_a_snapshot_or_version_is_priced_as_its_model(
+    builtin: PriceTable, kind: str, model: str, priced_as: str
+) -> None:
+    assert builtin.model_label(kind, kind, model) == priced_as
+    assert builtin.price_for(kind, kind, model) == builtin.sections[kind][priced_as]
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "gpt-4o-audio-preview",  # a different product that starts with a priced name
+        "gpt-4o-audio-preview-2024-12-17",
+        "gpt-4",
+        "gpt-4o-2024",  # half a date is no version
+        "ft:gpt-4o-mini-2024-07-18:acme::abc123",  # fine-tuned models have prices of their own
+        "gpt-4o-mini-tts",
+        "o3-pro",
+    ],
+)
+def test_no_model_is_priced_by_a_looser_prefix(builtin: PriceTable, model: str) -> None:
+    assert builtin.price_for("openai", "openai", model) is None
+
+
+def test_a_longer_name_is_not_priced_as_its_prefix_even_when_it_is_missing() -> None:
+    prices = table({"openai": {"gpt-4o": price("2.50", "10")}})
+
+    assert prices.price_for("openai", "openai", "gpt-4o-mini") is None
+    assert prices.price_for("openai", "openai", "gpt-4o-mini-2024-07-18") is None
+
+
+def test_a_newer_model_is_not_priced_as_an_older_one(builtin: PriceTable) -> None:
+    opus_4_5 = builtin.price_for("anthropic", "anthropic", "claude-opus-4-5")
+    opus_4 = builtin.price_for("anthropic", "anthropic", "claude-opus-4")
+
+    assert opus_4_5 is not None and opus_4 is not None
+    assert opus_4_5.input < opus_4.input
+
+
+def test_model_candidates_are_the_name_then_the_name_without_its_version() -> None:
+    assert model_candidates("gpt-4o-2024-08-06") == ["gpt-4o-2024-08-06", "gpt-4o"]
+    assert model_candidates("models/gemini-2.0-flash-001") == ["gemini-2.0-flash-001", "gemini-2.0-flash"]
+    assert model_candidates("gpt-4o") == ["gpt-4o"]
+
+
+@pytest.mark.parametrize("kind", ["openai", "azure-openai"])
+def test_openai_and_azure_openai_providers_fall_back_to_the_openai_family(
+    builtin: PriceTable, kind: str
+) -> None:
+    assert builtin.price_for("my-provider", kind, "gpt-4o") == builtin.sections["openai"]["gpt-4o"]
+
+
+def test_an_openai_compatible_provider_has_no_family_to_fall_back_to(builtin: PriceTable) -> None:
+    assert builtin.price_for("local", "openai-compatible", "gpt-4o") is None
+
+
+def test_a_family_does_not_price_another_familys_models(builtin: PriceTable) -> None:
+    assert builtin.price_for("anthropic", "anthropic", "gpt-4o") is None
+
+
+def test_the_providers_own_section_comes_before_its_family() -> None:
+    prices = table(
+        {
+            "openai": {"gpt-4o": price("2.50", "10"), "gpt-4o-2024-08-06": price("9", "9")},
+            "azure": {"gpt-4o": price("2.00", "8")},
+        }
+    )
+
+    assert prices.price_for("azure", "azure-openai", "gpt-4o") == prices.sections["azure"]["gpt-4o"]
+    # even by version pattern before the family's exact name
+    assert (
+        prices.price_for("azure", "azure-openai", "gpt-4o-2024-08-06") == prices.sections["azure"]["gpt-4o"]
+    )
+    assert (
+        prices.price_for("openai", "openai", "gpt-4o-2024-08-06")
+        == prices.sections["openai"]["gpt-4o-2024-08-06"]
+    )
+
+
+def test_the_model_label_is_the_priced_name_or_other(builtin: PriceTable) -> None:
+    assert builtin.model_label("openai", "openai", "gpt-4o-2024-08-06") == "gpt-4o"
+    assert builtin.model_label("openai", "openai", "my-fine-tune") == OTHER_MODEL
+    assert builtin.model_label("openai", "openai", None) == OTHER_MODEL
+
+
+# -- cost ---------------------------------------------------------------------------------------------
+
+SONNET = ModelPrice(
+    input=Decimal("3"),
+    cached_input=Decimal("0.30"),
+    cache_write=Decimal("3.75"),
+    output=Decimal("15"),
+    effective_date=date(2025, 5, 22),
+)
+
+
+def test_cost_prices_each_kind_of_token_at_its_own_rate_per_million() -> None:
+    usage = TokenUsage(
+        input_tokens=10_000, output_tokens=500, cached_input_tokens=2_000, cache_write_tokens=1_000
+    )
+
+    # (10000 - 2000 - 1000) x 3 + 2000 x 0.30 + 1000 x 3.75 + 500 x 15 = 32850 per million
+    assert cost_of(usage, SONNET) == Decimal("0.03285")
+
+
+def test_reasoning_tokens_are_already_part_of_the_output() -> None:
+    plain = cost_of(TokenUsage(output_tokens=1_000), SONNET)
+    reasoning = cost_of(TokenUsage(output_tokens=1_000, reasoning_tokens=800), SONNET)
+
+    assert plain == reasoning == Decimal("0.015")
+
+
+def test_cost_is_an_exact_decimal_not_a_rounded_float() -> None:
+    cheap = table({"openai": {"nano": price("0.1", "0.4")}}).sections["openai"]["nano"]
+
+    cost = cost_of(TokenUsage(input_tokens=3, output_tokens=7), cheap)
+
+    assert isinstance(cost, Decimal)
+    assert cost == Decimal("0.0000031")  # 3 x 0.1 + 7 x 0.4 = 3.1 per million; as floats 3.1000000000000005
+
+
+def test_cache_rates_default_to_the_input_rate() -> None:
+    flat = table({"openai": {"m": price("2", "8")}}).sections["openai"]["m"]
+
+    assert flat.cached_input == flat.cache_write == Decimal("2")
+    assert cost_of(TokenUsage(input_tokens=1_000_000, cached_input_tokens=400_000), flat) == Decimal("2")
+
+
+def test_more_cached_tokens_than_input_tokens_never_make_the_uncached_part_negative() -> None:
+    usage = TokenUsage(input_tokens=100, cached_input_tokens=150)
+
+    assert cost_of(usage, SONNET) == Decimal("150") * Decimal("0.30") / 1_000_000
+
+
+def test_no_tokens_cost_nothing() -> None:
+    assert cost_of(TokenUsage(), SONNET) == 0
+
+
+# -- the built-in table -------------------------------------------------------------------------------
+
+
+def test_the_built_in_table_prices_every_family(builtin: PriceTable) -> None:
+    assert {"openai", "anthropic", "gemini"} <= set(builtin.sections)
+    for kind, model in [
+        ("openai", "gpt-4o-mini"),
+        ("openai", "gpt-4.1-nano"),
+        ("openai", "o1"),
+        ("openai", "o3"),
+        ("openai", "o4-mini"),
+        ("openai", "gpt-5-mini"),
+        ("openai", "text-embedding-3-small"),
+        ("anthropic", "claude-3-5-sonnet"),
+        ("anthropic", "claude-3-7-sonnet"),
+        ("anthropic", "claude-opus-4-1"),
+        ("anthropic", "claude-sonnet-4-5"),
+        ("anthropic", "claude-haiku-4-5"),
+        ("gemini", "gemini-2.0-flash-lite"),
+        ("gemini", "gemini-2.5-flash"),
+        ("gemini", "gemini-2.5-flash-lite"),
+        ("gemini", "gemini-2.5-pro"),
+    ]:
+        assert builtin.price_for(kind, kind, model) is not None, model
+
+
+def test_built_in_anthropic_cache_writes_cost_125_percent_and_reads_10_percent_of_input(
+    builtin: PriceTable,
+) -> None:
+    claude_3_haiku = builtin.sections["anthropic"]["claude-3-haiku"]  # the one published exception
+    assert (claude_3_haiku.cache_write, claude_3_haiku.cached_input) == (Decimal("0.30"), Decimal("0.03"))
+    for model, found in builtin.sections["anthropic"].items():
+        if model == "claude-3-haiku":
+            continue
+        assert found.cache_write == found.input * Decimal("1.25"), model
+        assert found.cached_input == found.input * Decimal("0.1"), model
+
+
+def test_built_in_cache_reads_never_cost_more_than_input(builtin: PriceTable) -> None:
+    for section in builtin.sections.values():
+        for model, found in section.items():
+            assert found.cached_input <= found.input, model
+
+
+def test_prices_keep_the_exact_decimals_written_in_the_file(builtin: PriceTable) -> None:
+    mini = builtin.sections["openai"]["gpt-4o-mini"]
+
+    assert (str(mini.input), str(mini.cached_input)) == ("0.15", "0.075")
+
+
+def test_the_built_in_table_is_package_data() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+    assert "metering/prices.yaml" in pyproject["tool"]["setuptools"]["package-data"]["gateway"]
+
+
+# -- overrides ----------------------------------------------------------------------------------------
+
+
+def test_an_override_replaces_entries_one_model_at_a_time_and_adds_sections(
+    tmp_path: Path, builtin: PriceTable
+) -> None:
+    override = write(
+        tmp_path,
+        "openai:\n  gpt-4o: {input: 2.00, output: 8.00, effective_date: 2026-02-01}\n"
+        "local:\n  llama-3.3-70b: {input: 0.2, output: 0.6, effective_date: 2026-01-01}\n",
+    )
+
+    merged = load_price_table(override)
+
+    assert merged.sections["openai"]["gpt-4o"].input == Decimal("2.00")
+    assert merged.sections["openai"]["gpt-4o"].cached_input == Decimal("2.00")  # not the built-in 1.25
+    assert merged.sections["openai"]["gpt-4o-mini"] == builtin.sections["openai"]["gpt-4o-mini"]
+    assert merged.sections["anthropic"] == builtin.sections["anthropic"]
+    assert merged.price_for("local", "openai-compatible", "llama-3.3-70b") is not None
+
+
+def test_an_empty_override_changes_nothing(tmp_path: Path, builtin: PriceTable) -> None:
+    assert load_price_table(write(tmp_path, "# nothing yet\n")) == builtin
+
+
+def test_the_example_override_file_is_valid_and_prices_a_local_provider(builtin: PriceTable) -> None:
+    merged = load_price_table(EXAMPLE)
+
+    local = merged.price_for("local", "openai-compatible", "meta-llama/Llama-3.3-70B-Instruct")
+    assert local is not None and local.output == Decimal("0.60")
+    discounted = merged.price_for("anthropic", "anthropic", "claude-sonnet-4-5-20250929")
+    listed = builtin.price_for("anthropic", "anthropic", "claude-sonnet-4-5")
+    assert discounted is not None and listed is not None
+    assert discounted.input == listed.input * Decimal("0.8")
+
+
+def test_every_problem_is_reported_with_the_file_and_key_path(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "openai:\n"
+        "  gpt-4o: {input: -1, output: 10, effective_date: 2024-08-06}\n"
+        "  gpt-4o-mini: {inptu: 0.15, output: 0.6, effective_date: 2024-07-18}\n"
+        "  o3: {input: 2, output: lots, effective_date: 2025-06-10}\n"
+        "  o4-mini: {input: 1.1, output: 4.4}\n"
+        "Not A Provider:\n"
+        "  m: {input: 1, output: 1, effective_date: 2026-01-01}\n",
+    )
+
+    with pytest.raises(ConfigError) as error:
+        load_price_table(path)
+
+    problems = problems_of(error)
+    assert problems["openai.gpt-4o.input"] == "Input should be greater than or equal to 0"
+    assert problems["openai.gpt-4o-mini.inptu"] == "unknown key (not part of the price format)"
+    assert problems["openai.gpt-4o-mini.input"] == "Field required"
+    assert problems["openai.o3.output"] == "Input should be a valid decimal"
+    assert problems["openai.o4-mini.effective_date"] == "Field required"
+    assert "Not A Provider" in problems
+    assert str(error.value).startswith(f"{path}: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("openai: [gpt-4o\n", "invalid YAML: line 2"),
+        ("- gpt-4o\n", "the top level must be a mapping of providers to models"),
+        (
+            "openai:\n  gpt-4o: {input: .inf, output: 1, effective_date: 2026-01-01}\n",
+            # one problem: none for the cache rates that take their value from it
+            "prices.yaml: openai.gpt-4o.input: Input should be a valid decimal$",
+        ),
+    ],
+)
+def test_a_malformed_file_is_refused_with_the_reason(tmp_path: Path, text: str, complaint: str) -> None:
+    with pytest.raises(ConfigError, match=complaint):
+        load_price_table(write(tmp_path, text))
+
+
+def test_a_missing_override_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_price_table(tmp_path / "missing.yaml")
+
+
+def test_prices_are_frozen(builtin: PriceTable) -> None:
+    with pytest.raises(TypeError):
+        builtin.sections["openai"]["gpt-4o"] = builtin.sections["openai"]["gpt-4o-mini"]  # type: ignore[index]
+    with pytest.raises(ValueError):
+        builtin.sections["openai"]["gpt-4o"].input = Decimal(0)  # type: ignore[misc]

@@ -9,6 +9,7 @@ happens at import time.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -21,19 +22,27 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
+from gateway.admin.http import AdminAPI
 from gateway.auth.keys import KeyAuthenticator
 from gateway.credentials.crypto import load_master_key
 from gateway.credentials.store import CredentialStore, verify_master_key
 from gateway.errors import Dialect, NotFound, render_error
 from gateway.http.paths import split_mount
-from gateway.pipeline import Pipeline, build_pipeline
+from gateway.metering.ledger import UsageLedger
+from gateway.metering.meter import Meter
+from gateway.metering.prices import load_price_table
+from gateway.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gateway.observability.metrics import GatewayMetrics, RequestMetrics
+from gateway.pipeline import Pipeline
+from gateway.pipeline.builder import Services, build_pipeline
 from gateway.providers import ProviderAdapter, build_adapters
 from gateway.settings.schema import Settings
 from gateway.storage.engine import create_engine
 from gateway.storage.migrate import current_revision, head_revision
 from gateway.storage.repositories import CredentialRepository, KeyRepository, KeyringRepository
+from gateway.storage.usage import UsageRepository
 from gateway.types import Receive, Scope, Send
 from gateway.upstream.aiohttp_transport import aiohttp_transport
 from gateway.upstream.transport import Transport, TransportFactory
@@ -54,6 +63,7 @@ class Runtime:
     engine: AsyncEngine
     pipeline: Pipeline
     transports: Mapping[str, Transport]
+    ledger: UsageLedger | None
 
 
 async def check_schema(engine: AsyncEngine) -> None:
@@ -78,11 +88,14 @@ class Gateway:
         self._adapters: Mapping[str, ProviderAdapter] = build_adapters(settings.providers)
         self._transport_factory = transport_factory
         self._environ = os.environ if environ is None else environ
+        self.prices = load_price_table(settings.metering.prices_file)
+        self.metrics = GatewayMetrics()
         self.runtime: Runtime | None = None
-        self._web = Starlette(
-            routes=[Route("/healthz", self._healthz), Route("/readyz", self._readyz)],
-            lifespan=self._lifespan,
-        )
+        routes: list[BaseRoute] = [Route("/healthz", self._healthz), Route("/readyz", self._readyz)]
+        if settings.metrics.enabled:
+            routes.append(Route("/metrics", self._metrics))
+        routes += AdminAPI(settings.admin.token_sha256, self._engine).routes()
+        self._web = Starlette(routes=routes, lifespan=self._lifespan)
         self._web.add_route("/{path:path}", self._not_found, methods=_ALL_METHODS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -99,23 +112,34 @@ class Gateway:
         settings = self.settings
         engine = create_engine(settings.database.url, settings.database.pool_size)
         transports: dict[str, Transport] = {}
+        ledger: UsageLedger | None = None
         try:
             await check_schema(engine)
             master = load_master_key(settings.master_key.env, settings.master_key.file, self._environ)
             await verify_master_key(KeyringRepository(engine), master)
-            authenticator = KeyAuthenticator(
-                KeyRepository(engine), settings.auth.key_cache_ttl_seconds, settings.auth.key_cache_size
-            )
-            credentials = CredentialStore(
-                CredentialRepository(engine),
-                master,
-                settings.credentials.cache_ttl_seconds,
-                settings.credentials.cache_size,
-            )
             for name, provider in settings.providers.items():
                 transports[name] = self._transport_factory(self._adapters[name], provider)
-            pipeline = build_pipeline(settings, authenticator, credentials, transports)
-            self.runtime = Runtime(engine, pipeline, transports)
+            ledger = self._open_ledger(engine)
+            services = Services(
+                authenticator=KeyAuthenticator(
+                    KeyRepository(engine), settings.auth.key_cache_ttl_seconds, settings.auth.key_cache_size
+                ),
+                credentials=CredentialStore(
+                    CredentialRepository(engine),
+                    master,
+                    settings.credentials.cache_ttl_seconds,
+                    settings.credentials.cache_size,
+                ),
+                transports=transports,
+                meter=Meter(self.prices, ledger) if ledger is not None else None,
+                metrics=RequestMetrics(self.metrics, self.prices.model_label)
+                if settings.metrics.enabled
+                else None,
+            )
+            self.runtime = Runtime(engine, build_pipeline(settings, services), transports, ledger)
+            # Everything built so far lives as long as the process: keep it out of the collector's
+            # full passes, which otherwise re-walk every module, model and table on the hot path.
+            gc.freeze()
             logger.info(
                 "gateway ready",
                 extra={"fields": {"providers": sorted(self._adapters), "master_key_id": master.id}},
@@ -123,9 +147,33 @@ class Gateway:
             yield
         finally:
             self.runtime = None
+            if ledger is not None:
+                await ledger.close(settings.metering.shutdown_grace_seconds)
             for transport in transports.values():
                 await transport.aclose()
             await engine.dispose()
+
+    def _open_ledger(self, engine: AsyncEngine) -> UsageLedger | None:
+        metering = self.settings.metering
+        if not metering.enabled:
+            return None
+        ledger = UsageLedger(
+            UsageRepository(engine),
+            capacity=metering.queue_size,
+            batch_size=metering.batch_size,
+            flush_interval=metering.flush_interval_seconds,
+            retry_max=metering.retry_max_seconds,
+            on_drop=self.metrics.count_dropped,
+        )
+        self.metrics.ledger_depth.set_function(lambda: ledger.depth)
+        ledger.start()
+        return ledger
+
+    async def _metrics(self, _request: Request) -> Response:
+        return Response(self.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
+
+    def _engine(self) -> AsyncEngine | None:
+        return self.runtime.engine if self.runtime is not None else None
 
     async def _healthz(self, _request: Request) -> Response:
         return JSONResponse({"status": "ok"})

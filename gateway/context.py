@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -10,6 +11,7 @@ import orjson
 from gateway.auth.keys import Principal
 from gateway.credentials.store import ResolvedCredential
 from gateway.errors import Dialect, GatewayError, InvalidJSON
+from gateway.metering.usage import Endpoint, Extraction, TokenUsage
 from gateway.providers.base import ProviderAdapter
 from gateway.types import Receive
 
@@ -43,6 +45,13 @@ class RequestContext:
     error: GatewayError | None = None
     client_disconnected: bool = False
     response_complete: bool = False
+    received_at: float = 0.0  # wall-clock time.time() at arrival, for records
+    endpoint: Endpoint | None = None
+    stream_usage_injected: bool = False
+    extraction: Extraction | None = None
+    usage: TokenUsage | None = None
+    usage_estimated: bool = False
+    cost_usd: Decimal | None = None
     _json: Any = field(default=_UNPARSED, repr=False)
 
     @property
@@ -60,6 +69,15 @@ class RequestContext:
                 except orjson.JSONDecodeError:
                     raise InvalidJSON("the request body is not valid JSON") from None
         return self._json
+
+    def reported_model(self) -> str | None:
+        """The model that answered as the provider reported it, else the one the request named."""
+        if self.extraction is not None and self.extraction.model:
+            return self.extraction.model
+        try:
+            return self.model()
+        except InvalidJSON:
+            return None
 
     def model(self) -> str | None:
         """The model the request names, in its path or its JSON body."""

@@ -234,18 +234,37 @@ def _prompt_tokens(body: bytes) -> int:
 # ---------------------------------------------------------------------------------------------------------
 # Errors, in each provider's shape
 
-ANTHROPIC_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                         404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
-                         500: "api_error", 529: "overloaded_error"}
-GEMINI_ERROR_STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-                         404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE",
-                         504: "DEADLINE_EXCEEDED"}
-OPENAI_ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "permission_error",
-                      404: "invalid_request_error", 429: "rate_limit_exceeded"}
+ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+GEMINI_ERROR_STATUSES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+OPENAI_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    429: "rate_limit_exceeded",
+}
 
 
 def provider_family(request: RecordedRequest) -> str:
-    """"anthropic", "gemini" or "openai": whose conventions a request follows."""
+    """ "anthropic", "gemini" or "openai": whose conventions a request follows."""
     path = request.path
     if ":" in path.rsplit("/", 1)[-1] or "/v1beta/" in path or request.header("x-goog-api-key"):
         return "gemini"
@@ -261,8 +280,13 @@ def error_reply(request: RecordedRequest, status: int, message: str) -> Reply:
         kind = ANTHROPIC_ERROR_TYPES.get(status, "api_error")
         body = {"type": "error", "error": {"type": kind, "message": message}}
     elif family == "gemini":
-        body = {"error": {"code": status, "message": message,
-                          "status": GEMINI_ERROR_STATUSES.get(status, "UNKNOWN")}}
+        body = {
+            "error": {
+                "code": status,
+                "message": message,
+                "status": GEMINI_ERROR_STATUSES.get(status, "UNKNOWN"),
+            }
+        }
     else:
         kind = OPENAI_ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
         body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
@@ -277,20 +301,31 @@ def error_reply(request: RecordedRequest, status: int, message: str) -> Reply:
 
 
 def _openai_usage(usage: Usage) -> JSON:
-    return {"prompt_tokens": usage.prompt, "completion_tokens": usage.output, "total_tokens": usage.total,
-            "prompt_tokens_details": {"cached_tokens": usage.cached},
-            "completion_tokens_details": {"reasoning_tokens": usage.reasoning}}
+    return {
+        "prompt_tokens": usage.prompt,
+        "completion_tokens": usage.output,
+        "total_tokens": usage.total,
+        "prompt_tokens_details": {"cached_tokens": usage.cached},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
+    }
 
 
 def openai_chat(call: Call) -> Reply:
     model = call.model("gpt-4o-mini")
-    head = {"id": f"chatcmpl-fake{call.number}", "created": int(time.time()), "model": model,
-            "system_fingerprint": "fp_fake"}
+    head = {
+        "id": f"chatcmpl-fake{call.number}",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": "fp_fake",
+    }
     if call.stream:
         return _stream_reply(_openai_chat_events(call, head))
     message = {"role": "assistant", "content": call.text, "refusal": None}
-    completion = {**head, "object": "chat.completion",
-                  "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}]}
+    completion = {
+        **head,
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+    }
     if call.usage:
         completion["usage"] = _openai_usage(call.usage)
     return _json_reply(completion)
@@ -306,8 +341,10 @@ def _openai_chat_events(call: Call, head: JSON) -> list[bytes]:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
         return _sse_data({**head, "choices": [choice]})
 
-    events = [chunk({"role": "assistant", "content": word} if i == 0 else {"content": word}, None)
-              for i, word in enumerate(call.words)]
+    events = [
+        chunk({"role": "assistant", "content": word} if i == 0 else {"content": word}, None)
+        for i, word in enumerate(call.words)
+    ]
     events.append(chunk({}, "stop"))
     if with_usage and call.usage:
         events.append(_sse_data({**head, "choices": [], "usage": _openai_usage(call.usage)}))
@@ -316,8 +353,12 @@ def _openai_chat_events(call: Call, head: JSON) -> list[bytes]:
 
 
 def openai_completion(call: Call) -> Reply:
-    head = {"id": f"cmpl-fake{call.number}", "object": "text_completion", "created": int(time.time()),
-            "model": call.model("gpt-3.5-turbo-instruct")}
+    head = {
+        "id": f"cmpl-fake{call.number}",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": call.model("gpt-3.5-turbo-instruct"),
+    }
 
     def choice(text: str, finish_reason: str | None) -> JSON:
         return {"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason}
@@ -326,8 +367,9 @@ def openai_completion(call: Call) -> Reply:
     if call.usage:
         usage = {key: value for key, value in _openai_usage(call.usage).items() if key.endswith("tokens")}
     if not call.stream:
-        return _json_reply({**head, "choices": [choice(call.text, "stop")],
-                            **({"usage": usage} if usage else {})})
+        return _json_reply(
+            {**head, "choices": [choice(call.text, "stop")], **({"usage": usage} if usage else {})}
+        )
     events = [_sse_data({**head, "choices": [choice(word, None)]}) for word in call.words]
     events.append(_sse_data({**head, "choices": [choice("", "stop")]}))
     if usage and call.payload.get("stream_options", {}).get("include_usage"):
@@ -355,21 +397,38 @@ def openai_embeddings(call: Call) -> Reply:
 
 
 def _responses_usage(usage: Usage) -> JSON:
-    return {"input_tokens": usage.prompt, "input_tokens_details": {"cached_tokens": usage.cached},
-            "output_tokens": usage.output, "output_tokens_details": {"reasoning_tokens": usage.reasoning},
-            "total_tokens": usage.total}
+    return {
+        "input_tokens": usage.prompt,
+        "input_tokens_details": {"cached_tokens": usage.cached},
+        "output_tokens": usage.output,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning},
+        "total_tokens": usage.total,
+    }
 
 
 def openai_responses(call: Call) -> Reply:
     message_id = f"msg_fake{call.number}"
     part = {"type": "output_text", "text": call.text, "annotations": []}
-    message = {"id": message_id, "type": "message", "status": "completed", "role": "assistant",
-               "content": [part]}
+    message = {
+        "id": message_id,
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
+        "content": [part],
+    }
     response: JSON = {
-        "id": f"resp_fake{call.number}", "object": "response", "created_at": int(time.time()),
-        "status": "completed", "error": None, "incomplete_details": None, "instructions": None,
-        "model": call.model("gpt-4o-mini"), "output": [message], "parallel_tool_calls": True,
-        "tool_choice": "auto", "tools": [],
+        "id": f"resp_fake{call.number}",
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "completed",
+        "error": None,
+        "incomplete_details": None,
+        "instructions": None,
+        "model": call.model("gpt-4o-mini"),
+        "output": [message],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
     }
     if call.usage:
         response["usage"] = _responses_usage(call.usage)
@@ -382,8 +441,10 @@ def openai_responses(call: Call) -> Reply:
     steps: list[tuple[str, JSON]] = [
         ("response.created", {"response": started}),
         ("response.in_progress", {"response": started}),
-        ("response.output_item.added",
-         {"output_index": 0, "item": {**message, "status": "in_progress", "content": []}}),
+        (
+            "response.output_item.added",
+            {"output_index": 0, "item": {**message, "status": "in_progress", "content": []}},
+        ),
         ("response.content_part.added", {**where, "part": {**part, "text": ""}}),
         *[("response.output_text.delta", {**where, "delta": word}) for word in call.words],
         ("response.output_text.done", {**where, "text": call.text}),
@@ -391,25 +452,48 @@ def openai_responses(call: Call) -> Reply:
         ("response.output_item.done", {"output_index": 0, "item": message}),
         ("response.completed", {"response": response}),
     ]
-    return _stream_reply([_sse_event(name, {"type": name, "sequence_number": number, **data})
-                          for number, (name, data) in enumerate(steps)])
+    return _stream_reply(
+        [
+            _sse_event(name, {"type": name, "sequence_number": number, **data})
+            for number, (name, data) in enumerate(steps)
+        ]
+    )
 
 
 def models_list(call: Call) -> Reply:
     family = provider_family(call.request)
     if family == "anthropic":
-        models = [{"type": "model", "id": name, "display_name": name, "created_at": "2025-01-01T00:00:00Z"}
-                  for name in ("claude-sonnet-4-6", "claude-haiku-4-5")]
-        return _json_reply({"data": models, "has_more": False, "first_id": models[0]["id"],
-                            "last_id": models[-1]["id"]})
+        models = [
+            {"type": "model", "id": name, "display_name": name, "created_at": "2025-01-01T00:00:00Z"}
+            for name in ("claude-sonnet-4-6", "claude-haiku-4-5")
+        ]
+        return _json_reply(
+            {"data": models, "has_more": False, "first_id": models[0]["id"], "last_id": models[-1]["id"]}
+        )
     if family == "gemini":
         methods = ["generateContent", "streamGenerateContent", "countTokens"]
-        return _json_reply({"models": [{"name": f"models/{name}", "version": "001", "displayName": name,
-                                        "supportedGenerationMethods": methods}
-                                       for name in ("gemini-2.5-flash", "gemini-2.5-pro")]})
-    return _json_reply({"object": "list", "data": [
-        {"id": name, "object": "model", "created": CREATED, "owned_by": "fake-upstream"}
-        for name in ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")]})
+        return _json_reply(
+            {
+                "models": [
+                    {
+                        "name": f"models/{name}",
+                        "version": "001",
+                        "displayName": name,
+                        "supportedGenerationMethods": methods,
+                    }
+                    for name in ("gemini-2.5-flash", "gemini-2.5-pro")
+                ]
+            }
+        )
+    return _json_reply(
+        {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "created": CREATED, "owned_by": "fake-upstream"}
+                for name in ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
+            ],
+        }
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -417,15 +501,24 @@ def models_list(call: Call) -> Reply:
 
 
 def _anthropic_usage(usage: Usage, output_tokens: int) -> JSON:
-    return {"input_tokens": usage.prompt - usage.cached, "output_tokens": output_tokens,
-            "cache_creation_input_tokens": 0, "cache_read_input_tokens": usage.cached}
+    return {
+        "input_tokens": usage.prompt - usage.cached,
+        "output_tokens": output_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": usage.cached,
+    }
 
 
 def anthropic_messages(call: Call) -> Reply:
-    message: JSON = {"id": f"msg_fake{call.number:08d}", "type": "message", "role": "assistant",
-                     "model": call.model("claude-haiku-4-5"),
-                     "content": [{"type": "text", "text": call.text}],
-                     "stop_reason": "end_turn", "stop_sequence": None}
+    message: JSON = {
+        "id": f"msg_fake{call.number:08d}",
+        "type": "message",
+        "role": "assistant",
+        "model": call.model("claude-haiku-4-5"),
+        "content": [{"type": "text", "text": call.text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+    }
     if call.usage:
         message["usage"] = _anthropic_usage(call.usage, call.usage.output)
     if not call.stream:
@@ -438,11 +531,17 @@ def anthropic_messages(call: Call) -> Reply:
         finished["usage"] = {"output_tokens": call.usage.output}
     steps: list[tuple[str, JSON]] = [
         ("message_start", {"type": "message_start", "message": started}),
-        ("content_block_start",
-         {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-        *[("content_block_delta",
-           {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}})
-          for word in call.words],
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
+        *[
+            (
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}},
+            )
+            for word in call.words
+        ],
         ("content_block_stop", {"type": "content_block_stop", "index": 0}),
         ("message_delta", finished),
         ("message_stop", {"type": "message_stop"}),
@@ -464,8 +563,11 @@ def _gemini_model(call: Call) -> str:
 
 
 def _gemini_usage(usage: Usage, answer_tokens: int) -> JSON:
-    metadata = {"promptTokenCount": usage.prompt, "candidatesTokenCount": answer_tokens,
-                "totalTokenCount": usage.prompt + answer_tokens + usage.reasoning}
+    metadata = {
+        "promptTokenCount": usage.prompt,
+        "candidatesTokenCount": answer_tokens,
+        "totalTokenCount": usage.prompt + answer_tokens + usage.reasoning,
+    }
     if usage.cached:
         metadata["cachedContentTokenCount"] = usage.cached
     if usage.reasoning:
@@ -491,8 +593,10 @@ def gemini_generate(call: Call) -> Reply:
 
 def gemini_stream(call: Call) -> Reply:
     words = call.words or ("",)
-    chunks = [_gemini_chunk(call, word, min(i + 1, call.controls.chunks), last=i == len(words) - 1)
-              for i, word in enumerate(words)]
+    chunks = [
+        _gemini_chunk(call, word, min(i + 1, call.controls.chunks), last=i == len(words) - 1)
+        for i, word in enumerate(words)
+    ]
     if "alt=sse" in call.request.query:
         return _stream_reply([b"data: " + _dumps(chunk) + b"\r\n\r\n" for chunk in chunks])
     pieces = [(b"[" if i == 0 else b",\r\n") + _dumps(chunk) for i, chunk in enumerate(chunks)]
@@ -575,8 +679,11 @@ def respond(request: RecordedRequest, number: int) -> Reply:
     except BadRequest as error:
         return error_reply(request, 400, str(error))
     if controls.set_cookie:
-        reply.headers += [("set-cookie", "fake_session=abc123; Path=/; HttpOnly"),
-                          ("connection", "keep-alive"), ("keep-alive", "timeout=5")]
+        reply.headers += [
+            ("set-cookie", "fake_session=abc123; Path=/; HttpOnly"),
+            ("connection", "keep-alive"),
+            ("keep-alive", "timeout=5"),
+        ]
     reply.delay_s, reply.chunk_delay_s = controls.delay_s, controls.chunk_delay_s
     reply.reset_after = controls.reset_after
     return reply
@@ -661,8 +768,8 @@ def parse_chunked(buffer: bytearray) -> tuple[bytes, int] | None:
             return _skip_trailers(buffer, position, bytes(body))
         if len(buffer) < position + size + 2:
             return None
-        body += buffer[position:position + size]
-        if buffer[position + size:position + size + 2] != b"\r\n":
+        body += buffer[position : position + size]
+        if buffer[position + size : position + size + 2] != b"\r\n":
             raise BadRequest("chunk data not followed by CRLF")
         position += size + 2
 
@@ -697,7 +804,7 @@ class RequestParser:
                     raise BadRequest("request head too large")
                 return None
             self._head = parse_head(bytes(self._buffer[:end]))
-            del self._buffer[:end + 4]
+            del self._buffer[: end + 4]
             self._continue_pending = self._head.expect_continue
         head = self._head
         if head.chunked:
@@ -737,8 +844,11 @@ def response_head(reply: Reply, number: int, keep_alive: bool) -> bytes:
     else:
         lines.append("transfer-encoding: chunked")
     lines.append(f"x-fake-request-count: {number}")
-    lines.extend(f"{name}: {value}" for name, value in reply.headers
-                 if keep_alive or name not in ("connection", "keep-alive"))
+    lines.extend(
+        f"{name}: {value}"
+        for name, value in reply.headers
+        if keep_alive or name not in ("connection", "keep-alive")
+    )
     if not keep_alive:
         lines.append("connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -992,8 +1102,9 @@ class FakeUpstream:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.stop()
 
     def _run(self) -> None:
@@ -1012,11 +1123,15 @@ class FakeUpstream:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=9000, help="port to bind, 0 for any (default 9000)")
-    parser.add_argument("--no-record", action="store_true",
-                        help="do not keep received requests in memory (for long benchmark runs)")
+    parser.add_argument(
+        "--no-record",
+        action="store_true",
+        help="do not keep received requests in memory (for long benchmark runs)",
+    )
     args = parser.parse_args(argv)
 
     def on_listening(stop: asyncio.Event, port: int) -> None:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gateway.metering.prices import load_price_table
 from gateway.settings import Settings, load_settings
 from gateway.storage.engine import async_url
 
@@ -24,8 +25,8 @@ def register(commands: Any) -> None:
     check = actions.add_parser(
         "check",
         help="validate a configuration file",
-        description="Validate FILE against the schema, with ${ENV} references resolved. Prints every "
-        "problem as FILE: key.path: message and exits 1 if there is any.",
+        description="Validate FILE against the schema, with ${ENV} references resolved, and the price "
+        "file it names. Prints every problem as FILE: key.path: message and exits 1 if there is any.",
     )
     check.add_argument("file", metavar="FILE", type=Path)
     check.set_defaults(handler=_check)
@@ -42,6 +43,7 @@ def register(commands: Any) -> None:
 def _check(args: argparse.Namespace) -> int:
     settings = load_settings(args.file)
     async_url(settings.database.url)
+    load_price_table(settings.metering.prices_file)
     providers = ", ".join(f"{name} ({p.type.value})" for name, p in settings.providers.items()) or "none"
     print(f"{args.file}: ok; providers: {providers}")
     return 0

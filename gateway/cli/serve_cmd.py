@@ -12,6 +12,7 @@ from gateway.app import Gateway, check_schema, create_app
 from gateway.cli.common import config_path, database, run, settings_of
 from gateway.credentials.crypto import load_master_key
 from gateway.credentials.store import verify_master_key
+from gateway.metering.prices import load_price_table
 from gateway.observability.logging import configure_logging
 from gateway.settings import Settings, load_settings
 from gateway.storage.repositories import KeyringRepository
@@ -35,6 +36,7 @@ def register(commands: Any) -> None:
 
 async def preflight(settings: Settings) -> None:
     """Fail fast, with a clear message, on what would stop the gateway at start-up."""
+    load_price_table(settings.metering.prices_file)
     master = load_master_key(settings.master_key.env, settings.master_key.file)
     async with database(settings) as engine:
         await check_schema(engine)

@@ -75,6 +75,12 @@ class AccessLog:
             "ttfb_ms": _ms(ctx.upstream_started, ctx.first_byte),
             "total_ms": _ms(ctx.started, ctx.finished),
         }
+        if ctx.usage is not None:
+            fields["input_tokens"] = ctx.usage.input_tokens
+            fields["output_tokens"] = ctx.usage.output_tokens
+            fields["cost_usd"] = None if ctx.cost_usd is None else str(ctx.cost_usd)
+            if ctx.usage_estimated:
+                fields["estimated"] = True
         if ctx.error is not None:
             fields["error"] = ctx.error.code
         if ctx.client_disconnected:

@@ -1,12 +1,15 @@
-"""The one place that declares the order of the request path's stages."""
+"""The one place that declares the order of the request path's stages and observers."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from gateway.auth.keys import KeyAuthenticator
 from gateway.credentials.store import CredentialStore
+from gateway.metering.meter import Meter, PrepareMetering
 from gateway.observability.logging import AccessLog
+from gateway.observability.metrics import RequestMetrics
 from gateway.pipeline.authenticate import Authenticate
 from gateway.pipeline.authorize import Authorize
 from gateway.pipeline.body import ReadBody
@@ -17,18 +20,37 @@ from gateway.settings.schema import Settings
 from gateway.upstream.transport import Transport
 
 
-def build_pipeline(
-    settings: Settings,
-    authenticator: KeyAuthenticator,
-    credentials: CredentialStore,
-    transports: Mapping[str, Transport],
-) -> Pipeline:
-    stages: tuple[Stage, ...] = (
-        Authenticate(authenticator),
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What the lifespan opened, handed to the stages that need it."""
+
+    authenticator: KeyAuthenticator
+    credentials: CredentialStore
+    transports: Mapping[str, Transport]
+    meter: Meter | None = None
+    metrics: RequestMetrics | None = None
+
+
+def build_pipeline(settings: Settings, services: Services) -> Pipeline:
+    """authenticate → read body → authorize → prepare metering → resolve credential → forward → relay
+    (metering tap) → observers: meter, metrics, access log."""
+    stages: list[Stage] = [
+        Authenticate(services.authenticator),
         ReadBody(settings.server.max_body_bytes),
         Authorize(),
-        ResolveCredential(credentials),
-    )
+    ]
+    if services.meter is not None:
+        stages.append(PrepareMetering(settings.metering.inject_stream_usage))
+    stages.append(ResolveCredential(services.credentials))
+    observers: list[Observer] = [
+        observer for observer in (services.meter, services.metrics) if observer is not None
+    ]
+    if settings.logging.access_log:
+        observers.append(AccessLog())
     timeouts = {name: provider.timeouts for name, provider in settings.providers.items()}
-    observers: tuple[Observer, ...] = (AccessLog(),) if settings.logging.access_log else ()
-    return Pipeline(stages, Forwarder(transports, timeouts), observers)
+    return Pipeline(
+        tuple(stages),
+        Forwarder(services.transports, timeouts),
+        tuple(observers),
+        services.meter.open_tap if services.meter is not None else None,
+    )

@@ -23,7 +23,7 @@ from gateway.errors import GatewayError, render_error
 from gateway.http.body import ClientGone
 from gateway.http.paths import normalize
 from gateway.pipeline.forward import Forwarder
-from gateway.pipeline.relay import ResponseCut, relay
+from gateway.pipeline.relay import ResponseCut, TapFactory, relay
 from gateway.providers.base import ProviderAdapter
 from gateway.types import Receive, Scope, Send
 
@@ -47,6 +47,7 @@ class Pipeline:
     stages: tuple[Stage, ...]
     forwarder: Forwarder
     observers: tuple[Observer, ...]
+    open_tap: TapFactory | None = None
 
     async def handle(
         self, adapter: ProviderAdapter, rest: bytes, scope: Scope, receive: Receive, send: Send
@@ -66,7 +67,7 @@ class Pipeline:
             except GatewayError as error:
                 await _send_error(ctx, error, send)
                 return
-            await relay(ctx, response, send)
+            await relay(ctx, response, send, self.open_tap)
         except ResponseCut:
             pass
         except ClientGone:
@@ -88,7 +89,17 @@ class Pipeline:
                 watcher.cancel()
             ctx.finished = time.perf_counter()
             for observer in self.observers:
-                observer.observe(ctx)
+                _observe_safely(observer, ctx)
+
+
+def _observe_safely(observer: Observer, ctx: RequestContext) -> None:
+    try:
+        observer.observe(ctx)
+    except Exception:  # an observer's bug must not break the response or the other observers
+        logger.exception(
+            "observer failed",
+            extra={"fields": {"observer": type(observer).__name__, "request_id": ctx.request_id}},
+        )
 
 
 def _new_context(adapter: ProviderAdapter, rest: bytes, scope: Scope, receive: Receive) -> RequestContext:
@@ -96,6 +107,7 @@ def _new_context(adapter: ProviderAdapter, rest: bytes, scope: Scope, receive: R
     return RequestContext(
         request_id=_request_id(headers),
         started=time.perf_counter(),
+        received_at=time.time(),
         method=scope["method"],
         provider=adapter,
         raw_path=rest,

@@ -1,20 +1,24 @@
 """Relaying the upstream response: status and headers as they are, the body chunk by chunk.
 
-Nothing is buffered: each chunk is sent on as soon as it arrives. If the upstream fails after the
-response has started, a server-sent event stream gets one well-formed error event in the caller's
-dialect and ends; any other body is cut off (the connection closes) so the caller cannot mistake a
-truncated body for a whole one.
+Nothing is buffered: each chunk is sent on as soon as it arrives, after the metering tap (if any)
+has seen it. If the upstream fails after the response has started, a server-sent event stream gets
+one well-formed error event in the caller's dialect and ends; any other body is cut off (the
+connection closes) so the caller cannot mistake a truncated body for a whole one.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 
 from gateway.context import RequestContext
 from gateway.errors import UpstreamError, render_stream_error
 from gateway.http.headers import downstream_headers
+from gateway.metering.usage import UsageExtractor
 from gateway.types import Send
 from gateway.upstream.transport import UpstreamResponse
+
+TapFactory = Callable[[RequestContext, int, Sequence[tuple[bytes, bytes]]], UsageExtractor]
 
 
 class ResponseCut(Exception):
@@ -28,32 +32,45 @@ def _is_event_stream(headers: list[tuple[bytes, bytes]]) -> bool:
     return False
 
 
-async def relay(ctx: RequestContext, response: UpstreamResponse, send: Send) -> None:
-    """Stream `response` to the caller; always releases it."""
+async def relay(
+    ctx: RequestContext, response: UpstreamResponse, send: Send, open_tap: TapFactory | None
+) -> None:
+    """Stream `response` to the caller; always releases it and closes the tap."""
+    headers = downstream_headers(response.headers)
+    tap = open_tap(ctx, response.status, headers) if open_tap is not None else None
     try:
-        headers = downstream_headers(response.headers)
+        if ctx.stream_usage_injected:  # the tap may remove bytes the caller did not ask for
+            headers = [header for header in headers if header[0] != b"content-length"]
         headers.append((b"x-request-id", ctx.request_id.encode()))
         ctx.status = response.status
         ctx.streamed = _is_event_stream(headers)
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        try:
-            async for chunk in response.chunks():
-                if not ctx.first_byte:
-                    ctx.first_byte = time.perf_counter()
-                ctx.bytes_out += len(chunk)
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except UpstreamError as error:
-            ctx.error = error
-            if not ctx.streamed:
-                raise ResponseCut() from None
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": render_stream_error(error, ctx.dialect),
-                    "more_body": True,
-                }
-            )
+        await _relay_body(ctx, response, send, tap)
     finally:
+        if tap is not None:
+            ctx.extraction = tap.finish()
         await response.aclose()
     ctx.response_complete = True
     await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _relay_body(
+    ctx: RequestContext, response: UpstreamResponse, send: Send, tap: UsageExtractor | None
+) -> None:
+    try:
+        async for chunk in response.chunks():
+            if not ctx.first_byte:
+                ctx.first_byte = time.perf_counter()
+            if tap is not None:
+                chunk = tap.feed(chunk)
+                if not chunk:
+                    continue
+            ctx.bytes_out += len(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except UpstreamError as error:
+        ctx.error = error
+        if not ctx.streamed:
+            raise ResponseCut() from None
+        await send(
+            {"type": "http.response.body", "body": render_stream_error(error, ctx.dialect), "more_body": True}
+        )

@@ -63,6 +63,8 @@ def parse_settings(data: object, source: str = "<config>") -> Settings:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(source, [Problem("", "the top level must be a mapping of sections")])
+    # A section left empty (only comments under it) means its defaults.
+    data = {section: values for section, values in data.items() if values is not None}
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

@@ -144,11 +144,17 @@ class MeteringSettings(Frozen):
         "remove the extra usage event from what the caller receives), so streams are metered exactly.",
     )
     queue_size: int = Field(
-        10_000, ge=1, description="Ledger records held in memory awaiting the database; beyond this they are dropped"
-        " (counted in tollgate_ledger_records_dropped_total and logged)."
+        10_000,
+        ge=1,
+        description="Ledger records held in memory awaiting the database; beyond this they are dropped"
+        " (counted in tollgate_ledger_records_dropped_total and logged).",
     )
-    batch_size: int = Field(500, ge=1, le=10_000, description="Most records written in one database round trip.")
-    flush_interval_seconds: float = Field(0.5, gt=0, le=60, description="Longest wait before a partial batch is written.")
+    batch_size: int = Field(
+        500, ge=1, le=10_000, description="Most records written in one database round trip."
+    )
+    flush_interval_seconds: float = Field(
+        0.5, gt=0, le=60, description="Longest wait before a partial batch is written."
+    )
     retry_max_seconds: float = Field(
         30.0, gt=0, description="Longest pause between retries while the database refuses writes."
     )

@@ -8,6 +8,7 @@ Anthropic (no shared one either).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from scripts.fake_upstream import FakeUpstream
 from tests.support.gateway import GatewayHarness, free_port
 
 MAX_BODY = 64 * 1024
+ADMIN_TOKEN = "admin-token-for-tests-" + "9" * 20
 KEY_CACHE_TTL = 1.0
 
 CREDENTIALS = {
@@ -71,7 +73,11 @@ def world(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> I
     gateway = GatewayHarness(
         Path(tmp_path_factory.mktemp("gateway")),
         providers_for(upstream),
-        overrides={"server": {"max_body_bytes": MAX_BODY}, "auth": {"key_cache_ttl_seconds": KEY_CACHE_TTL}},
+        overrides={
+            "server": {"max_body_bytes": MAX_BODY},
+            "auth": {"key_cache_ttl_seconds": KEY_CACHE_TTL},
+            "admin": {"token_sha256": hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest()},
+        },
     )
     gateway.cli("db", "upgrade")
     for tenant in ("acme", "globex", "initech", "umbrella"):

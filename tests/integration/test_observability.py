@@ -38,6 +38,7 @@ def test_a_proxied_request_is_logged_once_with_who_what_and_how_long(fresh: Worl
     assert record["path"] == "/v1/chat/completions"
     assert record["status"] == 200
     assert record["upstream_ms"] > 0 and record["total_ms"] >= record["upstream_ms"]
+    assert record["input_tokens"] > 0 and record["output_tokens"] == 3 and record["cost_usd"]
     assert [r["request_id"] for r in fresh.gateway.access_records()].count("obs-test-1") == 1
 
 

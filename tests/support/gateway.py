@@ -59,10 +59,14 @@ class GatewayHarness:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.directory / 'tollgate.db'}"
+
     def write_config(self) -> None:
         config: dict[str, Any] = {
             "server": {"host": "127.0.0.1", "port": self.port},
-            "database": {"url": self.database_url or f"sqlite:///{self.directory / 'tollgate.db'}"},
+            "database": {"url": self.effective_database_url},
             "master_key": {"env": "TOLLGATE_TEST_UNUSED_MASTER_KEY", "file": str(self.master_key_path)},
             "providers": self.providers,
         }
@@ -145,3 +149,39 @@ def _environment() -> dict[str, str]:
     environment.pop("TOLLGATE_CONFIG", None)
     environment["PYTHONUNBUFFERED"] = "1"
     return environment
+
+
+def usage_rows(database_url: str, request_id_prefix: str) -> list[dict[str, Any]]:
+    """The ledger records whose request id starts with the prefix, oldest first."""
+    from sqlalchemy import select
+
+    from gateway.storage.engine import create_engine
+    from gateway.storage.models import usage_records
+    from tests.support.postgres import run_blocking
+
+    async def read() -> list[dict[str, Any]]:
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                query = (
+                    select(usage_records)
+                    .where(usage_records.c.request_id.startswith(request_id_prefix))
+                    .order_by(usage_records.c.id)
+                )
+                return [dict(row._mapping) for row in await connection.execute(query)]
+        finally:
+            await engine.dispose()
+
+    return run_blocking(read)
+
+
+def wait_for_usage_rows(
+    database_url: str, request_id_prefix: str, count: int, timeout: float = 15.0
+) -> list[dict[str, Any]]:
+    """Poll the ledger until `count` records with the prefix are there (the writer is asynchronous)."""
+    deadline = time.monotonic() + timeout
+    rows = usage_rows(database_url, request_id_prefix)
+    while len(rows) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+        rows = usage_rows(database_url, request_id_prefix)
+    return rows

@@ -145,3 +145,24 @@ def temporary_database(admin_url: str, *, migrated: bool) -> Iterator[str]:
         yield url
     finally:
         drop_database(admin_url, url)
+
+
+def set_connections_allowed(admin_url: str, url: str, allowed: bool) -> None:
+    """Take a test database down (refuse and cut every connection) or bring it back: an outage on demand."""
+    name = make_url(url).database
+    assert name is not None and name.startswith(DATABASE_PREFIX), "only test databases go down"
+
+    async def switch() -> None:
+        connection = await _connect(admin_url)
+        try:
+            await connection.execute(
+                f"ALTER DATABASE {_quoted(name)} WITH ALLOW_CONNECTIONS {str(allowed).lower()}"
+            )
+            if not allowed:
+                await connection.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+                )
+        finally:
+            await connection.close()
+
+    run_blocking(switch)

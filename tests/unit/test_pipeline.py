@@ -16,7 +16,8 @@ from gateway.auth.keys import KeyAuthenticator
 from gateway.context import RequestContext
 from gateway.credentials.crypto import MasterKey
 from gateway.credentials.store import CredentialStore
-from gateway.pipeline import Pipeline, build_pipeline
+from gateway.pipeline import Pipeline
+from gateway.pipeline.builder import Services, build_pipeline
 from gateway.providers import build_adapters
 from gateway.settings import parse_settings
 from gateway.upstream.httpx_transport import HttpxTransport
@@ -104,7 +105,9 @@ async def setup() -> AsyncIterator[Setup]:
     await credentials.set("acme", "claude", SECRET)
     client = httpx.AsyncClient()
     transports = {name: HttpxTransport(client) for name in ADAPTERS}
-    pipeline = build_pipeline(SETTINGS, KeyAuthenticator(keys, ttl=5, size=10), credentials, transports)
+    pipeline = build_pipeline(
+        SETTINGS, Services(KeyAuthenticator(keys, ttl=5, size=10), credentials, transports)
+    )
     recorder = Recorder()
     pipeline = Pipeline(pipeline.stages, pipeline.forwarder, (recorder,))
     yield Setup(pipeline, key, recorder)

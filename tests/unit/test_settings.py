@@ -325,3 +325,10 @@ def test_settings_refuse_assignment_after_loading() -> None:
         settings.providers["openai"].base_url = "http://evil"  # type: ignore[misc]
     with pytest.raises(ValidationError):
         settings.auth = settings.auth  # type: ignore[misc]
+
+
+def test_a_section_left_empty_means_its_defaults() -> None:
+    settings = parse_settings({"admin": None, "metering": None})
+
+    assert settings.admin.token_sha256 is None
+    assert settings.metering.enabled is True

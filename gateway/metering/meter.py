@@ -1,0 +1,172 @@
+"""Metering in the request path: a stage that prepares the request, a tap on the response body, and an
+observer that turns what passed into a priced ledger record (on every outcome, refusals included).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+import orjson
+
+from gateway.context import RequestContext
+from gateway.errors import InvalidJSON
+from gateway.metering.endpoints import classify, request_wants_stream
+from gateway.metering.estimate import estimate_usage
+from gateway.metering.extractors import extractor_for
+from gateway.metering.ledger import UsageLedger
+from gateway.metering.prices import PriceTable, cost_of
+from gateway.metering.usage import Endpoint, TokenUsage, UsageExtractor
+from gateway.storage.records import UsageRecord
+
+logger = logging.getLogger("tollgate.metering")
+
+BILLABLE = frozenset(
+    {
+        Endpoint.CHAT_COMPLETIONS,
+        Endpoint.COMPLETIONS,
+        Endpoint.RESPONSES,
+        Endpoint.EMBEDDINGS,
+        Endpoint.MESSAGES,
+        Endpoint.GENERATE_CONTENT,
+        Endpoint.STREAM_GENERATE_CONTENT,
+        Endpoint.EMBED_CONTENT,
+    }
+)
+_INJECTABLE = frozenset({Endpoint.CHAT_COMPLETIONS, Endpoint.COMPLETIONS})
+_OPENAI_STYLE = frozenset({"openai", "openai-compatible", "azure-openai"})
+
+
+class PrepareMetering:
+    """Stage: name the endpoint, and ask OpenAI-style streams for their usage when the caller did not."""
+
+    def __init__(self, inject_stream_usage: bool) -> None:
+        self._inject = inject_stream_usage
+
+    async def __call__(self, ctx: RequestContext) -> None:
+        ctx.endpoint = endpoint_of(ctx.provider.kind, ctx.method, ctx.path)
+        if self._inject and ctx.endpoint in _INJECTABLE and ctx.provider.kind in _OPENAI_STYLE:
+            _ask_for_stream_usage(ctx)
+
+
+@lru_cache(maxsize=4096)
+def endpoint_of(kind: str, method: str, path: str) -> Endpoint:
+    """`classify`, remembered: a gateway sees the same few paths over and over."""
+    return classify(kind, method, path)
+
+
+def _ask_for_stream_usage(ctx: RequestContext) -> None:
+    if b'"stream"' not in ctx.body:
+        return  # not a stream: no need to parse the body here
+    try:
+        payload = ctx.json_body()
+    except InvalidJSON:
+        return  # the provider will say what is wrong with it
+    if not isinstance(payload, dict) or not request_wants_stream(ctx.endpoint or Endpoint.OTHER, payload, ""):
+        return
+    options = payload.get("stream_options")
+    if options is None:
+        options = {}
+    if not isinstance(options, dict) or options.get("include_usage") is not None:
+        return  # the caller asked for something explicit: leave it alone
+    payload["stream_options"] = {**options, "include_usage": True}
+    ctx.body = orjson.dumps(payload)
+    ctx.stream_usage_injected = True
+
+
+def _content_type(headers: Sequence[tuple[bytes, bytes]]) -> bytes | None:
+    for name, value in headers:
+        if name == b"content-type":
+            return value
+    return None
+
+
+class Meter:
+    """Taps response bodies and writes one priced usage record per request."""
+
+    def __init__(self, prices: PriceTable, ledger: UsageLedger) -> None:
+        self._prices = prices
+        self._ledger = ledger
+        self._upstreams: dict[str, str] = {}
+
+    def open_tap(
+        self, ctx: RequestContext, status: int, headers: Sequence[tuple[bytes, bytes]]
+    ) -> UsageExtractor:
+        endpoint = ctx.endpoint or Endpoint.OTHER
+        strip = ctx.stream_usage_injected and status < 400
+        return extractor_for(ctx.provider.kind, endpoint, _content_type(headers), strip_injected_usage=strip)
+
+    def observe(self, ctx: RequestContext) -> None:
+        if ctx.endpoint is None:  # refused before PrepareMetering ran
+            ctx.endpoint = (
+                endpoint_of(ctx.provider.kind, ctx.method, ctx.path) if ctx.path else Endpoint.OTHER
+            )
+        usage, estimated, known = self._usage_of(ctx)
+        ctx.usage, ctx.usage_estimated = usage, estimated
+        model = ctx.reported_model()
+        ctx.cost_usd = self._cost(ctx, model, usage) if known else None
+        self._ledger.record(self._record(ctx, model, usage))
+
+    def _usage_of(self, ctx: RequestContext) -> tuple[TokenUsage, bool, bool]:
+        """(usage, estimated, known): reported, else estimated for billable calls that reached the
+        provider, else zero; `known` is False when a call of unknown kind reported nothing."""
+        extraction = ctx.extraction
+        if extraction is not None and extraction.usage is not None:
+            return extraction.usage, False, True
+        answered = ctx.upstream_responded > 0 and (ctx.status < 400 or ctx.client_disconnected)
+        if not answered:
+            return TokenUsage(), False, True
+        if ctx.endpoint is Endpoint.OTHER:
+            return TokenUsage(), False, False
+        if ctx.endpoint not in BILLABLE:
+            return TokenUsage(), False, True
+        try:
+            request = ctx.json_body()
+        except InvalidJSON:
+            request = None
+        output_chars = extraction.output_chars if extraction is not None else 0
+        return estimate_usage(ctx.endpoint, request, output_chars), True, True
+
+    def _cost(self, ctx: RequestContext, model: str | None, usage: TokenUsage) -> Decimal | None:
+        if usage.total_tokens == 0:
+            return Decimal(0)
+        price = self._prices.price_for(ctx.provider.name, ctx.provider.kind, model) if model else None
+        return None if price is None else cost_of(usage, price)
+
+    def _upstream(self, ctx: RequestContext) -> str:
+        name = ctx.provider.name
+        host = self._upstreams.get(name)
+        if host is None:
+            host = self._upstreams[name] = urlsplit(ctx.provider.base_url).netloc
+        return host
+
+    def _record(self, ctx: RequestContext, model: str | None, usage: TokenUsage) -> UsageRecord:
+        principal = ctx.principal
+        first_byte = ctx.first_byte and ctx.upstream_started
+        return UsageRecord(
+            created_at=datetime.fromtimestamp(ctx.received_at, UTC),
+            request_id=ctx.request_id,
+            tenant_id=principal.tenant_id if principal else None,
+            team=principal.team if principal else None,
+            user=principal.user if principal else None,
+            key_id=principal.key_id if principal else None,
+            provider=ctx.provider.name,
+            upstream=self._upstream(ctx),
+            model=model[:200] if model else None,
+            endpoint=(ctx.endpoint or Endpoint.OTHER).value,
+            status=ctx.status,
+            streamed=ctx.streamed,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cost_usd=ctx.cost_usd,
+            duration_ms=round((ctx.finished - ctx.started) * 1000, 3),
+            ttfb_ms=round((ctx.first_byte - ctx.upstream_started) * 1000, 3) if first_byte else None,
+            estimated=ctx.usage_estimated,
+        )

@@ -1,0 +1,99 @@
+"""Reading the numbers: the admin usage endpoint (closed by default, admin token only) and /metrics."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.integration.conftest import ADMIN_TOKEN, World
+from tests.support.gateway import GatewayHarness, wait_for_usage_rows
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def chat(world: World, tenant: str, rid: str) -> None:
+    response = httpx.post(
+        world.url + "/openai/v1/chat/completions",
+        json=CHAT,
+        headers={"authorization": f"Bearer {world.keys[tenant]}", "x-request-id": rid},
+    )
+    assert response.status_code == 200
+
+
+def admin_get(world: World, query: str, token: str = ADMIN_TOKEN) -> httpx.Response:
+    return httpx.get(world.url + "/admin/usage" + query, headers={"authorization": f"Bearer {token}"})
+
+
+def test_the_admin_token_reads_usage_grouped_filtered_and_paged(world: World) -> None:
+    for n in range(3):
+        chat(world, "globex", f"admin-globex-{n}")
+    chat(world, "initech", "admin-initech-0")
+    wait_for_usage_rows(world.gateway.effective_database_url, "admin-", 4)
+
+    by_tenant = admin_get(world, "?by=tenant&since=1h&tenant=globex")
+    by_key = admin_get(world, "?by=tenant,key&since=1h&limit=1")
+
+    assert by_tenant.status_code == 200
+    [row] = by_tenant.json()["rows"]
+    assert row["tenant"] == "globex" and row["requests"] >= 3
+    assert row["input_tokens"] > 0 and isinstance(row["cost_usd"], str)
+    assert len(by_key.json()["rows"]) == 1 and by_key.json()["next_offset"] == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [({}, 401), ({"authorization": "Bearer wrong-admin-token"}, 401), ({"authorization": "Basic abc"}, 401)],
+)
+def test_the_admin_api_refuses_anything_but_the_admin_token(
+    world: World, headers: dict[str, str], status: int
+) -> None:
+    response = httpx.get(world.url + "/admin/usage", headers=headers)
+
+    assert response.status_code == status
+    assert response.json()["error"]["type"] == "authentication_error"
+
+
+def test_a_tenants_key_reads_no_usage_not_even_its_own(world: World) -> None:
+    for query in ("?tenant=globex", "?tenant=acme", ""):
+        response = admin_get(world, query, token=world.keys["acme"])
+        assert response.status_code == 403
+        assert "rows" not in response.text
+
+
+def test_bad_admin_queries_are_400(world: World) -> None:
+    assert admin_get(world, "?by=colour").status_code == 400
+    assert admin_get(world, "?since=yesterday").status_code == 400
+    assert admin_get(world, "?limit=0").status_code == 400
+    assert admin_get(world, "?tenant_id=acme").status_code == 400
+
+
+def test_the_admin_api_is_closed_when_no_token_is_configured(tmp_path: object) -> None:
+    from pathlib import Path
+
+    gateway = GatewayHarness(Path(str(tmp_path)), {"openai": {"type": "openai"}})
+    gateway.cli("db", "upgrade")
+    gateway.start()
+    try:
+        responses = [
+            httpx.get(gateway.url + "/admin/usage", headers={"authorization": f"Bearer {token}"})
+            for token in ("anything", ADMIN_TOKEN)
+        ]
+    finally:
+        gateway.stop()
+
+    assert [response.status_code for response in responses] == [404, 404]
+
+
+def test_metrics_expose_requests_latency_tokens_cost_and_the_ledger_queue(world: World) -> None:
+    chat(world, "acme", "metrics-0")
+    wait_for_usage_rows(world.gateway.effective_database_url, "metrics-0", 1)
+
+    text = httpx.get(world.url + "/metrics").text
+
+    assert 'tollgate_requests_total{model="gpt-4o-mini",provider="openai",status="200"}' in text
+    assert 'tollgate_tokens_total{kind="input",model="gpt-4o-mini",provider="openai"}' in text
+    assert 'tollgate_cost_usd_total{model="gpt-4o-mini",provider="openai"}' in text
+    assert "tollgate_request_duration_seconds_bucket" in text
+    assert "tollgate_time_to_first_byte_seconds_bucket" in text
+    assert "tollgate_ledger_queue_depth" in text
+    assert "key_" not in text and "acme" not in text

@@ -1,0 +1,288 @@
+"""Every proxied call leaves exactly one ledger record whose tokens equal what the provider reported,
+streamed or not, on every metered endpoint; and an estimate, flagged, when the provider reported none."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.metering.prices import cost_of, load_price_table
+from gateway.metering.usage import TokenUsage
+from scripts.fake_upstream import RecordedRequest
+from tests.integration.conftest import World
+from tests.support.gateway import wait_for_usage_rows
+
+_numbers = itertools.count()
+PRICES = load_price_table(None)
+
+
+def request_id(label: str) -> str:
+    return f"meter-{label}-{next(_numbers)}"
+
+
+def reported_usage(
+    request: RecordedRequest, chunks: int = 3, cached: int = 0, reasoning: int = 0
+) -> TokenUsage:
+    """The usage the fake upstream reports for `request`, in the gateway's normalised terms."""
+    return TokenUsage(
+        input_tokens=max(1, len(request.body) // 4),
+        output_tokens=chunks + reasoning,
+        cached_input_tokens=cached,
+        cache_write_tokens=0,
+        reasoning_tokens=reasoning,
+    )
+
+
+def tokens_of(row: dict[str, Any]) -> TokenUsage:
+    return TokenUsage(
+        row["input_tokens"],
+        row["output_tokens"],
+        row["cached_input_tokens"],
+        row["cache_write_tokens"],
+        row["reasoning_tokens"],
+    )
+
+
+def one_row(world: World, rid: str) -> dict[str, Any]:
+    [row] = wait_for_usage_rows(world.gateway.effective_database_url, rid, 1)
+    return row
+
+
+def call(world: World, path: str, body: dict[str, Any], rid: str, **headers: str) -> httpx.Response:
+    auth = {"authorization": f"Bearer {world.keys['acme']}", "x-request-id": rid}
+    with httpx.stream("POST", world.url + path, json=body, headers={**auth, **headers}) as response:
+        response.read()
+    return response
+
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Count the tokens of this please"}]}
+
+
+def test_a_chat_completion_is_recorded_with_the_reported_tokens_and_their_price(fresh: World) -> None:
+    rid = request_id("chat")
+
+    response = call(
+        fresh,
+        "/openai/v1/chat/completions",
+        CHAT,
+        rid,
+        **{"x-fake-cached-tokens": "4", "x-fake-reasoning-tokens": "2"},
+    )
+    row = one_row(fresh, rid)
+
+    [upstream_request] = fresh.upstream.requests
+    expected = reported_usage(upstream_request, cached=4, reasoning=2)
+    price = PRICES.price_for("openai", "openai", "gpt-4o-mini")
+    assert response.status_code == 200
+    assert tokens_of(row) == expected
+    assert price is not None and Decimal(row["cost_usd"]) == cost_of(expected, price)
+    assert row["tenant_id"] == "acme" and row["key_id"].startswith("key_")
+    assert (row["provider"], row["endpoint"], row["model"], row["status"]) == (
+        "openai",
+        "chat.completions",
+        "gpt-4o-mini",
+        200,
+    )
+    assert row["streamed"] is False and row["estimated"] is False
+    assert row["duration_ms"] > 0 and row["ttfb_ms"] is not None
+
+
+def test_a_stream_is_metered_exactly_and_the_caller_sees_only_what_it_asked_for(fresh: World) -> None:
+    rid = request_id("stream")
+    direct = httpx.post(
+        fresh.upstream.url + "/v1/chat/completions",
+        json={**CHAT, "stream": True},
+        headers={"x-fake-chunks": "5"},
+    )
+    fresh.upstream.clear()
+
+    response = call(
+        fresh, "/openai/v1/chat/completions", {**CHAT, "stream": True}, rid, **{"x-fake-chunks": "5"}
+    )
+    row = one_row(fresh, rid)
+
+    [upstream_request] = fresh.upstream.requests
+    assert upstream_request.json()["stream_options"] == {"include_usage": True}
+    assert b'"usage"' not in response.content
+    assert _without_ids(response.content) == _without_ids(direct.content)
+    assert tokens_of(row) == reported_usage(upstream_request, chunks=5)
+    assert row["streamed"] is True and row["estimated"] is False
+
+
+def _without_ids(stream: bytes) -> bytes:
+    """A stream with the fake's per-response id and timestamp blanked, for comparison."""
+    import re
+
+    return re.sub(rb'"id":"[^"]*"|"created":\d+', b"", stream)
+
+
+def test_a_caller_that_asked_for_stream_usage_gets_it_untouched(fresh: World) -> None:
+    rid = request_id("own-usage")
+    body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+
+    response = call(fresh, "/openai/v1/chat/completions", body, rid)
+    row = one_row(fresh, rid)
+
+    assert b'"choices":[]' in response.content and b'"usage":{' in response.content
+    assert tokens_of(row) == reported_usage(fresh.upstream.requests[0])
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "endpoint", "streamed"),
+    [
+        (
+            "/openai/v1/completions",
+            {"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi"},
+            "completions",
+            False,
+        ),
+        ("/openai/v1/responses", {"model": "gpt-4o-mini", "input": "Say hi"}, "responses", False),
+        (
+            "/openai/v1/responses",
+            {"model": "gpt-4o-mini", "input": "Say hi", "stream": True},
+            "responses",
+            True,
+        ),
+        (
+            "/anthropic/v1/messages",
+            {"model": "claude-haiku-4-5", "max_tokens": 9, "messages": [{"role": "user", "content": "hi"}]},
+            "messages",
+            False,
+        ),
+        (
+            "/anthropic/v1/messages",
+            {
+                "model": "claude-haiku-4-5",
+                "max_tokens": 9,
+                "stream": True,
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+            "messages",
+            True,
+        ),
+        (
+            "/gemini/v1beta/models/gemini-2.0-flash:generateContent",
+            {"contents": [{"parts": [{"text": "hi"}]}]},
+            "generateContent",
+            False,
+        ),
+        (
+            "/gemini/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
+            {"contents": [{"parts": [{"text": "hi"}]}]},
+            "streamGenerateContent",
+            True,
+        ),
+        (
+            "/gemini/v1beta/models/gemini-2.0-flash:streamGenerateContent",
+            {"contents": [{"parts": [{"text": "hi"}]}]},
+            "streamGenerateContent",
+            False,
+        ),
+        (
+            "/azure/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21",
+            {"messages": [{"role": "user", "content": "hi"}], "stream": True},
+            "chat.completions",
+            True,
+        ),
+    ],
+)
+def test_every_metered_endpoint_records_the_reported_usage(
+    fresh: World, path: str, body: dict[str, Any], endpoint: str, streamed: bool
+) -> None:
+    rid = request_id(endpoint)
+    headers = {"x-api-key": fresh.keys["acme"]} if path.startswith("/anthropic") else {}
+    # Legacy completions report no token details, so they are only asked for elsewhere.
+    details = (
+        {} if endpoint == "completions" else {"x-fake-cached-tokens": "1", "x-fake-reasoning-tokens": "3"}
+    )
+
+    response = call(fresh, path, body, rid, **headers, **details)
+    row = one_row(fresh, rid)
+
+    assert response.status_code == 200
+    [upstream_request] = fresh.upstream.requests
+    expected = (
+        reported_usage(upstream_request, cached=1, reasoning=3)
+        if details
+        else reported_usage(upstream_request)
+    )
+    if endpoint == "messages":  # Anthropic counts thinking inside output_tokens and does not break it out
+        expected = replace(expected, reasoning_tokens=0)
+    assert tokens_of(row) == expected
+    assert (row["endpoint"], row["streamed"], row["estimated"]) == (endpoint, streamed, False)
+
+
+def test_embeddings_record_input_tokens_only(fresh: World) -> None:
+    rid = request_id("embeddings")
+
+    call(fresh, "/openai/v1/embeddings", {"model": "text-embedding-3-small", "input": ["a", "b"]}, rid)
+    row = one_row(fresh, rid)
+
+    assert row["input_tokens"] == max(1, len(fresh.upstream.requests[0].body) // 4)
+    assert row["output_tokens"] == 0
+    assert row["endpoint"] == "embeddings" and Decimal(row["cost_usd"]) > 0
+
+
+def test_a_stream_cut_by_the_upstream_is_recorded_as_estimated_from_what_passed(fresh: World) -> None:
+    rid = request_id("cut")
+
+    call(
+        fresh,
+        "/openai/v1/chat/completions",
+        {**CHAT, "stream": True},
+        rid,
+        **{"x-fake-chunks": "40", "x-fake-reset-after": "20"},
+    )
+    row = one_row(fresh, rid)
+
+    assert row["estimated"] is True
+    assert row["output_tokens"] > 0 and row["input_tokens"] > 0
+    assert row["cost_usd"] is not None
+
+
+def test_a_provider_that_reports_no_usage_is_estimated_never_zero(fresh: World) -> None:
+    rid = request_id("no-usage")
+
+    call(
+        fresh,
+        "/anthropic/v1/messages",
+        {
+            "model": "claude-haiku-4-5",
+            "max_tokens": 9,
+            "stream": True,
+            "messages": [{"role": "user", "content": "Tell me a long story"}],
+        },
+        rid,
+        **{"x-api-key": fresh.keys["acme"], "x-fake-no-usage": "1", "x-fake-chunks": "12"},
+    )
+    row = one_row(fresh, rid)
+
+    assert row["estimated"] is True
+    assert row["input_tokens"] > 0 and row["output_tokens"] > 0
+
+
+def test_a_model_without_a_price_is_recorded_with_cost_null(fresh: World) -> None:
+    rid = request_id("unpriced")
+
+    call(fresh, "/openai/v1/chat/completions", {**CHAT, "model": "our-fine-tune-v7"}, rid)
+    row = one_row(fresh, rid)
+
+    assert row["input_tokens"] > 0 and row["cost_usd"] is None
+
+
+def test_refused_and_failed_calls_are_recorded_too(fresh: World) -> None:
+    refused, failed = request_id("refused"), request_id("failed")
+
+    httpx.post(fresh.url + "/openai/v1/chat/completions", json=CHAT, headers={"x-request-id": refused})
+    call(fresh, "/openai/v1/chat/completions", CHAT, failed, **{"x-fake-status": "500"})
+    refused_row, failed_row = one_row(fresh, refused), one_row(fresh, failed)
+
+    assert (refused_row["status"], refused_row["tenant_id"], refused_row["input_tokens"]) == (401, None, 0)
+    assert Decimal(refused_row["cost_usd"]) == 0
+    assert (failed_row["status"], failed_row["tenant_id"], failed_row["estimated"]) == (500, "acme", False)
+    assert failed_row["input_tokens"] == 0

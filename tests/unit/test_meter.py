@@ -1,0 +1,212 @@
+"""The meter: what it asks the provider for, and the record it writes for every outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+
+from gateway.auth.keys import Principal
+from gateway.context import RequestContext
+from gateway.metering.meter import Meter, PrepareMetering
+from gateway.metering.prices import cost_of, load_price_table
+from gateway.metering.usage import Endpoint, Extraction, TokenUsage
+from gateway.providers import build_adapters
+from gateway.settings import parse_settings
+from gateway.storage.records import UsageRecord
+
+SETTINGS = parse_settings(
+    {
+        "providers": {
+            "openai": {"type": "openai"},
+            "claude": {"type": "anthropic"},
+            "local": {"type": "openai-compatible", "base_url": "http://h:1/v1"},
+        }
+    }
+)
+ADAPTERS = build_adapters(SETTINGS.providers)
+PRICES = load_price_table(None)
+PRINCIPAL = Principal("acme", "key_1", "ml", "ada", "laptop", None, None)
+
+
+class ListLedger:
+    def __init__(self) -> None:
+        self.records: list[UsageRecord] = []
+
+    def record(self, record: UsageRecord) -> bool:
+        self.records.append(record)
+        return True
+
+
+def context(
+    provider: str, path: str, body: dict[str, Any] | None = None, method: str = "POST"
+) -> RequestContext:
+    ctx = RequestContext(
+        request_id="req-1",
+        started=time.perf_counter(),
+        method=method,
+        provider=ADAPTERS[provider],
+        raw_path=path.encode(),
+        query_string=b"",
+        headers=[],
+        receive=None,  # type: ignore[arg-type]
+        path=path,
+        principal=PRINCIPAL,
+        body=orjson.dumps(body) if body is not None else b"",
+    )
+    ctx.received_at = time.time()
+    return ctx
+
+
+def prepare(ctx: RequestContext, inject: bool = True) -> None:
+    asyncio.run(PrepareMetering(inject)(ctx))
+
+
+def answered(
+    ctx: RequestContext,
+    status: int = 200,
+    usage: TokenUsage | None = None,
+    chars: int = 0,
+    model: str | None = None,
+) -> RequestContext:
+    ctx.upstream_started = ctx.upstream_responded = ctx.started + 0.001
+    ctx.first_byte = ctx.started + 0.002
+    ctx.finished = ctx.started + 0.003
+    ctx.status = status
+    ctx.extraction = Extraction(usage, model, chars)
+    return ctx
+
+
+def observe(ctx: RequestContext) -> UsageRecord:
+    ledger = ListLedger()
+    Meter(PRICES, ledger).observe(ctx)  # type: ignore[arg-type]
+    [record] = ledger.records
+    return record
+
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello there"}]}
+
+
+def test_a_stream_without_usage_asked_for_gets_include_usage_added() -> None:
+    ctx = context("openai", "/v1/chat/completions", {**CHAT, "stream": True})
+
+    prepare(ctx)
+
+    assert orjson.loads(ctx.body)["stream_options"] == {"include_usage": True}
+    assert ctx.stream_usage_injected and ctx.endpoint is Endpoint.CHAT_COMPLETIONS
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        CHAT,
+        {**CHAT, "stream": True, "stream_options": {"include_usage": True}},
+        {**CHAT, "stream": True, "stream_options": {"include_usage": False}},
+    ],
+)
+def test_requests_that_need_nothing_or_chose_explicitly_are_left_alone(body: dict[str, Any]) -> None:
+    ctx = context("openai", "/v1/chat/completions", body)
+    original = ctx.body
+
+    prepare(ctx)
+
+    assert ctx.body is original and not ctx.stream_usage_injected
+
+
+def test_injection_can_be_switched_off_and_never_touches_anthropic() -> None:
+    off = context("openai", "/v1/chat/completions", {**CHAT, "stream": True})
+    claude = context("claude", "/v1/messages", {**CHAT, "stream": True})
+
+    prepare(off, inject=False)
+    prepare(claude)
+
+    assert not off.stream_usage_injected and not claude.stream_usage_injected
+
+
+def test_a_malformed_body_is_left_for_the_provider_to_refuse() -> None:
+    ctx = context("openai", "/v1/chat/completions")
+    ctx.body = b'{"stream": true, "model": '
+
+    prepare(ctx)
+
+    assert ctx.body == b'{"stream": true, "model": ' and not ctx.stream_usage_injected
+
+
+def test_reported_usage_is_recorded_and_priced() -> None:
+    usage = TokenUsage(input_tokens=1000, output_tokens=200, cached_input_tokens=400, reasoning_tokens=50)
+    ctx = context("openai", "/v1/chat/completions", CHAT)
+    prepare(ctx)
+
+    record = observe(answered(ctx, usage=usage, model="gpt-4o-mini-2024-07-18"))
+
+    price = PRICES.price_for("openai", "openai", "gpt-4o-mini")
+    assert price is not None
+    assert record.cost_usd == cost_of(usage, price)
+    assert (
+        record.input_tokens,
+        record.output_tokens,
+        record.cached_input_tokens,
+        record.reasoning_tokens,
+    ) == (1000, 200, 400, 50)
+    assert (record.tenant_id, record.team, record.user, record.key_id) == ("acme", "ml", "ada", "key_1")
+    assert (record.model, record.endpoint, record.upstream) == (
+        "gpt-4o-mini-2024-07-18",
+        "chat.completions",
+        "api.openai.com",
+    )
+    assert not record.estimated and record.ttfb_ms is not None
+
+
+def test_a_stream_cut_before_its_usage_is_estimated_from_what_passed() -> None:
+    ctx = context("openai", "/v1/chat/completions", {**CHAT, "stream": True})
+    prepare(ctx)
+
+    record = observe(answered(ctx, usage=None, chars=400))
+
+    assert record.estimated
+    assert record.output_tokens == 100
+    assert record.input_tokens > 0
+    assert record.cost_usd is not None and record.cost_usd > 0
+
+
+def test_a_caller_that_left_mid_stream_is_estimated_too() -> None:
+    ctx = context("openai", "/v1/chat/completions", {**CHAT, "stream": True})
+    prepare(ctx)
+    ctx = answered(ctx, usage=None, chars=40)
+    ctx.client_disconnected, ctx.status = True, 499
+
+    record = observe(ctx)
+
+    assert record.estimated and record.status == 499 and record.output_tokens == 10
+
+
+def test_refusals_and_upstream_errors_cost_nothing_and_are_not_estimated() -> None:
+    refused = context("openai", "/v1/chat/completions", CHAT)
+    refused.principal, refused.status, refused.finished = None, 401, refused.started + 0.001
+    failed = answered(context("openai", "/v1/chat/completions", CHAT), status=503, usage=None)
+
+    for record in (observe(refused), observe(failed)):
+        assert (record.input_tokens, record.output_tokens, record.estimated) == (0, 0, False)
+        assert record.cost_usd == Decimal(0)
+    assert observe(refused).tenant_id is None
+
+
+def test_an_unpriced_model_costs_null_never_zero() -> None:
+    ctx = context("local", "/v1/chat/completions", {**CHAT, "model": "llama3"})
+
+    record = observe(answered(ctx, usage=TokenUsage(input_tokens=10, output_tokens=5), model="llama3"))
+
+    assert record.cost_usd is None and record.input_tokens == 10
+
+
+def test_an_unknown_billable_looking_call_that_reported_nothing_has_unknown_cost() -> None:
+    ctx = context("openai", "/v1/images/generations", {"model": "gpt-image-1", "prompt": "a cat"})
+    prepare(ctx)
+
+    record = observe(answered(ctx, usage=None))
+
+    assert record.endpoint == "other" and record.cost_usd is None and not record.estimated

@@ -7,7 +7,16 @@ import sys
 from collections.abc import Sequence
 
 from gateway import __version__
-from gateway.cli import config_cmd, credentials_cmd, db_cmd, keys_cmd, master_key_cmd, serve_cmd, tenants_cmd
+from gateway.cli import (
+    config_cmd,
+    credentials_cmd,
+    db_cmd,
+    keys_cmd,
+    master_key_cmd,
+    serve_cmd,
+    tenants_cmd,
+    usage_cmd,
+)
 from gateway.cli.common import CliError
 from gateway.credentials.crypto import MasterKeyError
 from gateway.settings import ConfigError
@@ -30,7 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", help="configuration file (YAML)")
     parser.add_argument("--version", action="version", version=f"tollgate {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (serve_cmd, tenants_cmd, keys_cmd, credentials_cmd, config_cmd, db_cmd, master_key_cmd):
+    for module in (
+        serve_cmd,
+        tenants_cmd,
+        keys_cmd,
+        credentials_cmd,
+        config_cmd,
+        db_cmd,
+        master_key_cmd,
+        usage_cmd,
+    ):
         module.register(commands)
     return parser
 

@@ -1,0 +1,185 @@
+"""`tollgate usage`: tokens and cost from the usage ledger, grouped and filtered."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.cli.common import CliError, database, print_json, print_table, run, settings_of
+from gateway.metering.report import (
+    DEFAULT_SINCE,
+    FIELDS,
+    page_as_json,
+    parse_dimensions,
+    parse_instant,
+    row_values,
+)
+from gateway.storage.usage import Dimension, UsageFilter, UsagePage, UsageRepository
+
+DEFAULT_LIMIT = 1000
+_TABLE_HEADINGS = (
+    "requests",
+    "input",
+    "output",
+    "cached",
+    "cache write",
+    "reasoning",
+    "cost usd",
+    "unpriced",
+    "estimated",
+)
+
+DESCRIPTION = """\
+Sum the usage ledger: requests, tokens of each kind and cost, per group of the dimensions given to
+--by, over the calls made in [--since, --until) that match every filter given.
+
+cost_usd sums the costs known; calls of models without a price are counted in `unpriced` (their
+cost is unknown, not zero). `estimated` counts calls whose tokens the gateway estimated because the
+provider reported none (a stream cut short)."""
+
+EPILOG = f"""\
+dimensions (--by): {", ".join(dimension.value for dimension in Dimension)}
+  key is the Tollgate key id (key_...); day is the UTC calendar day (YYYY-MM-DD).
+
+times (--since, --until):
+  a span back from now: 30m, 24h, 7d, 2w
+  a date, meaning its midnight UTC: 2026-11-01
+  an ISO 8601 instant: 2026-11-01T09:30:00Z, 2026-11-01T10:30:00+01:00 (no zone means UTC)
+  --since defaults to {DEFAULT_SINCE}; --until to none (up to now). --until is exclusive: --since
+  2026-11-01 --until 2026-12-01 is the whole of November.
+
+formats (--format):
+  table  aligned columns for reading; cost rounded to 6 decimal places; "-" for no value
+  csv    a header row, then one row per group; cost_usd exact; an empty cell for no value
+  json   {{"group_by": [...], "since": ..., "until": ..., "rows": [...], "next_offset": N or null}};
+         counts are JSON numbers; cost_usd is a string holding the exact decimal ("12.5", "0.0004")
+         so that no JSON parser rounds it through a float; null for no value
+
+At most --limit groups are shown (default {DEFAULT_LIMIT}), in the order of their values; when more
+follow, stderr says which --offset shows the next ones.
+
+examples:
+  tollgate usage                                    cost per tenant, last 30 days
+  tollgate usage --by model,day --tenant acme --since 7d
+  tollgate usage --by key --tenant acme --since 2026-11-01 --until 2026-12-01
+  tollgate usage --by user --tenant acme --team ml --model gpt-4o
+  tollgate usage --by tenant,day --since 90d --format csv > usage.csv
+  tollgate usage --by provider --since 24h --format json | jq '.rows[]'"""
+
+
+def register(commands: Any) -> None:
+    usage = commands.add_parser(
+        "usage",
+        help="report tokens and cost from the usage ledger",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    usage.add_argument(
+        "--by",
+        type=dimensions,
+        default=(Dimension.TENANT,),
+        metavar="DIM[,DIM...]",
+        help="group by these dimensions, in this order (default: tenant)",
+    )
+    usage.add_argument(
+        "--since",
+        type=_instant,
+        default=DEFAULT_SINCE,
+        metavar="WHEN",
+        help=f"from (inclusive; default: {DEFAULT_SINCE})",
+    )
+    usage.add_argument("--until", type=_instant, metavar="WHEN", help="to (exclusive)")
+    filters = usage.add_argument_group("filters (each keeps only the calls equal to it)")
+    for name, what in (
+        ("tenant", "tenant id"),
+        ("team", "team name"),
+        ("user", "user name"),
+        ("key", "Tollgate key id (key_...)"),
+        ("model", "model name, as the ledger records it"),
+        ("provider", "provider name from the configuration"),
+    ):
+        filters.add_argument(f"--{name}", metavar=name.upper(), help=what)
+    usage.add_argument("--format", choices=("table", "json", "csv"), default="table", help="(default: table)")
+    usage.add_argument("--limit", type=_positive, default=DEFAULT_LIMIT, help="most groups shown")
+    usage.add_argument("--offset", type=_non_negative, default=0, help="groups skipped first (for paging)")
+    usage.set_defaults(handler=_usage)
+
+
+def dimensions(text: str) -> tuple[Dimension, ...]:
+    try:
+        return parse_dimensions(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _instant(text: str) -> datetime:
+    try:
+        return parse_instant(text, datetime.now(UTC))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def _non_negative(text: str) -> int:
+    number = int(text)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be at least 0")
+    return number
+
+
+def _usage(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    if args.until is not None and args.since >= args.until:
+        raise CliError("--since must be before --until")
+    filters = UsageFilter(
+        args.since, args.until, args.tenant, args.team, args.user, args.key, args.model, args.provider
+    )
+
+    async def go() -> UsagePage:
+        async with database(settings) as engine:
+            return await UsageRepository(engine).aggregate(args.by, filters, args.limit, args.offset)
+
+    page = run(go)
+    writer = {"table": _write_table, "csv": _write_csv, "json": _write_json}[args.format]
+    writer(args.by, filters, page)
+    if page.next_offset is not None:
+        print(
+            f"tollgate: more groups follow; --offset {page.next_offset} shows the next ones", file=sys.stderr
+        )
+    return 0
+
+
+def _write_table(group_by: Sequence[Dimension], filters: UsageFilter, page: UsagePage) -> None:
+    rows = [
+        [
+            *("-" if value is None else value for value in row.group.values()),
+            *(getattr(row, field) for field in FIELDS[:6]),
+            f"{row.cost_usd:.6f}",
+            row.unpriced_requests,
+            row.estimated_requests,
+        ]
+        for row in page.rows
+    ]
+    print_table([dimension.value for dimension in group_by] + list(_TABLE_HEADINGS), rows)
+
+
+def _write_csv(group_by: Sequence[Dimension], filters: UsageFilter, page: UsagePage) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow([dimension.value for dimension in group_by] + list(FIELDS))
+    for row in page.rows:
+        writer.writerow([*("" if value is None else value for value in row.group.values()), *row_values(row)])
+
+
+def _write_json(group_by: Sequence[Dimension], filters: UsageFilter, page: UsagePage) -> None:
+    print_json(page_as_json(group_by, filters, page))

@@ -33,8 +33,9 @@ async def proxy(request: Request) -> StreamingResponse:
     session: aiohttp.ClientSession = request.app.state.session
     headers = {name: request.headers[name] for name in FORWARDED_HEADERS if name in request.headers}
     query = f"?{request.url.query}" if request.url.query else ""
-    upstream = await session.request(request.method, f"{UPSTREAM}{request.url.path}{query}",
-                                     headers=headers, data=await request.body())
+    upstream = await session.request(
+        request.method, f"{UPSTREAM}{request.url.path}{query}", headers=headers, data=await request.body()
+    )
 
     async def relay() -> AsyncIterator[bytes]:
         try:

@@ -145,8 +145,15 @@ def percentile_ms(sorted_seconds: list[float], fraction: float) -> float:
     return sorted_seconds[rank - 1] * 1000
 
 
-async def run_load_async(url: str, *, method: str = "GET", headers: Mapping[str, str] | None = None,
-                         body: bytes = b"", concurrency: int = 1, duration_s: float = 5.0) -> LoadResult:
+async def run_load_async(
+    url: str,
+    *,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    concurrency: int = 1,
+    duration_s: float = 5.0,
+) -> LoadResult:
     target = build_target(url, method.upper(), headers or {}, body)
     tally = Tally([])
     started = time.perf_counter()
@@ -154,18 +161,33 @@ async def run_load_async(url: str, *, method: str = "GET", headers: Mapping[str,
     await asyncio.gather(*(connection_loop(target, deadline, tally) for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     latencies = sorted(tally.latencies)
-    return LoadResult(requests=len(latencies), errors=tally.errors, duration_s=round(elapsed, 3),
-                      requests_per_s=len(latencies) / elapsed, p50_ms=percentile_ms(latencies, 0.50),
-                      p99_ms=percentile_ms(latencies, 0.99))
+    return LoadResult(
+        requests=len(latencies),
+        errors=tally.errors,
+        duration_s=round(elapsed, 3),
+        requests_per_s=len(latencies) / elapsed,
+        p50_ms=percentile_ms(latencies, 0.50),
+        p99_ms=percentile_ms(latencies, 0.99),
+    )
 
 
-def run_load(url: str, *, method: str = "GET", headers: Mapping[str, str] | None = None, body: bytes = b"",
-             concurrency: int = 1, duration_s: float = 5.0) -> LoadResult:
+def run_load(
+    url: str,
+    *,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    concurrency: int = 1,
+    duration_s: float = 5.0,
+) -> LoadResult:
     """Load `url` with `concurrency` connections for `duration_s` seconds (uvloop when importable)."""
     loop_factory = uvloop.new_event_loop if uvloop is not None else None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(run_load_async(url, method=method, headers=headers, body=body,
-                                         concurrency=concurrency, duration_s=duration_s))
+        return runner.run(
+            run_load_async(
+                url, method=method, headers=headers, body=body, concurrency=concurrency, duration_s=duration_s
+            )
+        )
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -177,11 +199,19 @@ def parse_header(text: str) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("url", help="http:// URL to load")
     parser.add_argument("-m", "--method", default="GET", help="request method (default GET)")
-    parser.add_argument("-H", "--header", type=parse_header, action="append", default=[],
-                        metavar="'NAME: VALUE'", help="request header, repeatable")
+    parser.add_argument(
+        "-H",
+        "--header",
+        type=parse_header,
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="request header, repeatable",
+    )
     body = parser.add_mutually_exclusive_group()
     body.add_argument("--body", default="", help="request body text")
     body.add_argument("--body-file", type=Path, help="file holding the request body")
@@ -190,13 +220,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = parser.parse_args(argv)
     payload = args.body_file.read_bytes() if args.body_file else args.body.encode()
-    result = run_load(args.url, method=args.method, headers=dict(args.header), body=payload,
-                      concurrency=args.concurrency, duration_s=args.duration)
+    result = run_load(
+        args.url,
+        method=args.method,
+        headers=dict(args.header),
+        body=payload,
+        concurrency=args.concurrency,
+        duration_s=args.duration,
+    )
     if args.json:
         print(json.dumps(asdict(result)))
     else:
-        print(f"{result.requests} requests in {result.duration_s:.2f}s, {result.errors} errors: "
-              f"{result.requests_per_s:.0f} req/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms")
+        print(
+            f"{result.requests} requests in {result.duration_s:.2f}s, {result.errors} errors: "
+            f"{result.requests_per_s:.0f} req/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms"
+        )
     return 0
 
 

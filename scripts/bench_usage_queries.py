@@ -85,7 +85,7 @@ UPSTREAMS = {
     "gemini": "https://generativelanguage.googleapis.com",
     "local": "http://10.0.0.7:8000/v1",
 }
-COLUMNS = [name for name in UsageRecord.__dataclass_fields__]
+COLUMNS = list(UsageRecord._fields)
 
 
 # -- the ledger ---------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from gateway.storage.bulk import ROWS_PER_STATEMENT
 from gateway.storage.engine import async_url, create_engine
 from gateway.storage.records import UsageRecord
 from gateway.storage.usage import Dimension, UsageFilter, UsagePage, UsageRepository, UsageRow
@@ -134,6 +135,19 @@ async def test_costs_add_up_exactly_to_the_ledgers_last_decimal_place(engine: As
 
     assert totals.cost_usd == Decimal("296295.3370370374")
     assert str(totals.cost_usd) == "296295.3370370374"
+
+
+async def test_a_batch_larger_than_one_insert_statement_stores_every_record_once(engine: AsyncEngine) -> None:
+    repository = UsageRepository(engine)
+    count = 2 * ROWS_PER_STATEMENT + 7  # whole statements and a shorter last one
+    await repository.insert_many(
+        [usage(DAY1, request_id=f"req-{n}", input_tokens=n, cost_usd=TINY) for n in range(count)]
+    )
+
+    totals = await repository.totals(UsageFilter())
+
+    assert (totals.requests, totals.input_tokens) == (count, sum(range(count)))
+    assert totals.cost_usd == TINY * count
 
 
 async def test_unknown_costs_are_counted_as_unpriced_and_left_out_of_the_sum(engine: AsyncEngine) -> None:

@@ -17,7 +17,7 @@ from gateway.context import RequestContext
 from gateway.errors import InvalidJSON
 from gateway.metering.endpoints import classify, request_wants_stream
 from gateway.metering.estimate import estimate_usage
-from gateway.metering.extractors import extractor_for
+from gateway.metering.extractors.factory import extractor_factory
 from gateway.metering.ledger import UsageLedger
 from gateway.metering.prices import PriceTable, cost_of
 from gateway.metering.usage import Endpoint, TokenUsage, UsageExtractor
@@ -39,6 +39,7 @@ BILLABLE = frozenset(
 )
 _INJECTABLE = frozenset({Endpoint.CHAT_COMPLETIONS, Endpoint.COMPLETIONS})
 _OPENAI_STYLE = frozenset({"openai", "openai-compatible", "azure-openai"})
+_NOBODY = (None, None, None, None)  # tenant, team, user, key of a request refused before authentication
 
 
 class PrepareMetering:
@@ -98,7 +99,7 @@ class Meter:
     ) -> UsageExtractor:
         endpoint = ctx.endpoint or Endpoint.OTHER
         strip = ctx.stream_usage_injected and status < 400
-        return extractor_for(ctx.provider.kind, endpoint, _content_type(headers), strip_injected_usage=strip)
+        return extractor_factory(ctx.provider.kind, endpoint, _content_type(headers), strip)()
 
     def observe(self, ctx: RequestContext) -> None:
         if ctx.endpoint is None:  # refused before PrepareMetering ran
@@ -146,27 +147,25 @@ class Meter:
 
     def _record(self, ctx: RequestContext, model: str | None, usage: TokenUsage) -> UsageRecord:
         principal = ctx.principal
+        who = (
+            (principal.tenant_id, principal.team, principal.user, principal.key_id)
+            if principal is not None
+            else _NOBODY
+        )
         first_byte = ctx.first_byte and ctx.upstream_started
-        return UsageRecord(
-            created_at=datetime.fromtimestamp(ctx.received_at, UTC),
-            request_id=ctx.request_id,
-            tenant_id=principal.tenant_id if principal else None,
-            team=principal.team if principal else None,
-            user=principal.user if principal else None,
-            key_id=principal.key_id if principal else None,
-            provider=ctx.provider.name,
-            upstream=self._upstream(ctx),
-            model=model[:200] if model else None,
-            endpoint=(ctx.endpoint or Endpoint.OTHER).value,
-            status=ctx.status,
-            streamed=ctx.streamed,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cached_input_tokens=usage.cached_input_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            cost_usd=ctx.cost_usd,
-            duration_ms=round((ctx.finished - ctx.started) * 1000, 3),
-            ttfb_ms=round((ctx.first_byte - ctx.upstream_started) * 1000, 3) if first_byte else None,
-            estimated=ctx.usage_estimated,
+        return UsageRecord(  # positional, in column order: this runs for every request
+            datetime.fromtimestamp(ctx.received_at, UTC),
+            ctx.request_id,
+            *who,
+            ctx.provider.name,
+            self._upstream(ctx),
+            model[:200] if model else None,
+            (ctx.endpoint or Endpoint.OTHER).value,
+            ctx.status,
+            ctx.streamed,
+            *usage,  # input, output, cached input, cache write, reasoning
+            ctx.cost_usd,
+            round((ctx.finished - ctx.started) * 1000, 3),
+            round((ctx.first_byte - ctx.upstream_started) * 1000, 3) if first_byte else None,
+            ctx.usage_estimated,
         )

@@ -210,3 +210,9 @@ def test_an_unknown_billable_looking_call_that_reported_nothing_has_unknown_cost
     record = observe(answered(ctx, usage=None))
 
     assert record.endpoint == "other" and record.cost_usd is None and not record.estimated
+
+
+def test_token_kinds_are_stored_in_the_ledgers_column_order() -> None:
+    first = UsageRecord._fields.index("input_tokens")
+
+    assert UsageRecord._fields[first : first + len(TokenUsage._fields)] == TokenUsage._fields

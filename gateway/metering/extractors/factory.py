@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from functools import partial
+from functools import lru_cache, partial
 from types import MappingProxyType
 from typing import Any
 
@@ -29,7 +29,15 @@ EDGE_ENDPOINTS = (
 def extractor_for(
     kind: str, endpoint: Endpoint, content_type: bytes | None, *, strip_injected_usage: bool
 ) -> UsageExtractor:
-    """A fresh extractor for one response body.
+    """A fresh extractor for one response body (see `extractor_factory`)."""
+    return extractor_factory(kind, endpoint, content_type, strip_injected_usage)()
+
+
+@lru_cache(maxsize=512)
+def extractor_factory(
+    kind: str, endpoint: Endpoint, content_type: bytes | None, strip_injected_usage: bool
+) -> Callable[[], UsageExtractor]:
+    """What makes a fresh extractor for one response body: decided once per kind of response.
 
     `kind` is the provider family (`ProviderAdapter.kind`), `content_type` the response's header value:
     event streams are read as they pass, JSON bodies (or text, or no content type) once whole, other
@@ -38,17 +46,18 @@ def extractor_for(
     such event streams and ignored elsewhere.
     """
     if endpoint in (Endpoint.COUNT_TOKENS, Endpoint.UNMETERED):
-        return Fixed(ZERO)
+        return partial(Fixed, ZERO)
     media = (content_type or b"").lower()
     if b"event-stream" in media:
         if strip_injected_usage and endpoint in STRIPPABLE and kind in OPENAI_STYLE:
-            return StripStream()
-        return stream_for(endpoint) or Fixed(UNKNOWN)
+            return StripStream
+        return partial(stream_or_unknown, endpoint)
     if media and b"json" not in media and not media.startswith(b"text/"):
-        return Fixed(UNKNOWN)  # audio, images, files: no usage inside, and not worth holding
+        return partial(Fixed, UNKNOWN)  # audio, images, files: no usage inside, and not worth holding
     if endpoint is Endpoint.STREAM_GENERATE_CONTENT:
-        return gemini.GeminiArrayStream()
-    return JsonBody(
+        return gemini.GeminiArrayStream
+    return partial(
+        JsonBody,
         READERS.get(endpoint, read_any),
         usage_at_edges=endpoint in EDGE_ENDPOINTS,
         stream=partial(stream_or_unknown, endpoint),

@@ -3,110 +3,224 @@
 Label values are bounded: providers come from configuration, models are reported only when the
 price table knows them (else `other`), statuses are HTTP codes. Key ids, user ids and tenants are
 never labels; per-tenant numbers live in the usage ledger.
+
+The numbers are plain Python tallies, updated without locks: every update and every read happens
+on the event loop's thread. prometheus-client's own metric objects take a lock per update and walk
+a histogram's buckets in Python, ~8 µs a request; here a request costs about a microsecond. The
+gateway is the registry's collector: it turns the tallies into metric families when /metrics is
+read, and prometheus-client renders them (no `_created` samples).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Any
+from itertools import accumulate
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.utils import floatToGoString
 
 from gateway.context import RequestContext
 from gateway.metering.usage import TokenUsage
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+# The `le` label values, spelled as prometheus-client spells them ("1.0", "0.005"), +Inf last.
+_LE = (*(floatToGoString(bound) for bound in _LATENCY_BUCKETS), "+Inf")  # type: ignore[no-untyped-call]
 _TOKEN_KINDS = ("input", "output", "cached_input", "cache_write", "reasoning")
 
 
-class GatewayMetrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.requests = Counter(
-            "tollgate_requests", "Proxied requests", ["provider", "model", "status"], registry=r
-        )
-        self.request_seconds = Histogram(
-            "tollgate_request_duration_seconds",
-            "Whole request, streaming included",
-            ["provider"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.upstream_seconds = Histogram(
-            "tollgate_upstream_duration_seconds",
-            "From sending upstream to the last byte",
-            ["provider"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.ttfb_seconds = Histogram(
-            "tollgate_time_to_first_byte_seconds",
-            "From sending upstream to the first body byte",
-            ["provider"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.tokens = Counter("tollgate_tokens", "Tokens metered", ["provider", "model", "kind"], registry=r)
-        self.cost = Counter(
-            "tollgate_cost_usd", "Cost metered, in US dollars", ["provider", "model"], registry=r
-        )
-        self.estimated = Counter(
-            "tollgate_usage_estimated",
-            "Calls whose usage was estimated (none reported)",
-            ["provider"],
-            registry=r,
-        )
-        self.unpriced = Counter(
-            "tollgate_usage_unpriced",
-            "Calls recorded with cost null: no price for the model",
-            ["provider"],
-            registry=r,
-        )
-        self.ledger_dropped = Counter(
-            "tollgate_ledger_records_dropped",
-            "Usage records that never reached the ledger",
-            ["reason"],
-            registry=r,
-        )
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-        self.ledger_depth = Gauge(
-            "tollgate_ledger_queue_depth", "Usage records waiting for the database", registry=r
-        )
+class _Histogram:
+    """One label set's histogram: a count per bucket, not cumulative (the last is +Inf), and a sum."""
 
-    def child(self, metric: MetricWrapperBase, *labels: str) -> Any:
-        """`metric.labels(*labels)`, remembered: prometheus-client's lookup costs ~1.5 µs a call."""
-        key = (id(metric), labels)
-        found = self._children.get(key)
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * len(_LE)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        # A bucket holds the values up to its bound, inclusive: the first bound >= value, if any.
+        self.counts[bisect_left(_LATENCY_BUCKETS, value)] += 1
+        self.sum += value
+
+    def add_to(self, family: HistogramMetricFamily, labels: list[str]) -> None:
+        if any(self.counts):
+            family.add_metric(labels, list(zip(_LE, accumulate(self.counts), strict=True)), self.sum)
+
+
+class _ModelTally:
+    """One (provider, model)'s requests by status, tokens by kind (as `_TOKEN_KINDS`) and cost."""
+
+    __slots__ = ("cost", "requests", "tokens")
+
+    def __init__(self) -> None:
+        self.requests: dict[int, int] = {}
+        self.tokens = [0] * len(_TOKEN_KINDS)
+        self.cost = Decimal(0)  # summed exactly (and cheaper than a float() per request)
+
+    def add_tokens(self, usage: TokenUsage) -> None:
+        # Unrolled, as the hot path wants; counters only go up.
+        tokens = self.tokens
+        if usage.input_tokens > 0:
+            tokens[0] += usage.input_tokens
+        if usage.output_tokens > 0:
+            tokens[1] += usage.output_tokens
+        if usage.cached_input_tokens > 0:
+            tokens[2] += usage.cached_input_tokens
+        if usage.cache_write_tokens > 0:
+            tokens[3] += usage.cache_write_tokens
+        if usage.reasoning_tokens > 0:
+            tokens[4] += usage.reasoning_tokens
+
+
+class _ProviderTally:
+    """One provider's latencies, estimated and unpriced calls, and its models' tallies."""
+
+    __slots__ = ("estimated", "models", "request_seconds", "ttfb_seconds", "unpriced", "upstream_seconds")
+
+    def __init__(self) -> None:
+        self.request_seconds = _Histogram()
+        self.upstream_seconds = _Histogram()
+        self.ttfb_seconds = _Histogram()
+        self.estimated = 0
+        self.unpriced = 0
+        self.models: dict[str, _ModelTally] = {}
+
+    def model(self, model: str) -> _ModelTally:
+        found = self.models.get(model)
         if found is None:
-            found = self._children[key] = metric.labels(*labels)
+            found = self.models[model] = _ModelTally()
+        return found
+
+
+class _FunctionGauge:
+    """A gauge read from a function at each scrape (`set_function`, as prometheus-client's Gauge)."""
+
+    __slots__ = ("_read",)
+
+    def __init__(self) -> None:
+        self._read: Callable[[], float] = lambda: 0.0
+
+    def set_function(self, read: Callable[[], float]) -> None:
+        self._read = read
+
+    def get(self) -> float:
+        return self._read()
+
+
+_HISTOGRAMS: tuple[tuple[str, str, Callable[[_ProviderTally], _Histogram]], ...] = (
+    (
+        "tollgate_request_duration_seconds",
+        "Whole request, streaming included",
+        lambda tally: tally.request_seconds,
+    ),
+    (
+        "tollgate_upstream_duration_seconds",
+        "From sending upstream to the last byte",
+        lambda tally: tally.upstream_seconds,
+    ),
+    (
+        "tollgate_time_to_first_byte_seconds",
+        "From sending upstream to the first body byte",
+        lambda tally: tally.ttfb_seconds,
+    ),
+)
+
+
+class GatewayMetrics:
+    """The tallies, and the registry's collector that exposes them."""
+
+    def __init__(self) -> None:
+        self._providers: dict[str, _ProviderTally] = {}
+        self._dropped: dict[str, int] = {}
+        self.ledger_depth = _FunctionGauge()
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(self)
+
+    def tally(self, provider: str) -> _ProviderTally:
+        found = self._providers.get(provider)
+        if found is None:
+            found = self._providers[provider] = _ProviderTally()
         return found
 
     def count_tokens(self, provider: str, model: str, usage: TokenUsage) -> None:
-        values = (
-            usage.input_tokens,
-            usage.output_tokens,
-            usage.cached_input_tokens,
-            usage.cache_write_tokens,
-            usage.reasoning_tokens,
-        )
-        for kind, value in zip(_TOKEN_KINDS, values, strict=True):
-            if value:
-                self.child(self.tokens, provider, model, kind).inc(value)
+        self.tally(provider).model(model).add_tokens(usage)
 
     def count_cost(self, provider: str, model: str, cost: Decimal) -> None:
-        if cost:
-            self.child(self.cost, provider, model).inc(float(cost))
+        if cost > 0:
+            self.tally(provider).model(model).cost += cost
 
     def count_dropped(self, reason: str, count: int) -> None:
-        self.ledger_dropped.labels(reason).inc(count)
+        if count > 0:
+            self._dropped[reason] = self._dropped.get(reason, 0) + count
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+    def collect(self) -> Iterator[Metric]:
+        """The metric families, in a fixed order; a label set appears once it has counted something."""
+        providers = list(self._providers.items())
+        requests = CounterMetricFamily(
+            "tollgate_requests", "Proxied requests", labels=["provider", "model", "status"]
+        )
+        tokens = CounterMetricFamily(
+            "tollgate_tokens", "Tokens metered", labels=["provider", "model", "kind"]
+        )
+        cost = CounterMetricFamily(
+            "tollgate_cost_usd", "Cost metered, in US dollars", labels=["provider", "model"]
+        )
+        for provider, tally in providers:
+            for model, counts in tally.models.items():
+                for status, count in counts.requests.items():
+                    requests.add_metric([provider, model, str(status)], count)
+                for kind, count in zip(_TOKEN_KINDS, counts.tokens, strict=True):
+                    if count:
+                        tokens.add_metric([provider, model, kind], count)
+                if counts.cost:
+                    cost.add_metric([provider, model], float(counts.cost))
+        yield requests
+        for name, documentation, histogram in _HISTOGRAMS:
+            family = HistogramMetricFamily(name, documentation, labels=["provider"])
+            for provider, tally in providers:
+                histogram(tally).add_to(family, [provider])
+            yield family
+        yield tokens
+        yield cost
+        estimated = CounterMetricFamily(
+            "tollgate_usage_estimated", "Calls whose usage was estimated (none reported)", labels=["provider"]
+        )
+        unpriced = CounterMetricFamily(
+            "tollgate_usage_unpriced",
+            "Calls recorded with cost null: no price for the model",
+            labels=["provider"],
+        )
+        for provider, tally in providers:
+            if tally.estimated:
+                estimated.add_metric([provider], tally.estimated)
+            if tally.unpriced:
+                unpriced.add_metric([provider], tally.unpriced)
+        yield estimated
+        yield unpriced
+        dropped = CounterMetricFamily(
+            "tollgate_ledger_records_dropped",
+            "Usage records that never reached the ledger",
+            labels=["reason"],
+        )
+        for reason, count in self._dropped.items():
+            dropped.add_metric([reason], count)
+        yield dropped
+        yield GaugeMetricFamily(
+            "tollgate_ledger_queue_depth", "Usage records waiting for the database", self.ledger_depth.get()
+        )
 
 
 class RequestMetrics:
@@ -114,22 +228,27 @@ class RequestMetrics:
 
     def __init__(self, metrics: GatewayMetrics, model_label: Callable[[str, str, str | None], str]) -> None:
         self._metrics = metrics
+        self._providers = metrics._providers
         self._model_label = model_label
 
     def observe(self, ctx: RequestContext) -> None:
-        m, provider = self._metrics, ctx.provider.name
-        model = self._model_label(provider, ctx.provider.kind, ctx.reported_model())
-        m.child(m.requests, provider, model, str(ctx.status)).inc()
-        m.child(m.request_seconds, provider).observe(ctx.finished - ctx.started)
+        # Every request passes here: the tallies are looked up in place, the methods that create
+        # them called only the first time (a call costs ~60 ns; tallies are always truthy).
+        adapter, usage, status, cost = ctx.provider, ctx.usage, ctx.status, ctx.cost_usd
+        tally = self._providers.get(adapter.name) or self._metrics.tally(adapter.name)
+        label = self._model_label(adapter.name, adapter.kind, ctx.reported_model())
+        model = tally.models.get(label) or tally.model(label)
+        model.requests[status] = model.requests.get(status, 0) + 1
+        tally.request_seconds.observe(ctx.finished - ctx.started)
         if ctx.upstream_started:
-            m.child(m.upstream_seconds, provider).observe(ctx.finished - ctx.upstream_started)
+            tally.upstream_seconds.observe(ctx.finished - ctx.upstream_started)
             if ctx.first_byte:
-                m.child(m.ttfb_seconds, provider).observe(ctx.first_byte - ctx.upstream_started)
-        if ctx.usage is not None:
-            m.count_tokens(provider, model, ctx.usage)
+                tally.ttfb_seconds.observe(ctx.first_byte - ctx.upstream_started)
+        if usage is not None:
+            model.add_tokens(usage)
             if ctx.usage_estimated:
-                m.child(m.estimated, provider).inc()
-            if ctx.cost_usd is None:
-                m.child(m.unpriced, provider).inc()
-            else:
-                m.count_cost(provider, model, ctx.cost_usd)
+                tally.estimated += 1
+            if cost is None:
+                tally.unpriced += 1
+            elif cost > 0:
+                model.cost += cost

@@ -39,7 +39,10 @@ BILLABLE = frozenset(
 )
 _INJECTABLE = frozenset({Endpoint.CHAT_COMPLETIONS, Endpoint.COMPLETIONS})
 _OPENAI_STYLE = frozenset({"openai", "openai-compatible", "azure-openai"})
-_NOBODY = (None, None, None, None)  # tenant, team, user, key of a request refused before authentication
+NO_USAGE = TokenUsage()
+FREE = Decimal(0)
+# tenant, team, user and key of a request refused before it was authenticated
+_NOBODY: tuple[None, None, None, None] = (None, None, None, None)
 
 
 class PrepareMetering:
@@ -106,25 +109,27 @@ class Meter:
             ctx.endpoint = (
                 endpoint_of(ctx.provider.kind, ctx.method, ctx.path) if ctx.path else Endpoint.OTHER
             )
-        usage, estimated, known = self._usage_of(ctx)
-        ctx.usage, ctx.usage_estimated = usage, estimated
+        extraction = ctx.extraction
+        if extraction is not None and extraction.usage is not None:  # the provider said: most calls
+            usage, known = extraction.usage, True
+        else:
+            usage, ctx.usage_estimated, known = self._usage_without_report(ctx)
+        ctx.usage = usage
         model = ctx.reported_model()
         ctx.cost_usd = self._cost(ctx, model, usage) if known else None
         self._ledger.record(self._record(ctx, model, usage))
 
-    def _usage_of(self, ctx: RequestContext) -> tuple[TokenUsage, bool, bool]:
-        """(usage, estimated, known): reported, else estimated for billable calls that reached the
-        provider, else zero; `known` is False when a call of unknown kind reported nothing."""
+    def _usage_without_report(self, ctx: RequestContext) -> tuple[TokenUsage, bool, bool]:
+        """(usage, estimated, known) of a call whose response reported none: estimated for billable
+        calls that reached the provider, else zero; `known` is False for a call of unknown kind."""
         extraction = ctx.extraction
-        if extraction is not None and extraction.usage is not None:
-            return extraction.usage, False, True
         answered = ctx.upstream_responded > 0 and (ctx.status < 400 or ctx.client_disconnected)
         if not answered:
-            return TokenUsage(), False, True
+            return NO_USAGE, False, True
         if ctx.endpoint is Endpoint.OTHER:
-            return TokenUsage(), False, False
+            return NO_USAGE, False, False
         if ctx.endpoint not in BILLABLE:
-            return TokenUsage(), False, True
+            return NO_USAGE, False, True
         try:
             request = ctx.json_body()
         except InvalidJSON:
@@ -133,8 +138,8 @@ class Meter:
         return estimate_usage(ctx.endpoint, request, output_chars), True, True
 
     def _cost(self, ctx: RequestContext, model: str | None, usage: TokenUsage) -> Decimal | None:
-        if usage.total_tokens == 0:
-            return Decimal(0)
+        if usage.input_tokens == 0 and usage.output_tokens == 0:
+            return FREE
         price = self._prices.price_for(ctx.provider.name, ctx.provider.kind, model) if model else None
         return None if price is None else cost_of(usage, price)
 
@@ -147,7 +152,7 @@ class Meter:
 
     def _record(self, ctx: RequestContext, model: str | None, usage: TokenUsage) -> UsageRecord:
         principal = ctx.principal
-        who = (
+        tenant, team, user, key = (
             (principal.tenant_id, principal.team, principal.user, principal.key_id)
             if principal is not None
             else _NOBODY
@@ -156,14 +161,21 @@ class Meter:
         return UsageRecord(  # positional, in column order: this runs for every request
             datetime.fromtimestamp(ctx.received_at, UTC),
             ctx.request_id,
-            *who,
+            tenant,
+            team,
+            user,
+            key,
             ctx.provider.name,
             self._upstream(ctx),
             model[:200] if model else None,
             (ctx.endpoint or Endpoint.OTHER).value,
             ctx.status,
             ctx.streamed,
-            *usage,  # input, output, cached input, cache write, reasoning
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cached_input_tokens,
+            usage.cache_write_tokens,
+            usage.reasoning_tokens,
             ctx.cost_usd,
             round((ctx.finished - ctx.started) * 1000, 3),
             round((ctx.first_byte - ctx.upstream_started) * 1000, 3) if first_byte else None,

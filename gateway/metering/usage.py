@@ -53,8 +53,8 @@ class Extraction(NamedTuple):
 
     usage: TokenUsage | None  # None: the provider reported none (cut stream, omitted)
     model: str | None = None  # the model the provider says answered, when it says
-    # Characters of generated text that passed, the estimate's input: counted where usage may be
-    # missing; a whole body that reported its usage skips the count (0).
+    # Characters of generated text that passed, the estimate's input when usage is missing: a
+    # response that reported its usage skips the count (0), whole body or stream.
     output_chars: int = 0
 
 

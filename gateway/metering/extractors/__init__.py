@@ -2,7 +2,9 @@
 
 `extractor_for` (in `factory`) picks one per response. One module per format family (`openai`,
 `openai_strip`, `anthropic`, `gemini`), whole JSON bodies in `json_body`, the shared event-stream
-machinery in `sse` (splitting, and how generated characters are counted) and `streams` (the fast path).
+machinery in `sse` (splitting, finding events from the ends), `tally` (how generated characters are
+counted) and `streams` (streams kept and read at their end, where the usage is: the characters are
+counted only when it is missing).
 """
 
 from gateway.metering.extractors.factory import extractor_for

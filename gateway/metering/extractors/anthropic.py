@@ -23,6 +23,7 @@ import orjson
 from gateway.metering.extractors.base import (
     NOTHING,
     Reading,
+    Settled,
     count,
     items,
     mapping,
@@ -30,7 +31,14 @@ from gateway.metering.extractors.base import (
     read_body,
     text,
 )
-from gateway.metering.extractors.sse import event_name, payload_of, text_head, text_size_after
+from gateway.metering.extractors.sse import (
+    blank_line,
+    event_name,
+    payload_of,
+    text_head,
+    text_size_after,
+    whole_event,
+)
 from gateway.metering.usage import TokenUsage
 
 USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
@@ -43,12 +51,8 @@ def messages_usage(usage: object) -> TokenUsage | None:
         return None
     read = count(usage, "cache_read_input_tokens")
     written = count(usage, "cache_creation_input_tokens")
-    return TokenUsage(
-        input_tokens=count(usage, "input_tokens") + read + written,
-        output_tokens=count(usage, "output_tokens"),
-        cached_input_tokens=read,
-        cache_write_tokens=written,
-    )
+    prompt = count(usage, "input_tokens") + read + written
+    return TokenUsage(prompt, count(usage, "output_tokens"), read, written)  # positional: faster
 
 
 def message_texts(message: object) -> Iterator[str]:
@@ -90,19 +94,49 @@ class AnthropicDialect:
         if name == b"message_start":
             message = mapping(payload_of(event), "message")
             self._model = model_of(message) or self._model
-            self._merge(mapping(message, "usage"))
+            merge(self._fields, mapping(message, "usage"))
         elif name == b"message_delta":
             usage = mapping(payload_of(event), "usage")
-            self._merge(usage)
+            merge(self._fields, usage)
             self._final = self._final or "output_tokens" in usage
 
     def read_last(self, event: bytes) -> Reading:
         return NOTHING
 
-    def _merge(self, usage: Mapping[str, Any]) -> None:
-        for field in USAGE_FIELDS:
-            if usage.get(field) is not None:
-                self._fields[field] = usage[field]
-
     def result(self) -> tuple[TokenUsage | None, str | None]:
         return (messages_usage(self._fields) if self._final else None), self._model
+
+    def settle(self, data: bytes) -> Settled | None:
+        """`message_start`, then `message_delta` with the output count, and no other event so named: the
+        first `message_start` and the last `message_delta`, with no such name before the one, between
+        them, or `message_start` after the other."""
+        blank = blank_line(data)
+        first, last = data.find(b"message_start"), data.rfind(b"message_delta")
+        start, delta = whole_event(data, first, blank), whole_event(data, last, blank)
+        if start is None or delta is None or start[1] > delta[0]:
+            return None
+        if (
+            data.find(b"message_delta", 0, start[0]) >= 0
+            or data.find(b"message_", start[1], delta[0]) >= 0
+            or data.find(b"message_start", delta[1]) >= 0
+        ):
+            return None
+        start_event, delta_event = data[start[0] : start[1]], data[delta[0] : delta[1]]
+        if event_name(start_event) != b"message_start" or event_name(delta_event) != b"message_delta":
+            return None
+        message = mapping(payload_of(start_event), "message")
+        usage = mapping(payload_of(delta_event), "usage")
+        if "output_tokens" not in usage:
+            return None
+        fields: dict[str, Any] = {}
+        merge(fields, mapping(message, "usage"))
+        merge(fields, usage)
+        total = messages_usage(fields)
+        return None if total is None else (total, model_of(message))
+
+
+def merge(fields: dict[str, Any], usage: Mapping[str, Any]) -> None:
+    """Each usage field takes its latest non-null value."""
+    for field in USAGE_FIELDS:
+        if usage.get(field) is not None:
+            fields[field] = usage[field]

@@ -23,6 +23,7 @@ class Reading(NamedTuple):
 
 
 NOTHING = Reading()
+Settled = tuple[TokenUsage, str | None]  # a whole stream's final usage and model, found at its end
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:

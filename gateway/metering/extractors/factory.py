@@ -40,8 +40,8 @@ def extractor_factory(
     """What makes a fresh extractor for one response body: decided once per kind of response.
 
     `kind` is the provider family (`ProviderAdapter.kind`), `content_type` the response's header value:
-    event streams are read as they pass, JSON bodies (or text, or no content type) once whole, other
-    media (audio, images) not at all. `strip_injected_usage` says the gateway added
+    event streams are watched as they pass (see `streams`), JSON bodies (or text, or no content type)
+    read once whole, other media (audio, images) not at all. `strip_injected_usage` says the gateway added
     `stream_options.include_usage` to an OpenAI-style chat or completions request; it is honoured for
     such event streams and ignored elsewhere.
     """

@@ -52,12 +52,9 @@ def gemini_usage(metadata: object) -> TokenUsage | None:
         return None
     prompt = count(metadata, "promptTokenCount") + count(metadata, "toolUsePromptTokenCount")
     thoughts = count(metadata, "thoughtsTokenCount")
-    return TokenUsage(
-        input_tokens=prompt,
-        output_tokens=count(metadata, "candidatesTokenCount") + thoughts,
-        cached_input_tokens=min(count(metadata, "cachedContentTokenCount"), prompt),
-        reasoning_tokens=thoughts,
-    )
+    output = count(metadata, "candidatesTokenCount") + thoughts
+    cached = min(count(metadata, "cachedContentTokenCount"), prompt)
+    return TokenUsage(prompt, output, cached, 0, thoughts)  # input, output, cached, cache write, reasoning
 
 
 def candidate_texts(payload: object) -> Iterator[str]:

@@ -23,6 +23,7 @@ from typing import Any
 from gateway.metering.extractors.base import (
     NOTHING,
     Reading,
+    Settled,
     count,
     items,
     mapping,
@@ -30,7 +31,16 @@ from gateway.metering.extractors.base import (
     read_body,
     text,
 )
-from gateway.metering.extractors.sse import event_name, model_in, payload_of, text_head, text_size_after
+from gateway.metering.extractors.sse import (
+    blank_line,
+    event_name,
+    events_after,
+    last_usage_object,
+    model_in,
+    payload_of,
+    text_head,
+    text_size_after,
+)
 from gateway.metering.usage import TokenUsage
 
 CHOICE_TEXT_FIELDS = frozenset({"content", "reasoning_content", "reasoning", "refusal"})
@@ -44,10 +54,13 @@ def chat_usage(usage: object) -> TokenUsage | None:
     """A chat or legacy completions `usage` object, normalised; None if it is not one."""
     if type(usage) is not dict or not ("prompt_tokens" in usage or "completion_tokens" in usage):
         return None
-    cached = count(mapping(usage, "prompt_tokens_details"), "cached_tokens")
+    prompt, output = count(usage, "prompt_tokens"), count(usage, "completion_tokens")
+    details = usage.get("prompt_tokens_details")
+    cached = count(details, "cached_tokens") if isinstance(details, dict) else 0
     cached = cached or count(usage, "prompt_cache_hit_tokens")  # DeepSeek
-    reasoning = count(mapping(usage, "completion_tokens_details"), "reasoning_tokens")
-    return _usage(count(usage, "prompt_tokens"), count(usage, "completion_tokens"), cached, reasoning)
+    details = usage.get("completion_tokens_details")
+    reasoning = count(details, "reasoning_tokens") if isinstance(details, dict) else 0
+    return _usage(prompt, output, cached, reasoning)
 
 
 def responses_usage(usage: object) -> TokenUsage | None:
@@ -61,12 +74,7 @@ def responses_usage(usage: object) -> TokenUsage | None:
 
 def _usage(prompt: int, output: int, cached: int, reasoning: int) -> TokenUsage:
     """Cached tokens are part of the prompt and reasoning tokens part of the output: never more."""
-    return TokenUsage(
-        input_tokens=prompt,
-        output_tokens=output,
-        cached_input_tokens=min(cached, prompt),
-        reasoning_tokens=min(reasoning, output),
-    )
+    return TokenUsage(prompt, output, min(cached, prompt), 0, min(reasoning, output))  # positional: faster
 
 
 def embeddings_usage(usage: object) -> TokenUsage | None:
@@ -162,6 +170,23 @@ class ResponsesDialect:
 
     def result(self) -> tuple[TokenUsage | None, str | None]:
         return self._usage, self._model
+
+    def settle(self, data: bytes) -> Settled | None:
+        """The terminal event that holds the last usage object, no terminal event after it, its model."""
+        blank = blank_line(data)
+        span = last_usage_object(data, blank)
+        if span is None:
+            return None
+        start, end = span
+        event = data[start:end]
+        if event_name(event) not in RESPONSES_TERMINAL:
+            return None
+        after = events_after(data, blank, end)
+        if after is None or any(event_name(following) in RESPONSES_TERMINAL for following in after):
+            return None
+        response = mapping(payload_of(event), "response")
+        usage, model = responses_usage(response.get("usage")), model_of(response)
+        return None if usage is None or model is None else (usage, model)
 
 
 def _is_content(name: bytes) -> bool:

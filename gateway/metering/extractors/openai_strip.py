@@ -6,81 +6,107 @@ the stream byte for byte as it would have been without include_usage. The usage-
 does each `"usage":null` member with its comma, wherever it sits in the object and however it is spaced.
 (A provider that puts the usage object on a chunk that also carries content loses just that member.)
 
-Cost per chunk, whatever the chunking (see `tally` for how runs of content events are recognised):
+The stripping is done as chunks pass, at a few C-level `bytes` operations per chunk:
 
-* A chunk of whole content events of the current kind is cut around its `,"usage":null` members: for
-  one event `rpartition` from its end, near which OpenAI puts the member; for several `split` and
-  `join`, checked to have cut exactly one member per event. No event is looked at alone.
-* Other chunks (those holding the first events, the last ones, or cut events) relay their whole events
-  the same way, the spelling of the member the stream uses learned from the first one; only an event
-  holding a usage object, or a member spelled otherwise, is handled alone.
+* A chunk of one whole event (LF-framed: a provider's flush) loses its `"usage":null` member by
+  `rpartition` and a concatenation; one without the member is looked at alone (`data: [DONE]`, the
+  usage-only event).
+* Other chunks relay their whole events with every member spelled as the stream spells it removed in
+  one `split` and `join` (a quoted key cannot occur unescaped inside a JSON string, so each occurrence
+  is a member), then one search for a `"usage"` key left: only an event that still holds one (a usage
+  object, a member spelled otherwise: the first one teaches the stream's spelling) is handled alone.
 * An incomplete event at the end of a chunk is held back until its end arrives, since it may be the
   usage-only event or still hold (part of) a `"usage":null` member; once its member has passed, or it
   is `data: [DONE]`, or it grows past `MAX_HELD` bytes, it goes out as it comes (a held event past
   `MAX_HELD` unchanged and uncounted). An incomplete event still held at `finish` (a cut stream) is
   never relayed.
 
+The usage is read from the usage event on its way (it has to be found to be dropped); the generated
+characters are counted only if no usage came: the chunks are kept by reference and `StripCount` counts
+them at `finish`, as they came. A stream that outgrows the keeping (see `streams.Kept`: too long, or no
+sign of usage in its first chunks) hands them, and every later chunk, to `StripCount` as it passes. A
+stream that reports its usage reports no characters (0).
+
 The model is the usage event's; a stream without one (cut) reads it from its last content event.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
-from gateway.metering.extractors.base import items, mapping, model_of, object_end
+from gateway.metering.extractors.base import NOTHING, Reading, Settled, items, mapping, model_of, object_end
 from gateway.metering.extractors.openai import CHAT_TEXT_KEY, chat_usage
 from gateway.metering.extractors.sse import (
+    CRLF_END,
+    LF,
+    LF_END,
+    Held,
     boundary_end,
-    event_start,
     last_boundary,
+    last_end,
     payload_of,
-    split_events,
     text_head,
     text_size_after,
 )
-from gateway.metering.extractors.tally import EventTally
+from gateway.metering.extractors.streams import IncrementalStream, Kept
 from gateway.metering.usage import Extraction, TokenUsage
 
 MAX_HELD = 64 * 1024
+COMPACT_NULL = b',"usage":null'  # OpenAI's spelling of the member, until a stream shows its own
 NULL_MEMBER = re.compile(rb',\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,\s*|"usage"\s*:\s*null')
 USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 USAGE_MEMBER = re.compile(rb',\s*"usage"\s*:\s*\{|"usage"\s*:\s*\{')
 TRAILING_COMMA = re.compile(rb"\s*,\s*")
 
 
-class StripStream(EventTally):
+class StripStream(Kept):
     """Reads usage from an include_usage stream the caller did not ask for, and strips it on the way."""
 
-    __slots__ = ("_cut", "_model", "_null", "_released", "_usage")
+    __slots__ = (
+        "_append",
+        "_chunks",
+        "_counter",
+        "_end",
+        "_held",
+        "_model",
+        "_null",
+        "_probed",
+        "_released",
+        "_room",
+        "_usage",
+    )
 
     def __init__(self) -> None:
-        super().__init__()
-        self._null = b',"usage":null'  # replaced by the spelling the stream uses
+        self._chunks: list[bytes] = []  # what passed, as it came (see `Kept`)
+        self._append: Callable[[bytes], object] = self._chunks.append
+        self._room: float = 0
+        self._probed = False
+        self._counter: StripCount | None = None  # counts as the stream passes, once it does
+        self._held = Held()  # the incomplete event at the end of what has passed
+        self._end = LF_END  # the stream's blank line, as last seen
+        self._null = COMPACT_NULL  # replaced by the spelling the stream uses
         self._released = 0  # how many bytes of the held event have gone out already
-        self._cut = False  # the held bytes are only the end of an event released whole (too long)
         self._usage: TokenUsage | None = None
         self._model: str | None = None
 
     def feed(self, chunk: bytes) -> bytes:
-        if chunk.startswith(self._head) and chunk.endswith(self._end) and not self._held:
-            size = len(chunk)
-            if chunk.find(b"\n", self._after) == size - self._end_len:  # one event of the current kind
-                before, null, after = chunk.rpartition(self._null)
-                if null:
-                    self.estimated += size - self._envelope
-                    self.last = chunk
-                    return before + after
-            else:
-                heads = chunk.count(self._head)
-                if chunk.count(b"\n") == self._lines * heads:  # a run of them, nothing else
-                    pieces = chunk.split(self._null)
-                    if len(pieces) == heads + 1:  # one member each
-                        self.estimated += size - heads * self._envelope
-                        self.last = chunk
-                        return b"".join(pieces)
-        return self._slow(chunk)
+        size = len(chunk)
+        if chunk.find(b"\n") == size - 2 and chunk[-1] == LF and not self._held:  # one whole event
+            before, null, after = chunk.rpartition(self._null)
+            out = before + after if null else self._relay(chunk)
+        elif chunk.endswith(self._end) and not self._held:  # whole events
+            out = self._relay_events(chunk)
+        else:
+            out = self._slow(chunk)
+        self._append(chunk)
+        self._room -= size
+        if self._room < 0:
+            self._spent()
+        return out
 
     def _slow(self, chunk: bytes) -> bytes:
         """Complete the held event, relay the whole events, hold back the incomplete one at the end."""
@@ -92,10 +118,10 @@ class StripStream(EventTally):
                 return self._release()
             out.append(self._held_event(held.complete(chunk, end)))
             start = end
-        end = max(last_boundary(chunk, start, self._end), start)
+        end = max(last_end(chunk, start, len(chunk), self._end), start)
         if end > start:
-            self._count(chunk, start, end)
-            out.append(self._relay_range(chunk, start, end))
+            self._end = CRLF_END if chunk[max(end - 3, 0) : end] == CRLF_END else LF_END
+            out.append(self._relay_events(chunk if start == 0 and end == len(chunk) else chunk[start:end]))
         if end < len(chunk):
             held.keep(chunk, end)
             out.append(self._release())
@@ -103,11 +129,11 @@ class StripStream(EventTally):
 
     def _held_event(self, event: bytes) -> bytes:
         """What to relay of the event that was held: the rest of it, if part went out already."""
-        released, cut = self._released, self._cut
-        self._released, self._cut = 0, False
-        if not cut:
-            self._count(event, 0, len(event))
-        return event[released:] if released else self._relay(event)
+        released, self._released = self._released, 0
+        if released:
+            return event[released:]
+        before, null, after = event.rpartition(self._null)
+        return before + after if null else self._relay(event)
 
     def _release(self) -> bytes:
         """What of the incomplete held event may go now (see the module's docstring)."""
@@ -120,38 +146,33 @@ class StripStream(EventTally):
             piece = bytes(held).replace(self._null, b"", 1)
         else:
             return b""
-        if len(held) > MAX_HELD:  # too long to count: keep only what finds its end
+        if len(held) > MAX_HELD:  # too long to keep: only what finds its end (see `StripCount._trim`)
             del held[:-2]
-            self._cut = True
         self._released = len(held)
         return piece
 
-    def _count(self, chunk: bytes, start: int, end: int) -> None:
-        with suppress(Exception):  # the estimate misses what it could not read; the relay goes on
-            self.events(chunk, start, end)
-
-    def _relay_range(self, chunk: bytes, start: int, end: int) -> bytes:
-        """What to relay of the whole events in `chunk[start:end]`."""
+    def _relay_events(self, events: bytes) -> bytes:
+        """What to relay of whole events: their members spelled as learned go in one step."""
+        null = self._null
+        events = b"".join(events.split(null))  # as `replace`, and faster
+        at = events.find(b'"usage"')
+        if at < 0:
+            return events
         out: list[bytes] = []
-        for match in USAGE_OBJECT.finditer(chunk, start, end):  # events that carry a usage object
-            at = match.start()
-            if at < start:
-                continue  # in the event just relayed
-            first = event_start(chunk, start, at, self._end)
-            following = boundary_end(chunk, at)
-            following = following if 0 < following <= end else end
-            out.append(self._without_nulls(chunk[start:first]))
-            out.append(self._relay(chunk[first:following]))
+        start = 0
+        while at >= 0:  # an event that still holds a usage key: alone
+            first = max(last_end(events, start, at, self._end), start)
+            following = boundary_end(events, at)
+            following = following if following > 0 else len(events)
+            out.append(events[start:first])
+            out.append(self._relay(events[first:following]))
             start = following
-        out.append(self._without_nulls(chunk[start:end]))
+            if self._null != null:  # it taught the stream's spelling: the rest goes without it at once
+                null = self._null
+                events, start = b"".join(events[start:].split(null)), 0
+            at = events.find(b'"usage"', start)
+        out.append(events[start:])
         return b"".join(out)
-
-    def _without_nulls(self, events: bytes) -> bytes:
-        """Whole events without their `"usage":null` members: in one step where they are spelled alike."""
-        stripped = b"".join(events.split(self._null))
-        if b'"usage"' not in stripped:
-            return stripped
-        return b"".join(map(self._without_null, split_events(stripped)))
 
     def _relay(self, event: bytes) -> bytes:
         """What to relay of one whole event; its usage noted on the way."""
@@ -169,7 +190,8 @@ class StripStream(EventTally):
     def _usage_event(self, event: bytes, payload: dict[str, Any]) -> bytes:
         self._usage = chat_usage(payload["usage"]) or self._usage
         self._model = model_of(payload) or self._model
-        if all(_is_empty(choice) for choice in items(payload, "choices")):
+        choices = items(payload, "choices")
+        if not choices or all(map(_is_empty, choices)):
             return b""
         return _without_usage_object(event)
 
@@ -182,21 +204,110 @@ class StripStream(EventTally):
             self._null = match.group()
         return event[: match.start()] + event[match.end() :]
 
-    def _head_of(self, event: bytes) -> bytes | None:
+    def finish(self) -> Extraction:
+        usage, model = self._usage, self._model
+        if usage is not None and model is not None:
+            return Extraction(usage, model)
+        counter = self._count()
+        if model is None:
+            model = counter.model()
+        return Extraction(usage, model, 0 if usage is not None else max(counter.estimated, 0))
+
+    def _spent(self) -> None:
+        after = self._after_spent()
+        if after is None:
+            self._count()
+        else:
+            self._room, self._probed = after
+
+    def _count(self) -> StripCount:
+        """What counts the stream's characters as it passes, given what was kept first."""
+        counter = self._counter
+        if counter is None:
+            self._counter = counter = StripCount()
+            for chunk in self._chunks:
+                counter.feed(chunk)
+            self._chunks, self._append, self._room = [], counter.feed, math.inf
+        return counter
+
+
+class ChatText:
+    """The `Dialect` of `StripCount`: chat chunks' text counted, nothing read (the relay reads usage)."""
+
+    __slots__ = ()
+    wants_last = False
+
+    def head(self, event: bytes) -> bytes | None:
         return None if event.startswith(b"data: [DONE]") else text_head(event, CHAT_TEXT_KEY)
 
-    def _text_size(self, event: bytes, head: bytes) -> int:
+    def text_size(self, event: bytes, head: bytes) -> int:
         return text_size_after(event, len(head))
 
-    def finish(self) -> Extraction:
-        model = self._model
-        if model is None:
+    def note(self, event: bytes) -> None:
+        pass
+
+    def read_last(self, event: bytes) -> Reading:
+        return NOTHING
+
+    def result(self) -> tuple[TokenUsage | None, str | None]:
+        return None, None
+
+    def settle(self, data: bytes) -> Settled | None:
+        return None
+
+
+CHAT_TEXT = ChatText()
+
+
+class StripCount(IncrementalStream):
+    """Counts the generated characters of a stream `StripStream` relays, as they pass.
+
+    It holds back what `StripStream` holds back, and like it never stops: an event held past `MAX_HELD`
+    (relayed unchanged) is left out of the count, and counting goes on after it.
+    """
+
+    __slots__ = ("_cut",)
+
+    def __init__(self) -> None:
+        super().__init__(CHAT_TEXT)
+        self._cut = False  # the held bytes are only the end of an event too long to count
+
+    def _slow(self, chunk: bytes) -> None:
+        held, start = self._held, 0
+        if held:
+            end = held.end_in(chunk)
+            if end < 0:
+                held.keep(chunk)
+                self._trim()
+                return
+            event, cut = held.complete(chunk, end), self._cut
+            self._cut = False
+            if not cut:
+                self._count(event, 0, len(event))
+            start = end
+        end = max(last_boundary(chunk, start, self._end), start)
+        if end > start:
+            self._count(chunk, start, end)
+        if end < len(chunk):
+            held.keep(chunk, end)
+            self._trim()
+
+    def _trim(self) -> None:
+        if len(self._held) > MAX_HELD:  # too long to count: keep only what finds its end
+            del self._held[:-2]
+            self._cut = True
+
+    def _count(self, chunk: bytes, start: int, end: int) -> None:
+        with suppress(Exception):  # the estimate misses what it could not read
+            self.events(chunk, start, end)
+
+    def model(self) -> str | None:
+        """The model of the last content event, if any passed."""
+        try:
             last = self.last_content()
-            try:
-                model = model_of(payload_of(last[0])) if last else None
-            except Exception:
-                model = None
-        return Extraction(self._usage, model, max(self.estimated, 0))
+            return model_of(payload_of(last[0])) if last else None
+        except Exception:
+            return None
 
 
 def _is_empty(choice: object) -> bool:

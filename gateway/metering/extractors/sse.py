@@ -3,7 +3,9 @@
 Events end with a blank line (`\\n\\n`, `\\n\\r\\n`, `\\r\\n\\r\\n`). A chunk of a stream may hold any
 number of events and begin or end in the middle of one: `Held` keeps the incomplete event at the end of
 a chunk (a copy of that event's bytes only) until the chunk that completes it arrives, so every event is
-seen whole, exactly as if the stream had arrived in one piece.
+seen whole, exactly as if the stream had arrived in one piece. A stream kept whole is also searched
+from its ends (`whole_event`, `last_usage_object`): an event found so is the one cutting from the start
+gives, or none where that is not sure.
 
 JSON never holds a raw line feed (inside strings it is escaped), so in the streams metered here an
 event's line feeds are its line ends and the blank line that ends it: an event of one data line holds
@@ -19,8 +21,13 @@ from gateway.metering.extractors.base import loads
 
 ENVELOPE_SAMPLES = 3
 MAX_HELD = 16 * 1024 * 1024  # an "event" this long is not SSE: stop looking at the stream
+RETAIN = 1024 * 1024  # bytes of a stream kept by reference to be read at its end; longer, read as it passes
+PROBE, PROBE_CHUNKS = 4096, 2  # a stream must show a `usage` in as many bytes, chunks to be kept
+AFTER_LAST = 8  # whole events looked at after the one that settles a stream, at most
 LF, CR, BACKSLASH = 10, 13, 0x5C
 LF_END, CRLF_END = b"\n\n", b"\n\r\n"  # the end of a blank line: LF LF, or LF CR LF (CRLF framing)
+USAGE_OBJECT = re.compile(rb'"usage(?:Metadata)?"\s*:\s*\{')
+ONE_DATA_LINE = re.compile(rb"(?:event:[^\n]*\n)?data:([^\n]*)\n\r?\n")  # an event of one data line
 TYPE_VALUE = re.compile(rb'"type"\s*:\s*"([^"\\]*)"')
 MODEL_VALUE = re.compile(rb'"model"\s*:\s*"([^"\\]*)"')
 
@@ -49,6 +56,19 @@ def last_boundary(data: bytes, start: int, end: bytes) -> int:
     return max(lf + 2 if lf >= 0 else -1, crlf + 3 if crlf >= 0 else -1)
 
 
+def last_end(data: bytes, start: int, stop: int, end: bytes) -> int:
+    """The index just past the last blank line in `data[start:stop]`, or -1, whatever its framing.
+
+    `end`, the stream's own blank line (`LF_END` or `CRLF_END`), is looked for first, the other only
+    after it: two short searches from the back where a stream keeps to one framing.
+    """
+    other = CRLF_END if end == LF_END else LF_END
+    found = data.rfind(end, start, stop)
+    past = found + len(end) if found >= 0 else -1
+    found = data.rfind(other, max(found, start), stop)
+    return max(past, found + len(other) if found >= 0 else -1)
+
+
 def event_start(data: bytes, start: int, at: int, end: bytes) -> int:
     """The start of the event that holds `data[at]`, in a range of whole events that begins at `start`."""
     if end in (LF_END, CRLF_END):
@@ -59,15 +79,63 @@ def event_start(data: bytes, start: int, at: int, end: bytes) -> int:
     return max(lf + 2 if lf >= 0 else start, crlf + 3 if crlf >= 0 else start)
 
 
-def split_events(data: bytes) -> list[bytes]:
-    """Whole events, in order (what follows the last blank line, if anything, as the last one)."""
-    events, start = [], 0
-    while start < len(data):
-        end = boundary_end(data, start)
-        if end < 0:
-            end = len(data)
-        events.append(data[start:end])
-        start = end
+def blank_line(data: bytes) -> bytes | None:
+    """`LF_END` where `data` holds no CR, so that every event ends with it: events are then found with
+    one search per boundary. None where it may also hold `CRLF_END` (either is looked for)."""
+    return LF_END if data.find(b"\r") < 0 else None
+
+
+def whole_event(data: bytes, at: int, blank: bytes | None) -> tuple[int, int] | None:
+    """The bounds of the whole event that holds `data[at]` (not a line end), found from `at`.
+
+    They are those that cutting the stream at every blank line from its start gives: None where no blank
+    line ends the event yet (the stream was cut in it), or where what precedes it is not one plain blank
+    line after a line (a blank line after a blank line, a CR alone), where cutting from the start might
+    differ. `blank` is `blank_line(data)`.
+    """
+    if not 0 <= at < len(data) or data[at] in (LF, CR):
+        return None
+    if blank is None:
+        start, end = last_end(data, 0, at, CRLF_END), boundary_end(data, at)
+    else:
+        start, end = data.rfind(blank, 0, at), data.find(blank, at)
+        start, end = start + len(blank) if start >= 0 else -1, end + len(blank) if end >= 0 else -1
+    if start < 0:
+        start = 0
+    else:  # a line must end where the blank line begins, and not right after another line end
+        line_end = start - 2 if data.startswith(LF_END, start - 2) else start - 3
+        before = data[line_end - 1] if line_end > 0 else -1
+        if before == LF or (before == CR and line_end > 1 and data[line_end - 2] == LF):
+            return None
+    return (start, end) if end > 0 else None
+
+
+def last_usage_object(data: bytes, blank: bytes | None) -> tuple[int, int] | None:
+    """The bounds of the whole event that holds the last usage object in `data`, if it is in one and
+    among the last `AFTER_LAST` `"usage` keys (past those, `"usage": null` members of a stream cut
+    before its usage chunk: not worth looking further)."""
+    at = len(data)
+    for _ in range(AFTER_LAST):
+        at = data.rfind(b'"usage', 0, at)
+        if at < 0:
+            return None
+        match = USAGE_OBJECT.match(data, at)
+        if match is not None:
+            span = whole_event(data, at, blank)
+            return span if span is not None and match.end() <= span[1] else None
+    return None
+
+
+def events_after(data: bytes, blank: bytes | None, end: int) -> list[bytes] | None:
+    """The whole events from `end` (where one starts), if there are at most `AFTER_LAST`."""
+    events: list[bytes] = []
+    while (following := boundary_end(data, end) if blank is None else data.find(blank, end)) >= 0:
+        if blank is not None:
+            following += len(blank)
+        if len(events) == AFTER_LAST:
+            return None
+        events.append(data[end:following])
+        end = following
     return events
 
 
@@ -116,7 +184,8 @@ def parse_event(event: bytes) -> tuple[bytes, bytes]:
 
 def payload_of(event: bytes) -> Any:
     """The event's data as JSON, or None."""
-    return loads(parse_event(event)[1])
+    match = ONE_DATA_LINE.fullmatch(event)  # the common shapes: the space and CR it keeps are JSON's too
+    return loads(match.group(1) if match else parse_event(event)[1])
 
 
 def event_name(event: bytes) -> bytes:

@@ -1,30 +1,51 @@
-"""Event streams read as they pass: a `Dialect` knows a provider's events, `EventStream` does the rest.
+"""Event streams: a `Dialect` knows a provider's events, `EventStream` does the rest, lazily.
 
-`EventStream` is an `EventTally` (see `tally`): runs of content events cost a few `bytes` operations per
-chunk, whatever the chunking; every other event is handed to the dialect's `note`, which parses it only
-if it may carry usage. At `finish`, dialects whose content events may carry usage (OpenAI-style chunks
-of compatible servers, every Gemini chunk) read the last content event, kept by reference.
+Nearly every stream ends with its usage, and then the generated characters are not needed. So
+`EventStream.feed` only keeps the chunks by reference (see `Kept`), and `finish` first asks the dialect
+to `settle` the stream: find the few events that can carry its usage from the ends of the kept bytes
+(the last event with a usage object; Anthropic's `message_start` and `message_delta`, the Responses
+API's terminal event) and read just those, when that is sure to give the usage and model reading every
+event would. Otherwise (no usage, a cut stream, an unusual order of events) the full reading,
+`IncrementalStream`, goes over the kept chunks as they came and reports what it always has. A stream
+longer than `RETAIN`, or one that shows no sign of usage in its first chunks, is read that way as it
+passes from then on: what is kept stays bounded, and a stream whose characters will be needed costs
+what it did.
+
+`IncrementalStream` is an `EventTally` (see `tally`): runs of content events cost a few `bytes`
+operations per chunk, whatever the chunking; every other event is handed to the dialect's `note`, which
+parses it only if it may carry usage. At `finish`, dialects whose content events may carry usage
+(OpenAI-style chunks of compatible servers, every Gemini chunk) read the last content event, kept by
+reference.
+
+A stream that reports its usage reports no generated characters (0), as whole bodies do.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, ClassVar, Protocol
 
-from gateway.metering.extractors.base import NOTHING, Reading
+from gateway.metering.extractors.base import NOTHING, Reading, Settled
 from gateway.metering.extractors.sse import (
     MAX_HELD,
+    PROBE,
+    PROBE_CHUNKS,
+    RETAIN,
+    USAGE_OBJECT,
+    blank_line,
     boundary_end,
+    events_after,
     last_boundary,
+    last_usage_object,
     payload_of,
     text_head,
     text_size_after,
 )
 from gateway.metering.extractors.tally import NO_HEAD, EventTally
 from gateway.metering.usage import Extraction, TokenUsage
-
-USAGE_OBJECT = re.compile(rb'"usage(?:Metadata)?"\s*:\s*\{')
 
 
 class Dialect(Protocol):
@@ -53,9 +74,14 @@ class Dialect(Protocol):
 
     def result(self) -> tuple[TokenUsage | None, str | None]: ...
 
+    def settle(self, data: bytes) -> Settled | None:
+        """The usage and model of a whole stream read from the few events that carry them, if that is
+        sure to be what reading every event gives; else None. Pure: the dialect is left as it was."""
+        ...
 
-class EventStream(EventTally):
-    """A usage extractor for one event stream in `dialect`."""
+
+class IncrementalStream(EventTally):
+    """Reads every event of a stream in `dialect` as it passes, counting generated characters."""
 
     __slots__ = ("_dialect", "_stopped")
 
@@ -135,6 +161,107 @@ class EventStream(EventTally):
         return Extraction(usage, model, max(chars, 0))
 
 
+class Kept:
+    """Keeping the chunks of a stream by reference, to read them at its end; within bounds.
+
+    A stream that outgrows `retain` bytes, or says nothing of usage (no `usage`) in its first
+    `PROBE_CHUNKS` chunks (within its first `probe` bytes), is read as it passes from then on, what was
+    kept first: memory stays bounded, and a stream that will most likely need its characters counted
+    costs about what it always did. (Streams that report usage say so in their first events: OpenAI's
+    `"usage": null` members, Azure's from its second event on, Anthropic's `message_start`, Gemini's
+    `usageMetadata` on every chunk, the Responses API's `response.created`.)
+
+    A subclass declares the slots and sets them (`[]`, its `append`, 0, False): its `feed` keeps a chunk
+    with `_append` and takes its size from `_room`; whenever that is spent (each of the first chunks,
+    then past `retain`) its `_spent` asks `_after_spent` what to do.
+    """
+
+    __slots__ = ()
+    retain: ClassVar[int] = RETAIN
+    probe: ClassVar[int] = PROBE
+    _chunks: list[bytes]
+    _append: Callable[[bytes], object]  # keeps a chunk, or hands it on
+    _room: float  # bytes that may still be kept (minus those kept while probing), infinite once read
+    _probed: bool  # a `usage` showed
+
+    def _after_spent(self) -> tuple[float, bool] | None:
+        """The room and `_probed` from now on, or None: read the stream as it passes."""
+        if self._probed:
+            return None  # past `retain`
+        kept, chunks = -self._room, self._chunks
+        last = chunks[-1]
+        if last.find(b"usage", 0, max(self.probe - int(kept) + len(last), 0)) >= 0:
+            return (self.retain - kept, True) if kept <= self.retain else None
+        if len(chunks) >= PROBE_CHUNKS or kept >= self.probe:
+            return None
+        return self._room, False  # the next chunk is probed too
+
+
+class EventStream(IncrementalStream, Kept):
+    """A usage extractor for one event stream in `dialect`: chunks kept, read at `finish`.
+
+    Once the keeping ends, or at `finish` when the ends did not settle the stream, it becomes what it
+    extends, an `IncrementalStream` (`_outgrow` switches its class to `PassingStream`): every later
+    chunk costs what it always did. Its `IncrementalStream` state is set up only then.
+    """
+
+    __slots__ = ("_append", "_chunks", "_probed", "_room")
+
+    def __init__(self, dialect: Dialect) -> None:  # no IncrementalStream.__init__ (see above)
+        self._dialect = dialect
+        self._chunks: list[bytes] = []
+        self._append: Callable[[bytes], object] = self._chunks.append
+        self._room: float = 0
+        self._probed = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        self._append(chunk)
+        self._room -= len(chunk)
+        if self._room < 0:
+            self._spent()
+        return chunk
+
+    def _spent(self) -> None:
+        after = self._after_spent()
+        if after is None:
+            self._outgrow()
+        else:
+            self._room, self._probed = after
+
+    def _outgrow(self) -> None:
+        """Become an `IncrementalStream`: read what was kept, and every later chunk, as it passes."""
+        chunks, self._chunks, self._room = self._chunks, [], math.inf
+        IncrementalStream.__init__(self, self._dialect)
+        self.__class__ = PassingStream
+        # for a caller that kept the bound `feed` of before: it still reaches the reading
+        self._append = partial(IncrementalStream.feed, self)
+        for chunk in chunks:
+            IncrementalStream.feed(self, chunk)
+
+    def finish(self) -> Extraction:
+        chunks = self._chunks
+        try:
+            settled = self._dialect.settle(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        except Exception:
+            settled = None
+        if settled is not None:
+            return Extraction(*settled)
+        self._outgrow()
+        return self.finish()
+
+
+class PassingStream(EventStream):
+    """An `EventStream` read as it passes: an `IncrementalStream` whose usage, if reported, comes with
+    no characters."""
+
+    __slots__ = ()
+    feed = IncrementalStream.feed
+
+    def finish(self) -> Extraction:
+        extraction = IncrementalStream.finish(self)
+        return extraction if extraction.usage is None else extraction._replace(output_chars=0)
+
+
 class DataDialect:
     """Data-only events (OpenAI-style chunks, Gemini `alt=sse`), each read alike by `read_payload`.
 
@@ -186,3 +313,46 @@ class DataDialect:
         if chosen is None:
             return None, self._model
         return (chosen.usage if chosen.final else None), chosen.model or self._model
+
+    def settle(self, data: bytes) -> Settled | None:
+        """The usage of the last event with a usage object, when reading every event gives it too.
+
+        That event is either no content event (a usage-only chunk: read as it passed, nothing after it
+        is read; its model is needed, else the first model read before it would be), or the last content
+        event with nothing before it read as it passed: every event before it of its kind, or none with
+        a usage object. Its usage must be final (Gemini: the last chunk).
+        """
+        blank = blank_line(data)
+        span = last_usage_object(data, blank)
+        if span is None:
+            return None
+        start, end = span
+        event = data[start:end]
+        head = self.head(event)
+        if head is not None and not _last_content(self, data, blank, span, head):
+            return None
+        payload = payload_of(event)
+        reading = NOTHING if payload is None else self._read_payload(payload)
+        if reading.usage is None or not reading.final or (head is None and reading.model is None):
+            return None
+        return reading.usage, reading.model
+
+
+def _last_content(
+    dialect: Dialect, data: bytes, blank: bytes | None, span: tuple[int, int], head: bytes
+) -> bool:
+    """Whether the content event `data[start:end]` with `head` is the last content event, and no event
+    before it is one that `note` would read usage from.
+
+    Before it: as many heads as its kind has line feeds per event among the line feeds, so every event
+    there is of its kind (see `tally`), or no usage object at all. After it: no content event among the
+    next few events (only whole events count: the trailing incomplete one is never read).
+    """
+    start, end = span
+    lines = head.count(b"\n") + 2
+    if data.count(b"\n", 0, start) != lines * data.count(head, 0, start) and USAGE_OBJECT.search(
+        data, 0, start
+    ):
+        return False
+    after = events_after(data, blank, end)
+    return after is not None and all(dialect.head(event) is None for event in after)

@@ -1,10 +1,11 @@
 """Generated characters of an event stream, and the events worth a closer look, found chunk by chunk.
 
-A stream extractor's `feed` runs for every chunk of every streamed response, and under load a chunk
-holds several events (TCP and the HTTP client coalesce them) or ends in the middle of one. The events
-that matter, those that may carry usage, are few: the first ones and the last ones of a stream. The
-rest are content events of one kind after another, and a run of them is recognised without looking at
-any one of them:
+Only needed where a stream does not end with its usage (see `streams`: the chunks kept are then read
+here as they came), and for streams too long to keep, read as they pass. Either way `feed` runs for
+every chunk, and under load a chunk holds several events (TCP and the HTTP client coalesce them) or
+ends in the middle of one. The events that matter, those that may carry usage, are few: the first ones
+and the last ones of a stream. The rest are content events of one kind after another, and a run of
+them is recognised without looking at any one of them:
 
 * A content event's kind is its *head*: the bytes before its text (OpenAI-style and Gemini chunks,
   Anthropic deltas: id, model, index and delta type included), or its `event:` line where a growing

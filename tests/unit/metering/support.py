@@ -67,14 +67,40 @@ def near(estimate: int, actual: int) -> bool:
     return abs(estimate - actual) <= max(8, actual // 4)
 
 
+USAGE_KEYS = ("usage", "usageMetadata")
+
+
+def _strip_usage(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _strip_usage(v) for k, v in value.items() if k not in USAGE_KEYS}
+    if isinstance(value, list):
+        return [_strip_usage(item) for item in value]
+    return value
+
+
+def _holds_usage(value: object) -> bool:
+    if isinstance(value, dict):
+        return any(k in USAGE_KEYS or _holds_usage(v) for k, v in value.items())
+    return isinstance(value, list) and any(map(_holds_usage, value))
+
+
 def without_usage(body: bytes) -> bytes:
     """A JSON body (or array of chunks) with its usage members removed: a provider that omits usage."""
+    return json.dumps(_strip_usage(json.loads(body))).encode()
 
-    def strip(value: object) -> object:
-        if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k not in ("usage", "usageMetadata")}
-        if isinstance(value, list):
-            return [strip(item) for item in value]
-        return value
 
-    return json.dumps(strip(json.loads(body))).encode()
+def stream_without_usage(stream: bytes) -> bytes:
+    """An event stream with the usage members removed from its events' data (`"usage": null` ones too),
+    the rest byte for byte: a provider that reports no usage. Events without data left go whole."""
+    out = []
+    for line in stream.splitlines(keepends=True):
+        body = line.rstrip(b"\r\n")
+        if line.startswith(b"data:") and body[5:].strip() not in (b"", b"[DONE]"):
+            value = json.loads(body[5:])
+            if _holds_usage(value):
+                spaced = b'": ' in body
+                separators = (", ", ": ") if spaced else (",", ":")
+                data = json.dumps(_strip_usage(value), separators=separators, ensure_ascii=False)
+                line = b"data: " + data.encode() + line[len(body) :]
+        out.append(line)
+    return b"".join(out)

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from gateway.metering.usage import Endpoint, TokenUsage
-from tests.unit.metering.support import JSON, SSE, extract_every_way, fixture, near, without_usage
+from tests.unit.metering.support import (
+    JSON,
+    SSE,
+    extract_every_way,
+    fixture,
+    near,
+    stream_without_usage,
+    without_usage,
+)
 
 THINKING = "The user asks for a short poem."
 TEXT = "Waves fold on the shore,\nthe moon keeps count."
@@ -43,6 +51,16 @@ def test_message_stream_combines_message_start_and_message_delta() -> None:
         input_tokens=472 + 2048 + 1024, output_tokens=89, cached_input_tokens=2048, cache_write_tokens=1024
     )
     assert extraction.model == "claude-sonnet-4-5-20250929"
+    assert extraction.output_chars == 0  # reported usage: the text is not counted
+
+
+def test_message_stream_without_usage_counts_its_text_for_the_estimate() -> None:
+    stream = stream_without_usage(fixture("anthropic_messages_stream.sse"))
+
+    extraction = extract_every_way("anthropic", Endpoint.MESSAGES, SSE, stream)
+
+    assert extraction.usage is None
+    assert extraction.model == "claude-sonnet-4-5-20250929"
     assert near(extraction.output_chars, len(THINKING) + len(TEXT))
 
 
@@ -65,9 +83,11 @@ def test_message_delta_with_output_tokens_only_keeps_the_input_counts_of_message
     )
 
     extraction = extract_every_way("anthropic", Endpoint.MESSAGES, SSE, stream)
+    unreported = extract_every_way("anthropic", Endpoint.MESSAGES, SSE, stream_without_usage(stream))
 
     assert extraction.usage == TokenUsage(input_tokens=35, output_tokens=15, cached_input_tokens=10)
-    assert extraction.output_chars == 2
+    assert unreported.usage is None
+    assert unreported.output_chars == 2
 
 
 def test_a_stream_cut_before_message_delta_reports_no_usage_and_the_text_so_far() -> None:
@@ -86,11 +106,13 @@ def test_events_without_event_lines_are_named_by_their_type() -> None:
     data_only = b"\n".join(line for line in stream.split(b"\n") if not line.startswith(b"event:"))
 
     extraction = extract_every_way("anthropic", Endpoint.MESSAGES, SSE, data_only)
+    unreported = extract_every_way("anthropic", Endpoint.MESSAGES, SSE, stream_without_usage(data_only))
 
     assert extraction.usage == TokenUsage(
         input_tokens=3544, output_tokens=89, cached_input_tokens=2048, cache_write_tokens=1024
     )
-    assert near(extraction.output_chars, len(THINKING) + len(TEXT))
+    assert unreported.usage is None
+    assert near(unreported.output_chars, len(THINKING) + len(TEXT))
 
 
 def test_an_error_event_mid_stream_leaves_the_usage_unknown() -> None:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 
 from gateway.metering.usage import Endpoint, TokenUsage
-from tests.unit.metering.support import JSON, SSE, extract_every_way, fixture, near, run, without_usage
+from tests.unit.metering.support import (
+    JSON,
+    SSE,
+    extract_every_way,
+    fixture,
+    near,
+    run,
+    stream_without_usage,
+    without_usage,
+)
 
 STREAM_USAGE = TokenUsage(
     input_tokens=1040, output_tokens=20 + 132, cached_input_tokens=1024, reasoning_tokens=132
@@ -42,6 +51,16 @@ def test_stream_as_sse_reports_the_last_running_total() -> None:
     )
 
     assert extraction.usage == STREAM_USAGE
+    assert extraction.model == "gemini-2.5-flash"
+    assert extraction.output_chars == 0  # reported usage: the text is not counted
+
+
+def test_stream_as_sse_without_usage_counts_its_text() -> None:
+    stream = stream_without_usage(fixture("gemini_stream.sse"))
+
+    extraction = extract_every_way("gemini", Endpoint.STREAM_GENERATE_CONTENT, SSE, stream)
+
+    assert extraction.usage is None
     assert extraction.model == "gemini-2.5-flash"
     assert near(extraction.output_chars, len(STREAM_TEXT))
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 
 from gateway.metering.usage import Endpoint, TokenUsage
-from tests.unit.metering.support import JSON, SSE, extract_every_way, fixture, near, run, without_usage
+from tests.unit.metering.support import (
+    JSON,
+    SSE,
+    extract_every_way,
+    fixture,
+    near,
+    run,
+    stream_without_usage,
+    without_usage,
+)
 
 CHAT_STREAM_TEXT = 'Hello! Here is a "quoted" line\nand café.'
 
@@ -38,7 +47,7 @@ def test_chat_stream_with_include_usage_reports_the_usage_only_chunk() -> None:
 
     assert extraction.usage == TokenUsage(input_tokens=1432, output_tokens=12, cached_input_tokens=1280)
     assert extraction.model == "gpt-4o-mini-2024-07-18"
-    assert near(extraction.output_chars, len(CHAT_STREAM_TEXT))
+    assert extraction.output_chars == 0  # reported usage: the text is not counted
 
 
 def test_chat_stream_without_include_usage_reports_no_usage_but_the_text_that_passed() -> None:
@@ -82,9 +91,14 @@ def test_azure_chat_stream_with_content_filter_events_reports_the_usage_chunk() 
         "azure-openai", Endpoint.CHAT_COMPLETIONS, SSE, fixture("azure_chat_stream_usage.sse")
     )
 
+    unreported = extract_every_way(
+        "azure-openai", Endpoint.CHAT_COMPLETIONS, SSE, fixture("azure_chat_stream.sse")
+    )
+
     assert extraction.usage == TokenUsage(input_tokens=23, output_tokens=6)
     assert extraction.model == "gpt-4o-2024-11-20"
-    assert near(extraction.output_chars, len("Azure says hello from Sweden Central"))
+    assert unreported.usage is None
+    assert near(unreported.output_chars, len("Azure says hello from Sweden Central"))
 
 
 def test_a_stream_cut_before_its_usage_chunk_reports_no_usage_and_the_text_so_far() -> None:
@@ -116,9 +130,13 @@ def test_completions_stream_with_include_usage_reports_its_usage() -> None:
     extraction = extract_every_way(
         "openai", Endpoint.COMPLETIONS, SSE, fixture("openai_completions_stream_usage.sse")
     )
+    unreported = extract_every_way(
+        "openai", Endpoint.COMPLETIONS, SSE, fixture("openai_completions_stream.sse")
+    )
 
     assert extraction.usage == TokenUsage(input_tokens=5, output_tokens=7)
-    assert near(extraction.output_chars, len("\n\nThis is indeed a test"))
+    assert unreported.usage is None
+    assert near(unreported.output_chars, len("\n\nThis is indeed a test"))
 
 
 # -- responses ----------------------------------------------------------------------------------------
@@ -147,11 +165,16 @@ def test_responses_body_without_usage_counts_summary_and_answer_for_the_estimate
 
 
 def test_responses_stream_reports_the_usage_of_response_completed() -> None:
-    extraction = extract_every_way("openai", Endpoint.RESPONSES, SSE, fixture("openai_responses_stream.sse"))
+    stream = fixture("openai_responses_stream.sse")
+
+    extraction = extract_every_way("openai", Endpoint.RESPONSES, SSE, stream)
+    unreported = extract_every_way("openai", Endpoint.RESPONSES, SSE, stream_without_usage(stream))
 
     assert extraction.usage == TokenUsage(input_tokens=36, output_tokens=87)
     assert extraction.model == "gpt-4.1-2025-04-14"
-    assert near(extraction.output_chars, len("Under a silver moon, a unicorn slept."))
+    assert unreported.usage is None
+    assert unreported.model == "gpt-4.1-2025-04-14"
+    assert near(unreported.output_chars, len("Under a silver moon, a unicorn slept."))
 
 
 def test_responses_incomplete_and_failed_events_carry_usage_too() -> None:
@@ -211,11 +234,14 @@ def test_large_embeddings_without_usage_report_none() -> None:
 
 def test_a_stream_framed_with_crlf_reads_the_same() -> None:
     stream = fixture("openai_chat_stream_usage.sse").replace(b"\n", b"\r\n")
+    unreported = fixture("openai_chat_stream.sse").replace(b"\n", b"\r\n")
 
     extraction = extract_every_way("openai-compatible", Endpoint.CHAT_COMPLETIONS, SSE, stream)
+    without = extract_every_way("openai-compatible", Endpoint.CHAT_COMPLETIONS, SSE, unreported)
 
     assert extraction.usage == TokenUsage(input_tokens=1432, output_tokens=12, cached_input_tokens=1280)
-    assert near(extraction.output_chars, len(CHAT_STREAM_TEXT))
+    assert without.usage is None
+    assert near(without.output_chars, len(CHAT_STREAM_TEXT))
 
 
 def test_tool_call_arguments_and_reasoning_count_as_generated_text() -> None:

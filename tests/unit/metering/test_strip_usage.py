@@ -39,13 +39,20 @@ def test_the_caller_receives_byte_for_byte_the_stream_without_include_usage(
 
 
 def test_stripping_still_reports_the_usage_model_and_text() -> None:
-    extraction, _ = run(
-        "openai", Endpoint.CHAT_COMPLETIONS, SSE, [fixture("openai_chat_stream_usage.sse")], strip=True
-    )
+    stream = fixture("openai_chat_stream_usage.sse")
+    usage_event = stream[stream.rindex(b"data: {") : stream.rindex(b"data: [DONE]")]
+    cut = stream.replace(usage_event, b"")  # no usage-only event: the provider left it out
+
+    extraction, _ = run("openai", Endpoint.CHAT_COMPLETIONS, SSE, [stream], strip=True)
+    unreported, relayed = run("openai", Endpoint.CHAT_COMPLETIONS, SSE, [cut], strip=True)
 
     assert extraction.usage == TokenUsage(input_tokens=1432, output_tokens=12, cached_input_tokens=1280)
     assert extraction.model == "gpt-4o-mini-2024-07-18"
-    assert near(extraction.output_chars, len('Hello! Here is a "quoted" line\nand café.'))
+    assert extraction.output_chars == 0  # reported usage: the text is not counted
+    assert unreported.usage is None
+    assert unreported.model == "gpt-4o-mini-2024-07-18"
+    assert near(unreported.output_chars, len('Hello! Here is a "quoted" line\nand café.'))
+    assert relayed == fixture("openai_chat_stream.sse")
 
 
 def event(body: dict[str, object]) -> bytes:

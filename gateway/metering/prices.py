@@ -126,10 +126,8 @@ class PriceTable:
     def _match(self, provider_name: str, kind: str, model: str) -> tuple[str, ModelPrice] | None:
         """`_search`, remembered (bounded): every request asks, and for few distinct models."""
         key = (provider_name, kind, model)
-        try:
+        if key in self._found:
             return self._found[key]
-        except KeyError:
-            pass
         if len(self._found) >= _MEMO_SIZE:
             self._found.clear()
         found = self._found[key] = self._search(provider_name, kind, model)

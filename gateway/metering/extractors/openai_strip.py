@@ -244,7 +244,7 @@ class ChatText:
         return text_size_after(event, len(head))
 
     def note(self, event: bytes) -> None:
-        pass
+        """Nothing to read here: the strip reads the usage event as it relays it."""
 
     def read_last(self, event: bytes) -> Reading:
         return NOTHING

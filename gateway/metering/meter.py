@@ -37,6 +37,7 @@ BILLABLE = frozenset(
         Endpoint.EMBED_CONTENT,
     }
 )
+_INCLUDE_USAGE_MEMBER = b'"stream_options":{"include_usage":true}'
 _INJECTABLE = frozenset({Endpoint.CHAT_COMPLETIONS, Endpoint.COMPLETIONS})
 _OPENAI_STYLE = frozenset({"openai", "openai-compatible", "azure-openai"})
 NO_USAGE = TokenUsage()
@@ -73,12 +74,15 @@ def _ask_for_stream_usage(ctx: RequestContext) -> None:
     if not isinstance(payload, dict) or not request_wants_stream(ctx.endpoint or Endpoint.OTHER, payload, ""):
         return
     options = payload.get("stream_options")
-    if options is None:
-        options = {}
-    if not isinstance(options, dict) or options.get("include_usage") is not None:
+    if options is None:  # the usual case: one member added in front, the caller's bytes kept as they are
+        payload["stream_options"] = {"include_usage": True}
+        opening = ctx.body.index(b"{") + 1  # the body is a non-empty JSON object
+        ctx.body = b"".join((ctx.body[:opening], _INCLUDE_USAGE_MEMBER, b",", ctx.body[opening:]))
+    elif isinstance(options, dict) and options.get("include_usage") is None:
+        payload["stream_options"] = {**options, "include_usage": True}
+        ctx.body = orjson.dumps(payload)
+    else:
         return  # the caller asked for something explicit: leave it alone
-    payload["stream_options"] = {**options, "include_usage": True}
-    ctx.body = orjson.dumps(payload)
     ctx.stream_usage_injected = True
 
 

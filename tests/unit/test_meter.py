@@ -100,6 +100,30 @@ def test_a_stream_without_usage_asked_for_gets_include_usage_added() -> None:
     assert ctx.stream_usage_injected and ctx.endpoint is Endpoint.CHAT_COMPLETIONS
 
 
+def test_the_callers_bytes_are_kept_as_they_are_around_the_added_member() -> None:
+    ctx = context("openai", "/v1/chat/completions")
+    ctx.body = (
+        b' \n{ "stream" : true,\n  "model":"gpt-4o-mini",'
+        b' "messages": [{"role":"user","content":"h\\u00e9"}] }'
+    )
+    sent = ctx.body
+
+    prepare(ctx)
+
+    assert ctx.body == sent[:3] + b'"stream_options":{"include_usage":true},' + sent[3:]
+    assert orjson.loads(ctx.body)["stream_options"] == {"include_usage": True}
+    assert ctx.json_body()["stream_options"] == {"include_usage": True}
+
+
+def test_other_stream_options_of_the_caller_are_kept_beside_include_usage() -> None:
+    ctx = context("openai", "/v1/chat/completions", {**CHAT, "stream": True, "stream_options": {"x": 1}})
+
+    prepare(ctx)
+
+    assert orjson.loads(ctx.body)["stream_options"] == {"x": 1, "include_usage": True}
+    assert ctx.stream_usage_injected
+
+
 @pytest.mark.parametrize(
     "body",
     [

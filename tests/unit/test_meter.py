@@ -10,27 +10,12 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.auth.keys import Principal
 from gateway.context import RequestContext
 from gateway.metering.meter import Meter, PrepareMetering
-from gateway.metering.prices import cost_of, load_price_table
+from gateway.metering.prices import cost_of
 from gateway.metering.usage import Endpoint, Extraction, TokenUsage
-from gateway.providers import build_adapters
-from gateway.settings import parse_settings
 from gateway.storage.records import UsageRecord
-
-SETTINGS = parse_settings(
-    {
-        "providers": {
-            "openai": {"type": "openai"},
-            "claude": {"type": "anthropic"},
-            "local": {"type": "openai-compatible", "base_url": "http://h:1/v1"},
-        }
-    }
-)
-ADAPTERS = build_adapters(SETTINGS.providers)
-PRICES = load_price_table(None)
-PRINCIPAL = Principal("acme", "key_1", "ml", "ada", "laptop", None, None)
+from tests.support.metering import ADAPTERS, PRICES, PRINCIPAL
 
 
 class ListLedger:

@@ -7,26 +7,11 @@ from decimal import Decimal
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.auth.keys import Principal
 from gateway.context import RequestContext
-from gateway.metering.prices import load_price_table
 from gateway.metering.usage import Extraction, TokenUsage
 from gateway.observability.metrics import GatewayMetrics, RequestMetrics
-from gateway.providers import build_adapters
-from gateway.settings import parse_settings
+from tests.support.metering import ADAPTERS, PRICES, PRINCIPAL
 
-SETTINGS = parse_settings(
-    {
-        "providers": {
-            "openai": {"type": "openai"},
-            "claude": {"type": "anthropic"},
-            "local": {"type": "openai-compatible", "base_url": "http://h:1/v1"},
-        }
-    }
-)
-ADAPTERS = build_adapters(SETTINGS.providers)
-PRICES = load_price_table(None)
-PRINCIPAL = Principal("acme", "key_1", "ml", "ada", "laptop", None, None)
 LE = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0")
 LE += ("10.0", "30.0", "60.0", "120.0", "300.0", "+Inf")
 

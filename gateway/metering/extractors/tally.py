@@ -35,13 +35,15 @@ count more than one. Good enough for an estimate at 4 characters per token.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from gateway.metering.extractors.sse import CRLF_END, LF_END, Envelopes, Held, boundary_end, event_start
 
 NO_HEAD = b"\x00no kind yet"  # no event starts with it: the fast path is shut until a kind is learned
 NO_END = b"\x00"
 
 
-class EventTally:
+class EventTally(ABC):
     """Counts generated characters and remembers the last content event; subclasses say what a kind is.
 
     The attributes the fast path reads (`_head`, `_after`, `_end`, `_end_len`, `_lines`, `_envelope`)
@@ -74,16 +76,16 @@ class EventTally:
 
     # -- what a subclass says about its events
 
+    @abstractmethod
     def _head_of(self, event: bytes) -> bytes | None:
         """The head of a content event of a kind not seen before (a pattern search), else None."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _text_size(self, event: bytes, head: bytes) -> int:
         """The bytes of a content event's text (JSON-escaped, as it is in the event)."""
-        raise NotImplementedError
 
-    def _other(self, event: bytes) -> None:
-        """An event that is no content event: read it if it may carry usage."""
+    def _other(self, event: bytes) -> None:  # noqa: B027 (a hook: by default such events are skipped)
+        """An event that is no content event: read it if it may carry usage (here: skip it)."""
 
     # -- events
 

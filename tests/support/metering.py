@@ -1,0 +1,21 @@
+"""What the meter's and the metrics' unit tests share: three providers, the built-in prices, a caller."""
+
+from __future__ import annotations
+
+from gateway.auth.keys import Principal
+from gateway.metering.prices import load_price_table
+from gateway.providers import build_adapters
+from gateway.settings import parse_settings
+
+SETTINGS = parse_settings(
+    {
+        "providers": {
+            "openai": {"type": "openai"},
+            "claude": {"type": "anthropic"},
+            "local": {"type": "openai-compatible", "base_url": "http://h:1/v1"},
+        }
+    }
+)
+ADAPTERS = build_adapters(SETTINGS.providers)
+PRICES = load_price_table(None)
+PRINCIPAL = Principal("acme", "key_1", "ml", "ada", "laptop", None, None)

@@ -56,11 +56,12 @@ def extractor_factory(
         return partial(Fixed, UNKNOWN)  # audio, images, files: no usage inside, and not worth holding
     if endpoint is Endpoint.STREAM_GENERATE_CONTENT:
         return gemini.GeminiArrayStream
-    return partial(
+    return partial(  # positional: a call with keywords costs more, and this one is made per response
         JsonBody,
         READERS.get(endpoint, read_any),
-        usage_at_edges=endpoint in EDGE_ENDPOINTS,
-        stream=partial(stream_or_unknown, endpoint),
+        CLOSING_USAGE.get(endpoint),
+        endpoint in EDGE_ENDPOINTS,
+        partial(stream_or_unknown, endpoint),
     )
 
 
@@ -93,6 +94,16 @@ def read_any(payload: Any) -> Reading:
         return Reading(openai.responses_usage(usage), model)
     return Reading(gemini.gemini_usage(mapping(payload, "usageMetadata") or None), model)
 
+
+# The endpoints whose bodies end with their usage object (see `json_body`), and how to read that object.
+CLOSING_USAGE: Mapping[Endpoint, Callable[[object], TokenUsage | None]] = MappingProxyType(
+    {
+        Endpoint.CHAT_COMPLETIONS: openai.chat_usage,
+        Endpoint.COMPLETIONS: openai.chat_usage,
+        Endpoint.EMBEDDINGS: openai.embeddings_usage,
+        Endpoint.MESSAGES: anthropic.messages_usage,
+    }
+)
 
 # How to read a whole JSON body of an endpoint (others: `read_any`).
 READERS: Mapping[Endpoint, Callable[[Any], Reading]] = MappingProxyType(

@@ -1,4 +1,11 @@
-"""Whole JSON response bodies: chunks kept by reference while they pass, parsed once at `finish`.
+"""Whole JSON response bodies: chunks kept by reference while they pass, read once at `finish`.
+
+OpenAI-style bodies end with their `usage` object (`..., "usage": {...}}`): for those, given the
+endpoint's `usage_of`, only that object is parsed, with the `"model": "..."` found by a search, and
+the rest of the body (choices, messages, logprobs) never becomes Python objects. A body that does not
+end so is parsed whole, as every other body is. (A quoted `"usage"` key followed by an object cannot
+occur inside a JSON string, where quotes are escaped; and only the member that closes the body is
+taken, so a `usage` nested deeper is never mistaken for the body's.)
 
 Embedding responses can be megabytes of numbers with the usage at the very end (or, for some
 compatible servers, at the start): for those only the last and first `EDGE` bytes are searched for a
@@ -17,27 +24,29 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.metering.extractors.base import Reading, loads, object_end
-from gateway.metering.usage import Extraction, UsageExtractor
+from gateway.metering.usage import Extraction, TokenUsage, UsageExtractor
 
 EDGE = 4096
 USAGE_KEY = re.compile(rb'"(usage|usageMetadata)"\s*:\s*(?=\{)')
 MODEL_VALUE = re.compile(rb'"model"\s*:\s*"([^"\\]*)"')
 SSE_STARTS = (b"data:", b"event:", b":")
+COMPACT_USAGE, COMPACT_MODEL = b'"usage":{', b'"model":"'  # as providers spell them: no spaces
 
 
 class JsonBody:
     """A whole JSON body read with `read` once it has passed."""
 
-    __slots__ = ("_append", "_chunks", "_read", "_stream", "_usage_at_edges")
+    __slots__ = ("_append", "_chunks", "_read", "_stream", "_usage_at_edges", "_usage_of")
 
     def __init__(
         self,
         read: Callable[[Any], Reading],
-        *,
+        usage_of: Callable[[object], TokenUsage | None] | None = None,
         usage_at_edges: bool = False,
         stream: Callable[[], UsageExtractor] | None = None,
     ) -> None:
         self._read = read
+        self._usage_of = usage_of
         self._usage_at_edges = usage_at_edges
         self._stream = stream
         self._chunks: list[bytes] = []
@@ -48,21 +57,22 @@ class JsonBody:
         return chunk
 
     def finish(self) -> Extraction:
+        chunks = self._chunks
         try:
-            return self._finish()
+            if self._usage_at_edges and sum(map(len, chunks)) > 2 * EDGE:
+                return edge_usage(_edge(chunks, first=True), _edge(chunks, first=False), self._read)
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            if self._usage_of is not None:
+                closing = closing_usage(body, self._usage_of)
+                if closing is not None:
+                    return closing
+            payload = loads(body)
+            if payload is None:
+                return self._as_stream(body)
+            reading = self._read(payload)
+            return Extraction(reading.usage, reading.model, reading.chars)
         except Exception:  # a body that defeats the reader reports no usage, it does not fail the call
             return Extraction(None)
-
-    def _finish(self) -> Extraction:
-        chunks = self._chunks
-        if self._usage_at_edges and sum(map(len, chunks)) > 2 * EDGE:
-            return edge_usage(_edge(chunks, first=True), _edge(chunks, first=False), self._read)
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        payload = loads(body)
-        if payload is None:
-            return self._as_stream(body)
-        reading = self._read(payload)
-        return Extraction(reading.usage, reading.model, reading.chars)
 
     def _as_stream(self, body: bytes) -> Extraction:
         if self._stream is None or not body.lstrip().startswith(SSE_STARTS):
@@ -70,6 +80,32 @@ class JsonBody:
         extractor = self._stream()
         extractor.feed(body)
         return extractor.finish()
+
+
+def closing_usage(body: bytes, usage_of: Callable[[object], TokenUsage | None]) -> Extraction | None:
+    """The usage `usage_of` reads in the `"usage": {...}` member that closes `body`, with the body's model;
+    None when the body does not end with such a member."""
+    start = body.rfind(COMPACT_USAGE)  # the providers' own spelling first: one search
+    if start >= 0:
+        start += len(COMPACT_USAGE) - 1  # at its opening brace
+    else:
+        at = body.rfind(b'"usage"')
+        match = USAGE_KEY.match(body, at) if at >= 0 else None
+        if match is None:
+            return None
+        start = match.end()
+    usage = usage_of(loads(body[start : body.rfind(b"}")]))  # not JSON unless its member closes the body
+    return None if usage is None else Extraction(usage, _first_model(body))
+
+
+def _first_model(data: bytes) -> str | None:
+    """The first `"model": "..."` value in `data` (the top-level one, in the bodies that end with usage)."""
+    start = data.find(COMPACT_MODEL) + len(COMPACT_MODEL)
+    end = data.find(b'"', start) if start >= len(COMPACT_MODEL) else -1
+    if end >= 0 and data.find(b"\\", start, end) < 0:
+        return data[start:end].decode("utf-8", "replace")
+    match = MODEL_VALUE.search(data)
+    return match.group(1).decode("utf-8", "replace") if match else None
 
 
 def edge_usage(head: bytes, tail: bytes, read: Callable[[Any], Reading]) -> Extraction:

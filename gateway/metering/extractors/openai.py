@@ -54,12 +54,22 @@ def chat_usage(usage: object) -> TokenUsage | None:
     """A chat or legacy completions `usage` object, normalised; None if it is not one."""
     if type(usage) is not dict or not ("prompt_tokens" in usage or "completion_tokens" in usage):
         return None
-    prompt, output = count(usage, "prompt_tokens"), count(usage, "completion_tokens")
+    # Read for every response, so without a call per field where the counts are plain integers.
+    prompt, output = usage.get("prompt_tokens"), usage.get("completion_tokens")
     details = usage.get("prompt_tokens_details")
-    cached = count(details, "cached_tokens") if isinstance(details, dict) else 0
-    cached = cached or count(usage, "prompt_cache_hit_tokens")  # DeepSeek
+    cached = details.get("cached_tokens", 0) if type(details) is dict else 0
     details = usage.get("completion_tokens_details")
-    reasoning = count(details, "reasoning_tokens") if isinstance(details, dict) else 0
+    reasoning = details.get("reasoning_tokens", 0) if type(details) is dict else 0
+    if not cached and "prompt_cache_hit_tokens" in usage:  # DeepSeek
+        cached = usage["prompt_cache_hit_tokens"]
+    if not (type(prompt) is type(output) is type(cached) is type(reasoning) is int):
+        prompt, output = count(usage, "prompt_tokens"), count(usage, "completion_tokens")
+        cached = count(mapping(usage, "prompt_tokens_details"), "cached_tokens") or count(
+            usage, "prompt_cache_hit_tokens"
+        )
+        reasoning = count(mapping(usage, "completion_tokens_details"), "reasoning_tokens")
+    elif prompt >= 0 and output >= 0 and 0 <= cached <= prompt and 0 <= reasoning <= output:
+        return TokenUsage(prompt, output, cached, 0, reasoning)  # what providers send: as it is
     return _usage(prompt, output, cached, reasoning)
 
 
@@ -73,8 +83,12 @@ def responses_usage(usage: object) -> TokenUsage | None:
 
 
 def _usage(prompt: int, output: int, cached: int, reasoning: int) -> TokenUsage:
-    """Cached tokens are part of the prompt and reasoning tokens part of the output: never more."""
-    return TokenUsage(prompt, output, min(cached, prompt), 0, min(reasoning, output))  # positional: faster
+    """Never negative; cached tokens are part of the prompt and reasoning tokens part of the output."""
+    prompt = prompt if prompt > 0 else 0
+    output = output if output > 0 else 0
+    cached = cached if 0 < cached <= prompt else 0 if cached <= 0 else prompt
+    reasoning = reasoning if 0 < reasoning <= output else 0 if reasoning <= 0 else output
+    return TokenUsage(prompt, output, cached, 0, reasoning)  # positional: faster
 
 
 def embeddings_usage(usage: object) -> TokenUsage | None:

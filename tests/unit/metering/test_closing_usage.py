@@ -1,0 +1,45 @@
+"""Bodies that end with their usage object are read from that object alone, and only when it closes them."""
+
+from __future__ import annotations
+
+from gateway.metering.extractors.json_body import closing_usage
+from gateway.metering.extractors.openai import chat_usage
+from gateway.metering.usage import Extraction, TokenUsage
+
+USAGE = b'"usage":{"prompt_tokens":27,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":2}}'
+
+
+def test_a_compact_body_ending_with_usage_is_read_from_its_usage_and_model() -> None:
+    body = b'{"id":"c1","model":"gpt-4o-mini","choices":[{"message":{"content":"hi"}}],' + USAGE + b"}\n"
+
+    assert closing_usage(body, chat_usage) == Extraction(TokenUsage(27, 3, 2, 0, 0), "gpt-4o-mini")
+
+
+def test_a_spaced_body_is_read_the_same() -> None:
+    body = b'{"model" : "gpt-4o", "usage" : {"prompt_tokens": 5, "completion_tokens": 1}}'
+
+    assert closing_usage(body, chat_usage) == Extraction(TokenUsage(5, 1), "gpt-4o")
+
+
+def test_a_usage_followed_by_other_members_is_left_to_the_whole_parse() -> None:
+    body = b'{"model":"gpt-4o",' + USAGE + b',"system_fingerprint":"fp"}'
+
+    assert closing_usage(body, chat_usage) is None
+
+
+def test_a_usage_nested_in_a_choice_is_not_taken_for_the_bodys() -> None:
+    body = b'{"model":"gpt-4o","choices":[{' + USAGE + b"}]}"
+
+    assert closing_usage(body, chat_usage) is None
+
+
+def test_a_usage_word_inside_text_is_not_a_usage_member() -> None:
+    body = b'{"model":"gpt-4o","choices":[{"message":{"content":"the \\"usage\\":{} of it"}}]}'
+
+    assert closing_usage(body, chat_usage) is None
+
+
+def test_an_escaped_model_name_is_read_by_the_careful_search() -> None:
+    body = b'{"model":"a\\"b","' + USAGE[1:] + b"}"
+
+    assert closing_usage(body, chat_usage) == Extraction(TokenUsage(27, 3, 2, 0, 0), None)

@@ -78,7 +78,7 @@ class UsageLedger:
 
     def record(self, record: UsageRecord) -> bool:
         """Queue a record; False (and the drop counted and logged) when the buffer is full."""
-        if self._closing or self.depth >= self._capacity:
+        if self._closing or len(self._buffer) + self._in_flight >= self._capacity:  # `depth`, inline
             self._dropped("buffer_full" if not self._closing else "closed", 1)
             return False
         self._buffer.append(record)

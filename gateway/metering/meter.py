@@ -5,7 +5,6 @@ observer that turns what passed into a priced ledger record (on every outcome, r
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -42,6 +41,8 @@ _INJECTABLE = frozenset({Endpoint.CHAT_COMPLETIONS, Endpoint.COMPLETIONS})
 _OPENAI_STYLE = frozenset({"openai", "openai-compatible", "azure-openai"})
 NO_USAGE = TokenUsage()
 FREE = Decimal(0)
+# each endpoint's name as a plain `str`, as the database drivers bind it fastest (`.value` costs more)
+_ENDPOINT_NAMES = {endpoint: str(endpoint.value) for endpoint in Endpoint}
 # tenant, team, user and key of a request refused before it was authenticated
 _NOBODY: tuple[None, None, None, None] = (None, None, None, None)
 
@@ -53,8 +54,8 @@ class PrepareMetering:
         self._inject = inject_stream_usage
 
     async def __call__(self, ctx: RequestContext) -> None:
-        ctx.endpoint = endpoint_of(ctx.provider.kind, ctx.method, ctx.path)
-        if self._inject and ctx.endpoint in _INJECTABLE and ctx.provider.kind in _OPENAI_STYLE:
+        ctx.endpoint, injectable = _endpoint_plan(ctx.provider.kind, ctx.method, ctx.path)
+        if injectable and self._inject and b'"stream"' in ctx.body:  # else not a stream: left unparsed
             _ask_for_stream_usage(ctx)
 
 
@@ -64,9 +65,15 @@ def endpoint_of(kind: str, method: str, path: str) -> Endpoint:
     return classify(kind, method, path)
 
 
+@lru_cache(maxsize=4096)
+def _endpoint_plan(kind: str, method: str, path: str) -> tuple[Endpoint, bool]:
+    """The endpoint, and whether its streams may be asked for their usage (OpenAI-style chat and
+    completions), remembered."""
+    endpoint = endpoint_of(kind, method, path)
+    return endpoint, endpoint in _INJECTABLE and kind in _OPENAI_STYLE
+
+
 def _ask_for_stream_usage(ctx: RequestContext) -> None:
-    if b'"stream"' not in ctx.body:
-        return  # not a stream: no need to parse the body here
     try:
         payload = ctx.json_body()
     except InvalidJSON:
@@ -86,13 +93,6 @@ def _ask_for_stream_usage(ctx: RequestContext) -> None:
     ctx.stream_usage_injected = True
 
 
-def _content_type(headers: Sequence[tuple[bytes, bytes]]) -> bytes | None:
-    for name, value in headers:
-        if name == b"content-type":
-            return value
-    return None
-
-
 class Meter:
     """Taps response bodies and writes one priced usage record per request."""
 
@@ -101,12 +101,10 @@ class Meter:
         self._ledger = ledger
         self._upstreams: dict[str, str] = {}
 
-    def open_tap(
-        self, ctx: RequestContext, status: int, headers: Sequence[tuple[bytes, bytes]]
-    ) -> UsageExtractor:
+    def open_tap(self, ctx: RequestContext, status: int, content_type: bytes | None) -> UsageExtractor:
         endpoint = ctx.endpoint or Endpoint.OTHER
         strip = ctx.stream_usage_injected and status < 400
-        return extractor_factory(ctx.provider.kind, endpoint, _content_type(headers), strip)()
+        return extractor_factory(ctx.provider.kind, endpoint, content_type, strip)()
 
     def observe(self, ctx: RequestContext) -> None:
         if ctx.endpoint is None:  # refused before PrepareMetering ran
@@ -119,8 +117,14 @@ class Meter:
         else:
             usage, ctx.usage_estimated, known = self._usage_without_report(ctx)
         ctx.usage = usage
-        model = ctx.reported_model()
-        ctx.cost_usd = self._cost(ctx, model, usage) if known else None
+        model = extraction.model if extraction is not None and extraction.model else ctx.reported_model()
+        if not known:
+            ctx.cost_usd = None
+        elif usage.input_tokens == 0 and usage.output_tokens == 0:
+            ctx.cost_usd = FREE
+        else:
+            price = self._prices.price_for(ctx.provider.name, ctx.provider.kind, model) if model else None
+            ctx.cost_usd = None if price is None else cost_of(usage, price)
         self._ledger.record(self._record(ctx, model, usage))
 
     def _usage_without_report(self, ctx: RequestContext) -> tuple[TokenUsage, bool, bool]:
@@ -140,12 +144,6 @@ class Meter:
             request = None
         output_chars = extraction.output_chars if extraction is not None else 0
         return estimate_usage(ctx.endpoint, request, output_chars), True, True
-
-    def _cost(self, ctx: RequestContext, model: str | None, usage: TokenUsage) -> Decimal | None:
-        if usage.input_tokens == 0 and usage.output_tokens == 0:
-            return FREE
-        price = self._prices.price_for(ctx.provider.name, ctx.provider.kind, model) if model else None
-        return None if price is None else cost_of(usage, price)
 
     def _upstream(self, ctx: RequestContext) -> str:
         name = ctx.provider.name
@@ -170,9 +168,9 @@ class Meter:
             user,
             key,
             ctx.provider.name,
-            self._upstream(ctx),
+            self._upstreams.get(ctx.provider.name) or self._upstream(ctx),
             model[:200] if model else None,
-            (ctx.endpoint or Endpoint.OTHER).value,
+            _ENDPOINT_NAMES[ctx.endpoint or Endpoint.OTHER],
             ctx.status,
             ctx.streamed,
             usage.input_tokens,
@@ -181,7 +179,7 @@ class Meter:
             usage.cache_write_tokens,
             usage.reasoning_tokens,
             ctx.cost_usd,
-            round((ctx.finished - ctx.started) * 1000, 3),
-            round((ctx.first_byte - ctx.upstream_started) * 1000, 3) if first_byte else None,
+            (ctx.finished - ctx.started) * 1000,  # not rounded: a float as read, at no cost
+            (ctx.first_byte - ctx.upstream_started) * 1000 if first_byte else None,
             ctx.usage_estimated,
         )

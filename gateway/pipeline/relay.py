@@ -18,18 +18,19 @@ from gateway.metering.usage import UsageExtractor
 from gateway.types import Send
 from gateway.upstream.transport import UpstreamResponse
 
-TapFactory = Callable[[RequestContext, int, Sequence[tuple[bytes, bytes]]], UsageExtractor]
+# (request, response status, response content type) -> the metering tap for the body
+TapFactory = Callable[[RequestContext, int, bytes | None], UsageExtractor]
 
 
 class ResponseCut(Exception):
     """The response body could not be completed; the connection must be closed."""
 
 
-def _is_event_stream(headers: list[tuple[bytes, bytes]]) -> bool:
+def _content_type(headers: Sequence[tuple[bytes, bytes]]) -> bytes | None:
     for name, value in headers:
         if name == b"content-type":
-            return value.startswith(b"text/event-stream")
-    return False
+            return value
+    return None
 
 
 async def relay(
@@ -37,13 +38,14 @@ async def relay(
 ) -> None:
     """Stream `response` to the caller; always releases it and closes the tap."""
     headers = downstream_headers(response.headers)
-    tap = open_tap(ctx, response.status, headers) if open_tap is not None else None
+    content_type = _content_type(headers)
+    tap = open_tap(ctx, response.status, content_type) if open_tap is not None else None
     try:
         if ctx.stream_usage_injected:  # the tap may remove bytes the caller did not ask for
             headers = [header for header in headers if header[0] != b"content-length"]
         headers.append((b"x-request-id", ctx.request_id.encode()))
         ctx.status = response.status
-        ctx.streamed = _is_event_stream(headers)
+        ctx.streamed = content_type is not None and content_type.startswith(b"text/event-stream")
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await _relay_body(ctx, response, send, tap)
     finally:

@@ -115,7 +115,13 @@ def test_sigterm_during_load_loses_no_record(upstream: FakeUpstream, tmp_path: P
 
     async def load_then_terminate() -> list[int | BaseException]:
         traffic = asyncio.ensure_future(many_streams(gateway.url, key, "term-", 200, delay_ms=50))
-        await asyncio.sleep(0.3)  # streams are mid-flight (20 events, 50 ms apart), records still queued
+        # Terminate once streams are mid-flight (20 events, 50 ms apart) and records still queued: when
+        # the upstream has seen some, not after a fixed pause that a busy machine may not honour.
+        for _ in range(200):
+            seen = [r for r in upstream.requests if (r.header("x-request-id") or "").startswith("term-")]
+            if len(seen) >= 20:
+                break
+            await asyncio.sleep(0.05)
         gateway.process.send_signal(signal.SIGTERM)
         return await traffic
 

@@ -168,7 +168,7 @@ class Meter:
             user,
             key,
             ctx.provider.name,
-            self._upstreams.get(ctx.provider.name) or self._upstream(ctx),
+            self._upstream(ctx),
             model[:200] if model else None,
             _ENDPOINT_NAMES[ctx.endpoint or Endpoint.OTHER],
             ctx.status,

@@ -112,8 +112,7 @@ class PriceTable:
         The section named after the provider comes first, then its type's family; within each, the
         model by its exact name, then by its name without a snapshot or version suffix.
         """
-        key = (provider_name, kind, model)
-        match = self._found[key] if key in self._found else self._match(provider_name, kind, model)
+        match = self._match(provider_name, kind, model)
         return None if match is None else match[1]
 
     def model_label(self, provider_name: str, kind: str, model: str | None) -> str:

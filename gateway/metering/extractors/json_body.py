@@ -1,11 +1,12 @@
 """Whole JSON response bodies: chunks kept by reference while they pass, read once at `finish`.
 
-OpenAI-style bodies end with their `usage` object (`..., "usage": {...}}`): for those, given the
-endpoint's `usage_of`, only that object is parsed, with the `"model": "..."` found by a search, and
-the rest of the body (choices, messages, logprobs) never becomes Python objects. A body that does not
-end so is parsed whole, as every other body is. (A quoted `"usage"` key followed by an object cannot
-occur inside a JSON string, where quotes are escaped; and only the member that closes the body is
-taken, so a `usage` nested deeper is never mistaken for the body's.)
+OpenAI's chat, completions and embeddings bodies and Anthropic's messages end with their `usage`
+object (`..., "usage": {...}}`): for those, given the endpoint's `usage_of`, only that object is
+parsed, with the `"model": "..."` found by a search, and the rest of the body (choices, messages,
+logprobs) never becomes Python objects. A body that does not end so is parsed whole, as every other
+body is. (A quoted `"usage"` key followed by an object cannot occur inside a JSON string, where quotes
+are escaped; and only the member that closes the body is taken, so a `usage` nested deeper is never
+mistaken for the body's.)
 
 Embedding responses can be megabytes of numbers with the usage at the very end (or, for some
 compatible servers, at the start): for those only the last and first `EDGE` bytes are searched for a

@@ -47,6 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.metering.prices import PriceTable, cost_of, load_price_table
 from gateway.metering.usage import TokenUsage
+from gateway.storage.bulk import utc_moment
 from gateway.storage.engine import create_engine
 from gateway.storage.migrate import upgrade
 from gateway.storage.models import usage_records
@@ -126,7 +127,7 @@ def make_record(
     usage = TokenUsage(input_tokens, output_tokens, cached, cache_write, reasoning)
     price = prices.price_for(provider, kind, model)
     return UsageRecord(
-        created_at=created_at,
+        created_at=created_at.timestamp(),
         request_id=f"req_{secrets.token_hex(8)}",
         tenant_id=key.tenant,
         team=key.team,
@@ -177,7 +178,7 @@ def batches(records: Iterator[UsageRecord], size: int) -> Iterator[list[UsageRec
 def sqlite_row(record: UsageRecord) -> tuple[Any, ...]:
     """A record as SQLAlchemy stores it in SQLite: UTC text instants, 0/1 booleans, costs as doubles."""
     values = [getattr(record, name) for name in COLUMNS]
-    values[0] = record.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    values[0] = utc_moment(record.created_at).strftime("%Y-%m-%d %H:%M:%S.%f")
     cost_index = COLUMNS.index("cost_usd")
     values[cost_index] = None if record.cost_usd is None else float(record.cost_usd)
     return tuple(int(v) if isinstance(v, bool) else v for v in values)
@@ -201,7 +202,7 @@ async def load_postgres(url: str, records: Iterator[UsageRecord]) -> None:
     connection = await asyncpg.connect(libpq(url))
     try:
         for batch in batches(records, 50_000):
-            rows = [tuple(getattr(record, name) for name in COLUMNS) for record in batch]
+            rows = [(utc_moment(record[0]), *record[1:]) for record in batch]
             await connection.copy_records_to_table("usage_records", records=rows, columns=COLUMNS)
         await connection.execute("ANALYZE usage_records")
     finally:

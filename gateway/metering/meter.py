@@ -5,7 +5,6 @@ observer that turns what passed into a priced ledger record (on every outcome, r
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 from urllib.parse import urlsplit
@@ -161,7 +160,7 @@ class Meter:
         )
         first_byte = ctx.first_byte and ctx.upstream_started
         return UsageRecord(  # positional, in column order: this runs for every request
-            datetime.fromtimestamp(ctx.received_at, UTC),
+            ctx.received_at,
             ctx.request_id,
             tenant,
             team,

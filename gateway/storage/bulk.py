@@ -13,8 +13,10 @@ SQLite rows are converted here, column by column, to what SQLAlchemy's bind proc
 but looks every other value up in its adapter registry first (about as costly as the rest of the row
 for a `None`), so no `None` is bound: an empty text column and a negative cost or time to first byte
 are bound instead and turned into NULL by the statement's `nullif` (empty texts and negative
-amounts are not values the ledger holds). And the timestamp is formatted by `datetime.isoformat`
-in C rather than by a format string.
+amounts are not values the ledger holds). And the timestamp, epoch seconds in the record, becomes
+text without a `datetime` per row: the date and time to the second are formatted once per second
+of records, the microseconds appended (`datetime.isoformat` alone cost as much as the rest of the
+row). PostgreSQL's COPY takes a `datetime`, made per row from the seconds.
 """
 
 from __future__ import annotations
@@ -45,23 +47,35 @@ _SQLITE_PLACEHOLDERS |= {"key_id": _NULL_TEXT, "model": _NULL_TEXT}
 _SQLITE_PLACEHOLDERS |= {"cost_usd": _NULL_AMOUNT, "ttfb_ms": _NULL_AMOUNT}
 
 
-def _as_utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError("naive datetimes are not stored; use an aware UTC datetime")
-    return moment.astimezone(UTC)
+def utc_moment(seconds: float) -> datetime:
+    """The aware UTC `datetime` of epoch `seconds` (to the microsecond, rounded half to even)."""
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _utc_second(whole: int) -> str:
+    """`YYYY-MM-DD HH:MM:SS` of a whole second since the epoch, in UTC."""
+    return utc_moment(whole).isoformat(" ")[:19]
 
 
 def sqlite_values(records: Sequence[UsageRecord]) -> list[Any]:
     """The values SQLite binds for `records`, row after row in column order (see the module's docstring)."""
     values: list[Any] = []
     extend = values.extend
+    second, second_text = None, ""  # the last whole second formatted, and its text
     for (created_at, request_id, tenant, team, user, key, provider, upstream, model, endpoint, status,
          streamed, input_tokens, output_tokens, cached, cache_write, reasoning, cost, duration, ttfb,
          estimated) in records:  # fmt: skip
-        if created_at.tzinfo is not UTC:
-            created_at = _as_utc(created_at)
+        # the microseconds as `datetime.fromtimestamp` rounds them (half to even); before 1970 its own way
+        whole = int(created_at)
+        micros = round((created_at - whole) * 1e6)
+        if micros >= 1_000_000 or created_at < 0:
+            stamp = utc_moment(created_at).isoformat(" ", "microseconds")[:26]
+        else:
+            if whole != second:
+                second, second_text = whole, _utc_second(whole)
+            stamp = f"{second_text}.{micros:06d}"
         extend((
-            created_at.isoformat(" ", "microseconds")[:26], request_id, tenant or "", team or "",
+            stamp, request_id, tenant or "", team or "",
             user or "", key or "", provider, upstream, model or "", endpoint, status, 1 if streamed else 0,
             input_tokens, output_tokens, cached, cache_write, reasoning,
             -1.0 if cost is None else float(cost), duration, -1.0 if ttfb is None else ttfb,
@@ -97,7 +111,8 @@ async def insert_usage(db: AsyncConnection, table: Table, records: Sequence[Usag
     driver: Any = raw.driver_connection
     try:
         if db.dialect.name == "postgresql":
-            await driver.copy_records_to_table(table.name, records=records, columns=list(COLUMNS))
+            rows = [(utc_moment(record[0]), *record[1:]) for record in records]
+            await driver.copy_records_to_table(table.name, records=rows, columns=list(COLUMNS))
         else:
             await _insert_sqlite(driver, table.name, records)
     except (asyncpg.PostgresError, asyncpg.InterfaceError, sqlite3.Error, OSError) as exc:

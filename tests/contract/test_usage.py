@@ -26,7 +26,7 @@ TINY = Decimal("0.0000000001")  # the smallest cost the ledger holds
 
 def usage(created_at: datetime, **fields: Any) -> UsageRecord:
     values: dict[str, Any] = {
-        "created_at": created_at,
+        "created_at": created_at.timestamp(),
         "request_id": f"req-{created_at.timestamp()}",
         "tenant_id": "acme",
         "team": None,

@@ -31,7 +31,7 @@ def usage(
     created_at: datetime, tenant: str | None, model: str | None, cost: str | None, **fields: Any
 ) -> UsageRecord:
     values: dict[str, Any] = {
-        "created_at": created_at,
+        "created_at": created_at.timestamp(),
         "request_id": f"req-{created_at.timestamp()}-{tenant}",
         "tenant_id": tenant,
         "team": None,

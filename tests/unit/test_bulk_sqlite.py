@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -14,12 +15,12 @@ from gateway.storage.models import usage_records
 from gateway.storage.records import UsageRecord
 
 FULL = UsageRecord(
-    datetime(2026, 3, 1, 12, 30, 5, 7, tzinfo=UTC), "req-1", "acme", "ml", "ada", "key_1", "openai",
-    "api.openai.com", "gpt-4o", "chat.completions", 200, True, 120, 30, 20, 0, 5,
+    datetime(2026, 3, 1, 12, 30, 5, 7, tzinfo=UTC).timestamp(), "req-1", "acme", "ml", "ada", "key_1",
+    "openai", "api.openai.com", "gpt-4o", "chat.completions", 200, True, 120, 30, 20, 0, 5,
     Decimal("0.0001234567"), 812.25, 95.5, False,
 )  # fmt: skip
 SPARSE = FULL._replace(
-    created_at=datetime(2026, 3, 1, 14, 0, tzinfo=timezone(timedelta(hours=2))),  # not UTC: converted
+    created_at=datetime(2026, 3, 1, 14, 0, tzinfo=timezone(timedelta(hours=2))).timestamp(),
     tenant_id=None, team=None, user=None, key_id=None, model=None, cost_usd=None, ttfb_ms=None,
     streamed=False, estimated=True,
 )  # fmt: skip
@@ -30,16 +31,17 @@ NULL_STAND_INS["ttfb_ms"] = -1.0
 
 
 def through_sqlalchemy(record: UsageRecord) -> list[Any]:
-    """What SQLAlchemy would bind for `record` on SQLite."""
+    """What SQLAlchemy would bind for `record` on SQLite, its time as an aware UTC `datetime`."""
     dialect = sqlite.dialect()
     values = []
-    for name, value in zip(COLUMNS, record, strict=True):
+    moment = datetime.fromtimestamp(record.created_at, UTC)
+    for name, value in zip(COLUMNS, (moment, *record[1:]), strict=True):
         processor = usage_records.c[name].type._cached_bind_processor(dialect)
         values.append(processor(value) if processor is not None else value)
     return values
 
 
-@pytest.mark.parametrize("record", [FULL, SPARSE], ids=["every-field", "nulls-and-a-zone"])
+@pytest.mark.parametrize("record", [FULL, SPARSE], ids=["every-field", "nulls"])
 def test_values_are_sqlalchemys_with_empty_text_and_minus_one_standing_for_null(record: UsageRecord) -> None:
     ours = sqlite_values([record])
     theirs = through_sqlalchemy(record)
@@ -52,6 +54,32 @@ def test_values_are_sqlalchemys_with_empty_text_and_minus_one_standing_for_null(
     assert all(type(value) in (str, int, float) for value in ours)  # bound directly by the driver
 
 
-def test_a_naive_timestamp_is_refused() -> None:
-    with pytest.raises(ValueError, match="naive"):
-        sqlite_values([FULL._replace(created_at=datetime(2026, 3, 1))])
+# Times whose microseconds round (half to even, up into the next second), whole seconds, before 1970.
+AWKWARD_TIMES = [
+    1772368205.0000005, 1772368205.0000015, 1772368205.9999996, 1772368205.9999994, 1772368205.0,
+    1772368205, 1772368205.123456, 1772368205.1234565, 0.0, 0.5e-6, 1.5e-6, -1.5, -0.0000005, -86400.25,
+    253402300799.5,  # within the last second of year 9999
+]
+
+
+def test_every_time_is_written_as_sqlalchemy_writes_its_datetime() -> None:
+    records = [FULL._replace(created_at=moment) for moment in AWKWARD_TIMES]
+    random_times = random.Random(7).sample(range(0, 4_102_444_800_000_000, 7_919), 2_000)
+    records += [FULL._replace(created_at=micros / 1e6 + 1e-7 * (micros % 10)) for micros in random_times]
+
+    ours = sqlite_values(records)[:: len(COLUMNS)]
+
+    assert ours == [through_sqlalchemy(record)[0] for record in records]
+
+
+def test_consecutive_records_in_one_second_and_the_next_keep_their_own_times() -> None:
+    times = [1772368205.25, 1772368205.5, 1772368206.000001, 1772368205.75]
+
+    ours = sqlite_values([FULL._replace(created_at=moment) for moment in times])[:: len(COLUMNS)]
+
+    assert ours == [
+        "2026-03-01 12:30:05.250000",
+        "2026-03-01 12:30:05.500000",
+        "2026-03-01 12:30:06.000001",
+        "2026-03-01 12:30:05.750000",
+    ]

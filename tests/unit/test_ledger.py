@@ -16,7 +16,7 @@ from gateway.storage.records import UsageRecord
 
 def usage_record(number: int) -> UsageRecord:
     return UsageRecord(
-        created_at=datetime(2026, 11, 26, tzinfo=UTC),
+        created_at=datetime(2026, 11, 26, tzinfo=UTC).timestamp(),
         request_id=f"req-{number}",
         tenant_id="acme",
         team=None,

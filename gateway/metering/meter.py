@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from functools import lru_cache
+from functools import lru_cache, partial
 from urllib.parse import urlsplit
 
 import orjson
 
 from gateway.context import RequestContext
 from gateway.errors import InvalidJSON
-from gateway.metering.endpoints import classify, request_wants_stream
+from gateway.metering.endpoints import classify
 from gateway.metering.estimate import estimate_usage
 from gateway.metering.extractors.factory import extractor_factory
 from gateway.metering.ledger import UsageLedger
@@ -36,12 +36,14 @@ BILLABLE = frozenset(
     }
 )
 _INCLUDE_USAGE_MEMBER = b'"stream_options":{"include_usage":true}'
+_OPENING_WITH_INCLUDE_USAGE = b"{" + _INCLUDE_USAGE_MEMBER + b","
 _INJECTABLE = frozenset({Endpoint.CHAT_COMPLETIONS, Endpoint.COMPLETIONS})
 _OPENAI_STYLE = frozenset({"openai", "openai-compatible", "azure-openai"})
 NO_USAGE = TokenUsage()
 FREE = Decimal(0)
 # each endpoint's name as a plain `str`, as the database drivers bind it fastest (`.value` costs more)
 _ENDPOINT_NAMES = {endpoint: str(endpoint.value) for endpoint in Endpoint}
+_new_record = partial(tuple.__new__, UsageRecord)  # as `usage.new_token_usage`
 # tenant, team, user and key of a request refused before it was authenticated
 _NOBODY: tuple[None, None, None, None] = (None, None, None, None)
 
@@ -77,13 +79,12 @@ def _ask_for_stream_usage(ctx: RequestContext) -> None:
         payload = ctx.json_body()
     except InvalidJSON:
         return  # the provider will say what is wrong with it
-    if not isinstance(payload, dict) or not request_wants_stream(ctx.endpoint or Endpoint.OTHER, payload, ""):
+    if type(payload) is not dict or payload.get("stream") is not True:  # chat and completions say so
         return
     options = payload.get("stream_options")
     if options is None:  # the usual case: one member added in front, the caller's bytes kept as they are
         payload["stream_options"] = {"include_usage": True}
-        opening = ctx.body.index(b"{") + 1  # the body is a non-empty JSON object
-        ctx.body = b"".join((ctx.body[:opening], _INCLUDE_USAGE_MEMBER, b",", ctx.body[opening:]))
+        ctx.body = ctx.body.replace(b"{", _OPENING_WITH_INCLUDE_USAGE, 1)  # a JSON object's first brace
     elif isinstance(options, dict) and options.get("include_usage") is None:
         payload["stream_options"] = {**options, "include_usage": True}
         ctx.body = orjson.dumps(payload)
@@ -159,26 +160,28 @@ class Meter:
             else _NOBODY
         )
         first_byte = ctx.first_byte and ctx.upstream_started
-        return UsageRecord(  # positional, in column order: this runs for every request
-            ctx.received_at,
-            ctx.request_id,
-            tenant,
-            team,
-            user,
-            key,
-            ctx.provider.name,
-            self._upstream(ctx),
-            model[:200] if model else None,
-            _ENDPOINT_NAMES[ctx.endpoint or Endpoint.OTHER],
-            ctx.status,
-            ctx.streamed,
-            usage.input_tokens,
-            usage.output_tokens,
-            usage.cached_input_tokens,
-            usage.cache_write_tokens,
-            usage.reasoning_tokens,
-            ctx.cost_usd,
-            (ctx.finished - ctx.started) * 1000,  # not rounded: a float as read, at no cost
-            (ctx.first_byte - ctx.upstream_started) * 1000 if first_byte else None,
-            ctx.usage_estimated,
+        return _new_record(
+            (  # in column order, made in C: this runs for every request
+                ctx.received_at,
+                ctx.request_id,
+                tenant,
+                team,
+                user,
+                key,
+                ctx.provider.name,
+                self._upstream(ctx),
+                model[:200] if model else None,
+                _ENDPOINT_NAMES[ctx.endpoint or Endpoint.OTHER],
+                ctx.status,
+                ctx.streamed,
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cached_input_tokens,
+                usage.cache_write_tokens,
+                usage.reasoning_tokens,
+                ctx.cost_usd,
+                (ctx.finished - ctx.started) * 1000,  # not rounded: a float as read, at no cost
+                (ctx.first_byte - ctx.upstream_started) * 1000 if first_byte else None,
+                ctx.usage_estimated,
+            )
         )

@@ -94,6 +94,7 @@ class ModelPrice(BaseModel):
 ProviderSection = Annotated[str, Field(pattern=PROVIDER_NAME.pattern)]
 ModelName = Annotated[str, Field(min_length=1, max_length=200)]
 _MEMO_SIZE = 4096
+_UNSEARCHED = object()
 _FILE = TypeAdapter(dict[ProviderSection, dict[ModelName, ModelPrice]])
 
 
@@ -126,8 +127,9 @@ class PriceTable:
     def _match(self, provider_name: str, kind: str, model: str) -> tuple[str, ModelPrice] | None:
         """`_search`, remembered (bounded): every request asks, and for few distinct models."""
         key = (provider_name, kind, model)
-        if key in self._found:
-            return self._found[key]
+        found = self._found.get(key, _UNSEARCHED)
+        if found is not _UNSEARCHED:
+            return found  # type: ignore[return-value]
         if len(self._found) >= _MEMO_SIZE:
             self._found.clear()
         found = self._found[key] = self._search(provider_name, kind, model)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.metering.extractors.base import Reading, loads, object_end
-from gateway.metering.usage import Extraction, TokenUsage, UsageExtractor
+from gateway.metering.usage import Extraction, TokenUsage, UsageExtractor, new_extraction
 
 EDGE = 4096
 USAGE_KEY = re.compile(rb'"(usage|usageMetadata)"\s*:\s*(?=\{)')
@@ -96,7 +96,7 @@ def closing_usage(body: bytes, usage_of: Callable[[object], TokenUsage | None]) 
             return None
         start = match.end()
     usage = usage_of(loads(body[start : body.rfind(b"}")]))  # not JSON unless its member closes the body
-    return None if usage is None else Extraction(usage, _first_model(body))
+    return None if usage is None else new_extraction((usage, _first_model(body), 0))
 
 
 def _first_model(data: bytes) -> str | None:

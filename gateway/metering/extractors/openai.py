@@ -41,7 +41,7 @@ from gateway.metering.extractors.sse import (
     text_head,
     text_size_after,
 )
-from gateway.metering.usage import TokenUsage
+from gateway.metering.usage import TokenUsage, new_token_usage
 
 CHOICE_TEXT_FIELDS = frozenset({"content", "reasoning_content", "reasoning", "refusal"})
 RESPONSES_TERMINAL = frozenset({b"response.completed", b"response.incomplete", b"response.failed"})
@@ -69,7 +69,7 @@ def chat_usage(usage: object) -> TokenUsage | None:
         )
         reasoning = count(mapping(usage, "completion_tokens_details"), "reasoning_tokens")
     elif prompt >= 0 and output >= 0 and 0 <= cached <= prompt and 0 <= reasoning <= output:
-        return TokenUsage(prompt, output, cached, 0, reasoning)  # what providers send: as it is
+        return new_token_usage((prompt, output, cached, 0, reasoning))  # what providers send: as it is
     return _usage(prompt, output, cached, reasoning)
 
 

@@ -53,7 +53,7 @@ from gateway.metering.extractors.sse import (
     text_size_after,
 )
 from gateway.metering.extractors.streams import IncrementalStream, Kept
-from gateway.metering.usage import Extraction, TokenUsage
+from gateway.metering.usage import Extraction, TokenUsage, new_extraction
 
 MAX_HELD = 64 * 1024
 COMPACT_NULL = b',"usage":null'  # OpenAI's spelling of the member, until a stream shows its own
@@ -207,7 +207,7 @@ class StripStream(Kept):
     def finish(self) -> Extraction:
         usage, model = self._usage, self._model
         if usage is not None and model is not None:
-            return Extraction(usage, model)
+            return new_extraction((usage, model, 0))
         counter = self._count()
         if model is None:
             model = counter.model()

@@ -24,6 +24,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from gateway.metering.extractors.base import Reading, loads, object_end
 from gateway.metering.usage import Extraction, TokenUsage, UsageExtractor, new_extraction
 
@@ -32,6 +34,7 @@ USAGE_KEY = re.compile(rb'"(usage|usageMetadata)"\s*:\s*(?=\{)')
 MODEL_VALUE = re.compile(rb'"model"\s*:\s*"([^"\\]*)"')
 SSE_STARTS = (b"data:", b"event:", b":")
 COMPACT_USAGE, COMPACT_MODEL = b'"usage":{', b'"model":"'  # as providers spell them: no spaces
+BACKSLASH = ord("\\")
 
 
 class JsonBody:
@@ -95,16 +98,23 @@ def closing_usage(body: bytes, usage_of: Callable[[object], TokenUsage | None]) 
         if match is None:
             return None
         start = match.end()
-    usage = usage_of(loads(body[start : body.rfind(b"}")]))  # not JSON unless its member closes the body
-    return None if usage is None else new_extraction((usage, _first_model(body), 0))
+    try:  # not JSON unless its member closes the body
+        usage = usage_of(orjson.loads(body[start : body.rfind(b"}")]))
+    except orjson.JSONDecodeError:
+        return None
+    if usage is None:
+        return None
+    # The first `"model":"..."`, the top-level one in these bodies; inline, as this runs for every response.
+    start = body.find(COMPACT_MODEL) + len(COMPACT_MODEL)
+    end = body.find(b'"', start) if start >= len(COMPACT_MODEL) else -1
+    name = body[start:end] if end >= 0 else None
+    if name is not None and BACKSLASH not in name:  # an int: `bytes.__contains__`'s fast path
+        return new_extraction((usage, name.decode("utf-8", "replace"), 0))
+    return new_extraction((usage, _first_model(body), 0))
 
 
 def _first_model(data: bytes) -> str | None:
-    """The first `"model": "..."` value in `data` (the top-level one, in the bodies that end with usage)."""
-    start = data.find(COMPACT_MODEL) + len(COMPACT_MODEL)
-    end = data.find(b'"', start) if start >= len(COMPACT_MODEL) else -1
-    if end >= 0 and data.find(b"\\", start, end) < 0:
-        return data[start:end].decode("utf-8", "replace")
+    """The first `"model": "..."` value in `data`, however spaced, escapes left as they are."""
     match = MODEL_VALUE.search(data)
     return match.group(1).decode("utf-8", "replace") if match else None
 

@@ -56,7 +56,8 @@ class PrepareMetering:
 
     async def __call__(self, ctx: RequestContext) -> None:
         ctx.endpoint, injectable = _endpoint_plan(ctx.provider.kind, ctx.method, ctx.path)
-        if injectable and self._inject and b'"stream"' in ctx.body:  # else not a stream: left unparsed
+        # else not a stream: left unparsed (`find`, as `in` with a bytes needle first tries it as an int)
+        if injectable and self._inject and ctx.body.find(b'"stream"') >= 0:
             _ask_for_stream_usage(ctx)
 
 

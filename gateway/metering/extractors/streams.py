@@ -290,7 +290,7 @@ class DataDialect:
         return text_size_after(event, len(head))
 
     def note(self, event: bytes) -> None:
-        if b"usage" not in event or not USAGE_OBJECT.search(event):
+        if event.find(b"usage") < 0 or not USAGE_OBJECT.search(event):  # `find`: see `meter.PrepareMetering`
             return  # nothing to learn here: not worth parsing
         reading = self._read(event)
         if reading.usage is not None:

@@ -114,7 +114,7 @@ def closing_usage(body: bytes, usage_of: Callable[[object], TokenUsage | None]) 
 
 
 def _first_model(data: bytes) -> str | None:
-    """The first `"model": "..."` value in `data`, however spaced, escapes left as they are."""
+    """The first `"model": "..."` value in `data` however spaced (one holding an escape is passed over)."""
     match = MODEL_VALUE.search(data)
     return match.group(1).decode("utf-8", "replace") if match else None
 

@@ -15,6 +15,8 @@ The stripping is done as chunks pass, at a few C-level `bytes` operations per ch
   one `split` and `join` (a quoted key cannot occur unescaped inside a JSON string, so each occurrence
   is a member), then one search for a `"usage"` key left: only an event that still holds one (a usage
   object, a member spelled otherwise: the first one teaches the stream's spelling) is handled alone.
+  That event is cut out between blank lines framed as the chunk's last one is (a stream keeps to LF or
+  to CRLF); the first member removed is the sign of usage `Kept` otherwise searches for.
 * An incomplete event at the end of a chunk is held back until its end arrives, since it may be the
   usage-only event or still hold (part of) a `"usage":null` member; once its member has passed, or it
   is `data: [DONE]`, or it grows past `MAX_HELD` bytes, it goes out as it comes (a held event past
@@ -38,14 +40,13 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
-from gateway.metering.extractors.base import NOTHING, Reading, Settled, items, mapping, model_of, object_end
+from gateway.metering.extractors.base import NOTHING, Reading, Settled, mapping, model_of, object_end
 from gateway.metering.extractors.openai import CHAT_TEXT_KEY, chat_usage
 from gateway.metering.extractors.sse import (
     CRLF_END,
     LF,
     LF_END,
     Held,
-    boundary_end,
     last_boundary,
     last_end,
     payload_of,
@@ -57,6 +58,7 @@ from gateway.metering.usage import Extraction, TokenUsage, new_extraction
 
 MAX_HELD = 64 * 1024
 COMPACT_NULL = b',"usage":null'  # OpenAI's spelling of the member, until a stream shows its own
+COMPACT_USAGE = b'"usage":{'
 NULL_MEMBER = re.compile(rb',\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,\s*|"usage"\s*:\s*null')
 USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 USAGE_MEMBER = re.compile(rb',\s*"usage"\s*:\s*\{|"usage"\s*:\s*\{')
@@ -97,7 +99,12 @@ class StripStream(Kept):
         size = len(chunk)
         if chunk.find(b"\n") == size - 2 and chunk[-1] == LF and not self._held:  # one whole event
             before, null, after = chunk.rpartition(self._null)
-            out = before + after if null else self._relay(chunk)
+            if null:
+                out = before + after
+                if not self._probed:
+                    self._showed_usage()
+            else:
+                out = self._relay(chunk)
         elif chunk.endswith(self._end) and not self._held:  # whole events
             out = self._relay_events(chunk)
         else:
@@ -154,18 +161,26 @@ class StripStream(Kept):
     def _relay_events(self, events: bytes) -> bytes:
         """What to relay of whole events: their members spelled as learned go in one step."""
         null = self._null
-        events = b"".join(events.split(null))  # as `replace`, and faster
+        parts = events.split(null)  # `split` and `join`: as `replace`, in one search rather than two
+        if len(parts) > 1:
+            events = b"".join(parts)
+            if not self._probed:
+                self._showed_usage()
         at = events.find(b'"usage"')
-        if at < 0:
-            return events
+        return events if at < 0 else self._relay_keyed_events(events, at)
+
+    def _relay_keyed_events(self, events: bytes, at: int) -> bytes:
+        """What to relay of whole events that still hold a `"usage"` key, the first at `at`: each event
+        that holds one goes alone."""
         out: list[bytes] = []
-        start = 0
-        while at >= 0:  # an event that still holds a usage key: alone
-            first = max(last_end(events, start, at, self._end), start)
-            following = boundary_end(events, at)
-            following = following if following > 0 else len(events)
+        start, null, end = 0, self._null, self._end
+        while at >= 0:  # the event around `at` lies between blank lines spelled as the stream spells them
+            first = events.rfind(end, start, at)
+            first = first + len(end) if first >= 0 else start
+            following = events.find(end, at)
+            following = following + len(end) if following >= 0 else len(events)
             out.append(events[start:first])
-            out.append(self._relay(events[first:following]))
+            out.append(self._relay_keyed(events[first:following]))
             start = following
             if self._null != null:  # it taught the stream's spelling: the rest goes without it at once
                 null = self._null
@@ -176,22 +191,27 @@ class StripStream(Kept):
 
     def _relay(self, event: bytes) -> bytes:
         """What to relay of one whole event; its usage noted on the way."""
+        return event if event.find(b'"usage"') < 0 else self._relay_keyed(event)  # [DONE], comments: none
+
+    def _relay_keyed(self, event: bytes) -> bytes:
+        """What to relay of one whole event that holds a `"usage"` key; its usage noted on the way."""
         try:
-            if event.find(b'"usage"') < 0:
-                return event  # [DONE], comments
-            if USAGE_OBJECT.search(event):
+            if event.find(COMPACT_USAGE) >= 0 or USAGE_OBJECT.search(event):
                 payload = payload_of(event)
-                if isinstance(payload, dict) and isinstance(payload.get("usage"), dict):
-                    return self._usage_event(event, payload)
+                usage = payload.get("usage") if type(payload) is dict else None
+                if type(usage) is dict:
+                    return self._usage_event(event, payload, usage)
             return self._without_null(event)
         except Exception:  # relay what cannot be understood unchanged
             return event
 
-    def _usage_event(self, event: bytes, payload: dict[str, Any]) -> bytes:
-        self._usage = chat_usage(payload["usage"]) or self._usage
-        self._model = model_of(payload) or self._model
-        choices = items(payload, "choices")
-        if not choices or all(map(_is_empty, choices)):
+    def _usage_event(self, event: bytes, payload: dict[str, Any], usage: dict[str, Any]) -> bytes:
+        self._usage = chat_usage(usage) or self._usage
+        model = payload.get("model")
+        if type(model) is str and model:  # as `model_of`
+            self._model = model
+        choices = payload.get("choices")
+        if not choices or type(choices) is not list or all(map(_is_empty, choices)):  # a usage-only event
             return b""
         return _without_usage_object(event)
 
@@ -212,6 +232,12 @@ class StripStream(Kept):
         if model is None:
             model = counter.model()
         return Extraction(usage, model, 0 if usage is not None else max(counter.estimated, 0))
+
+    def _showed_usage(self) -> None:
+        """A `"usage":null` member passed: the stream reports its usage, so it is kept (see `Kept`) up to
+        `retain` bytes, with no search for a sign of it."""
+        self._probed = True
+        self._room += self.retain
 
     def _spent(self) -> None:
         after = self._after_spent()

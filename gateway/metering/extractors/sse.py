@@ -184,6 +184,8 @@ def parse_event(event: bytes) -> tuple[bytes, bytes]:
 
 def payload_of(event: bytes) -> Any:
     """The event's data as JSON, or None."""
+    if event.startswith(b"data: ") and event.find(b"\n") == len(event) - 2:  # the usual: one line, LF
+        return loads(event[6:-2])
     match = ONE_DATA_LINE.fullmatch(event)  # the common shapes: the space and CR it keeps are JSON's too
     return loads(match.group(1) if match else parse_event(event)[1])
 

@@ -13,8 +13,11 @@ The stripping is done as chunks pass, at a few C-level `bytes` operations per ch
   usage-only event).
 * Other chunks relay their whole events with every member spelled as the stream spells it removed in
   one `split` and `join` (a quoted key cannot occur unescaped inside a JSON string, so each occurrence
-  is a member), then one search for a `"usage"` key left: only an event that still holds one (a usage
+  is a member), then a search for a `"usage"` key left: only an event that still holds one (a usage
   object, a member spelled otherwise: the first one teaches the stream's spelling) is handled alone.
+  The search looks before the first member removed and after the last, not in between: include_usage
+  puts the member on every event but the usage-only one, which comes last, so an event between two
+  members has one of its own. (A chunk without a member is searched whole.)
   That event is cut out between blank lines framed as the chunk's last one is (a stream keeps to LF or
   to CRLF); the first member removed is the sign of usage `Kept` otherwise searches for.
 * An incomplete event at the end of a chunk is held back until its end arrives, since it may be the
@@ -160,13 +163,18 @@ class StripStream(Kept):
 
     def _relay_events(self, events: bytes) -> bytes:
         """What to relay of whole events: their members spelled as learned go in one step."""
-        null = self._null
-        parts = events.split(null)  # `split` and `join`: as `replace`, in one search rather than two
-        if len(parts) > 1:
-            events = b"".join(parts)
+        parts = events.split(self._null)  # `split` and `join`: as `replace`, in one search rather than two
+        if len(parts) == 1:
+            at = events.find(b'"usage"')
+        else:
             if not self._probed:
                 self._showed_usage()
-        at = events.find(b'"usage"')
+            events = b"".join(parts)
+            at = parts[0].find(b'"usage"')  # another key only before the first member or after the last
+            if at < 0:
+                tail = parts[-1]
+                at = tail.find(b'"usage"')
+                at = at + len(events) - len(tail) if at >= 0 else at
         return events if at < 0 else self._relay_keyed_events(events, at)
 
     def _relay_keyed_events(self, events: bytes, at: int) -> bytes:

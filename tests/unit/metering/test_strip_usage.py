@@ -138,3 +138,17 @@ def test_a_crlf_framed_stream_is_stripped_alike() -> None:
         _, relayed = run("openai-compatible", Endpoint.CHAT_COMPLETIONS, SSE, pieces, strip=True)
 
         assert relayed == without_usage, label
+
+
+def test_a_chunk_whose_first_member_is_spelled_otherwise_loses_every_member_and_its_usage_event() -> None:
+    spaced = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"Hi"}}], "usage": null}\n\n'
+    usage = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+    usage_only = event({"id": "c", "model": "gpt-4o-mini", "choices": [], "usage": usage})
+    chunk = spaced + content(" there") + content("!") + usage_only + b"data: [DONE]\n\n"
+
+    extraction, relayed = run("openai", Endpoint.CHAT_COMPLETIONS, SSE, [chunk], strip=True)
+
+    stripped = content(" there").replace(b',"usage":null', b"") + content("!").replace(b',"usage":null', b"")
+    assert relayed == spaced.replace(b', "usage": null', b"") + stripped + b"data: [DONE]\n\n"
+    assert extraction.usage == TokenUsage(input_tokens=5, output_tokens=3)
+    assert extraction.model == "gpt-4o-mini"

@@ -14,12 +14,12 @@ The stripping is done as chunks pass, at a few C-level `bytes` operations per ch
 * Other chunks relay their whole events with every member spelled as the stream spells it removed in
   one `split` and `join` (a quoted key cannot occur unescaped inside a JSON string, so each occurrence
   is a member), then a search for a `"usage"` key left: only an event that still holds one (a usage
-  object, a member spelled otherwise: the first one teaches the stream's spelling) is handled alone.
+  object, a member spelled otherwise: the first one teaches the stream's spelling) is handled alone,
+  cut out between blank lines framed as the chunk's last one is (a stream keeps to LF or to CRLF).
   The search looks before the first member removed and after the last, not in between: include_usage
   puts the member on every event but the usage-only one, which comes last, so an event between two
-  members has one of its own. (A chunk without a member is searched whole.)
-  That event is cut out between blank lines framed as the chunk's last one is (a stream keeps to LF or
-  to CRLF); the first member removed is the sign of usage `Kept` otherwise searches for.
+  members has one of its own. A chunk without a member is searched whole. The first member removed
+  is also the sign of usage that `Kept` would otherwise search for.
 * An incomplete event at the end of a chunk is held back until its end arrives, since it may be the
   usage-only event or still hold (part of) a `"usage":null` member; once its member has passed, or it
   is `data: [DONE]`, or it grows past `MAX_HELD` bytes, it goes out as it comes (a held event past
@@ -43,7 +43,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
-from gateway.metering.extractors.base import NOTHING, Reading, Settled, mapping, model_of, object_end
+from gateway.metering.extractors.base import NOTHING, Reading, Settled, items, mapping, model_of, object_end
 from gateway.metering.extractors.openai import CHAT_TEXT_KEY, chat_usage
 from gateway.metering.extractors.sse import (
     CRLF_END,
@@ -215,11 +215,9 @@ class StripStream(Kept):
 
     def _usage_event(self, event: bytes, payload: dict[str, Any], usage: dict[str, Any]) -> bytes:
         self._usage = chat_usage(usage) or self._usage
-        model = payload.get("model")
-        if type(model) is str and model:  # as `model_of`
-            self._model = model
-        choices = payload.get("choices")
-        if not choices or type(choices) is not list or all(map(_is_empty, choices)):  # a usage-only event
+        self._model = model_of(payload) or self._model
+        choices = items(payload, "choices")
+        if not choices or all(map(_is_empty, choices)):  # a usage-only event
             return b""
         return _without_usage_object(event)
 

@@ -13,7 +13,7 @@ import orjson
 
 from gateway.context import RequestContext
 from gateway.errors import InvalidJSON
-from gateway.metering.endpoints import classify
+from gateway.metering.endpoints import classify, request_wants_stream
 from gateway.metering.estimate import estimate_usage
 from gateway.metering.extractors.factory import extractor_factory
 from gateway.metering.ledger import UsageLedger
@@ -80,7 +80,7 @@ def _ask_for_stream_usage(ctx: RequestContext) -> None:
         payload = ctx.json_body()
     except InvalidJSON:
         return  # the provider will say what is wrong with it
-    if type(payload) is not dict or payload.get("stream") is not True:  # chat and completions say so
+    if type(payload) is not dict or not request_wants_stream(ctx.endpoint or Endpoint.OTHER, payload):
         return
     options = payload.get("stream_options")
     if options is None:  # the usual case: one member added in front, the caller's bytes kept as they are

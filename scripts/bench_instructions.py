@@ -92,8 +92,9 @@ def instructions_in(outputs: Path) -> int:
     return total
 
 
-def measure(case: bench.Case, target: str, calls: int, warmup: int, tmp: Path) -> int:
-    """Instructions per call of `case` through the gateway `target`, counted over `calls` calls."""
+def measure(case: bench.Case, target: str, calls: int, warmup: int, tmp: Path, keep: Path | None) -> int:
+    """Instructions per call of `case` through the gateway `target`, counted over `calls` calls; with
+    `keep`, callgrind's output files are copied to `keep`/`target`-`case` for callgrind_annotate."""
     processes = bench.Processes(pin=bench.can_pin())
     work = Path(tempfile.mkdtemp(prefix=f"{target}-{case.name}-", dir=tmp))
     try:
@@ -138,6 +139,8 @@ def measure(case: bench.Case, target: str, calls: int, warmup: int, tmp: Path) -
         callgrind_control("--instr=off", str(pid))
         callgrind_control("--dump", str(pid))
         time.sleep(1.0)  # the dump is written asynchronously
+        if keep is not None:
+            shutil.copytree(outputs, keep / f"{target}-{case.name}", dirs_exist_ok=True)
         return instructions_in(outputs) // calls
     finally:
         processes.stop_all()
@@ -179,6 +182,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--warmup", type=int, default=BATCH, help=f"calls sent before counting (default {BATCH})"
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the counts as JSON to FILE")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="keep callgrind's output files (one per thread) in DIR/TARGET-CASE, to see where the "
+        "instructions go with callgrind_annotate",
+    )
     return parser.parse_args(argv)
 
 
@@ -232,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                 calls = calls_for(case, args.calls)
                 bench.say(f"  {target:<16} {case.name:<11} {calls} calls under callgrind")
                 counts.setdefault(case.name, {})[target] = measure(
-                    case, target, calls, args.warmup, Path(tmp)
+                    case, target, calls, args.warmup, Path(tmp), args.keep
                 )
     print(render(counts))
     if args.json:

@@ -32,6 +32,7 @@ Control request headers:
     x-fake-redirect: URL         reply 302 with Location: URL
     x-fake-no-usage: 1           leave every usage field and usage event out
     x-fake-cached-tokens: N      report N cached prompt tokens
+    x-fake-prompt-tokens: N      report N prompt tokens, whatever the body's length (a long context)
     x-fake-reasoning-tokens: N   report N reasoning (thinking) tokens on top of the answer
 
 Every response carries `x-fake-request-count: K`, the number of requests served so far.
@@ -123,6 +124,7 @@ class Controls:
     no_usage: bool = False
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    prompt_tokens: int | None = None
 
 
 DEFAULT_CONTROLS = Controls()
@@ -654,6 +656,7 @@ def parse_controls(headers: list[tuple[str, str]]) -> Controls:
             no_usage=values.get("no-usage") == "1",
             cached_tokens=int(values.get("cached-tokens", 0)),
             reasoning_tokens=int(values.get("reasoning-tokens", 0)),
+            prompt_tokens=int(values["prompt-tokens"]) if "prompt-tokens" in values else None,
         )
     except ValueError as error:
         raise BadRequest(f"bad x-fake-* header: {error}") from error
@@ -699,7 +702,7 @@ def _route(request: RecordedRequest, number: int, controls: Controls) -> Reply:
         return error_reply(request, 404, f"Invalid URL ({request.method} {request.path})")
     usage = None
     if not controls.no_usage:
-        prompt = _prompt_tokens(request.body)
+        prompt = controls.prompt_tokens or _prompt_tokens(request.body)
         usage = Usage(prompt, controls.chunks, min(controls.cached_tokens, prompt), controls.reasoning_tokens)
     reply = handler(Call(request, _parse_payload(request), controls, number, usage))
     if controls.status is not None:

@@ -12,6 +12,15 @@ configured providers (a local vLLM server, an Azure deployment with negotiated p
         cache_write: 2.50     # per million cache writes (default: input)
         output: 10.00         # per million output tokens, reasoning included
         effective_date: 2024-08-06
+    gemini:
+      gemini-2.5-pro:
+        input: 1.25
+        output: 10.00
+        effective_date: 2025-06-17
+        long_context:         # a call with more input tokens than this: every token at these rates
+          above_input_tokens: 200000
+          input: 2.50         # cached_input and cache_write default to this input rate, as above
+          output: 15.00
 
 Prices are `Decimal` from the YAML text onwards, never float. Everything here but `load_price_table`
 (which reads the files) is pure.
@@ -40,8 +49,10 @@ from gateway.settings.schema import PROVIDER_NAME, ProviderType
 __all__ = [
     "BUILTIN_SOURCE",
     "OTHER_MODEL",
+    "LongContextRates",
     "ModelPrice",
     "PriceTable",
+    "Rates",
     "cost_of",
     "load_price_table",
     "model_candidates",
@@ -72,8 +83,8 @@ _VERSION_SUFFIXES = (
 _MODEL_PREFIX = "models/"  # Gemini's resource names: models/gemini-2.0-flash
 
 
-class ModelPrice(BaseModel):
-    """USD per million tokens of each kind, for one model."""
+class Rates(BaseModel):
+    """USD per million tokens of each kind."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -81,7 +92,6 @@ class ModelPrice(BaseModel):
     output: Decimal = Field(ge=0, description="Output tokens, reasoning tokens included.")
     cached_input: Decimal = Field(ge=0, description="Input tokens read from the prompt cache.")
     cache_write: Decimal = Field(ge=0, description="Input tokens written to the prompt cache.")
-    effective_date: date = Field(description="When this list price took effect (for reference).")
 
     @model_validator(mode="before")
     @classmethod
@@ -89,6 +99,23 @@ class ModelPrice(BaseModel):
         if isinstance(data, dict) and "input" in data:
             return {"cached_input": data["input"], "cache_write": data["input"], **data}
         return data
+
+
+class LongContextRates(Rates):
+    """The rates of a call whose input is longer than `above_input_tokens`, for every token of it."""
+
+    above_input_tokens: int = Field(
+        gt=0, description="Input tokens (cache reads and writes included) past which these rates apply."
+    )
+
+
+class ModelPrice(Rates):
+    """USD per million tokens of each kind for one model, and for its long-context calls if priced apart."""
+
+    effective_date: date = Field(description="When this list price took effect (for reference).")
+    long_context: LongContextRates | None = Field(
+        None, description="Rates of calls whose input is longer than a threshold (e.g. above 200k tokens)."
+    )
 
 
 ProviderSection = Annotated[str, Field(pattern=PROVIDER_NAME.pattern)]
@@ -177,16 +204,23 @@ def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal:
     """The cost in USD of `usage` at `price`, exactly.
 
     Cached reads and cache writes are parts of `input_tokens` priced at their own rates; should a
-    provider report more of them than input tokens, the uncached remainder counts as zero.
+    provider report more of them than input tokens, the uncached remainder counts as zero. A call
+    whose input tokens (cache reads and writes included) are more than the price's long-context
+    threshold is priced, every token of it, at the long-context rates (as Gemini and Anthropic bill
+    their prompts above 200k tokens).
     """
+    rates: Rates = price
+    long = price.long_context
+    if long is not None and usage.input_tokens > long.above_input_tokens:
+        rates = long
     cached = usage.cached_input_tokens
     written = usage.cache_write_tokens
     uncached = max(usage.input_tokens - cached - written, 0)
     total = (
-        uncached * price.input
-        + cached * price.cached_input
-        + written * price.cache_write
-        + usage.output_tokens * price.output
+        uncached * rates.input
+        + cached * rates.cached_input
+        + written * rates.cache_write
+        + usage.output_tokens * rates.output
     )
     return total / PER_MILLION
 
@@ -251,12 +285,13 @@ def _parse_yaml(text: str, source: str) -> object:
 
 def _repeats_input(error: ErrorDetails, data: dict[Any, Any]) -> bool:
     """An error in a cache rate the file left out: the input rate's own error, copied with its value."""
-    location = error["loc"]
-    if len(location) != 3 or location[2] not in ("cached_input", "cache_write"):
+    *path, rate = error["loc"]
+    if len(path) not in (2, 3) or rate not in ("cached_input", "cache_write"):
         return False
-    section = data.get(location[0])
-    entry = section.get(location[1]) if isinstance(section, dict) else None
-    return isinstance(entry, dict) and location[2] not in entry
+    entry: Any = data
+    for key in path:  # section, model (, long_context)
+        entry = entry.get(key) if isinstance(entry, dict) else None
+    return isinstance(entry, dict) and rate not in entry
 
 
 def _problem_of(error: ErrorDetails) -> Problem:

@@ -265,6 +265,44 @@ def test_a_provider_that_reports_no_usage_is_estimated_never_zero(fresh: World) 
     assert row["input_tokens"] > 0 and row["output_tokens"] > 0
 
 
+def test_a_prompt_above_200k_tokens_is_priced_at_the_long_context_rates(fresh: World) -> None:
+    rid = request_id("long-context")
+    body = {
+        "model": "claude-sonnet-4-5-20250929",
+        "max_tokens": 9,
+        "stream": True,
+        "messages": [{"role": "user", "content": "Summarise the attached repository"}],
+    }
+
+    response = call(fresh, "/anthropic/v1/messages", body, rid, **{"x-fake-prompt-tokens": "200001"})
+    row = one_row(fresh, rid)
+
+    price = PRICES.price_for("anthropic", "anthropic", "claude-sonnet-4-5")
+    assert price is not None and price.long_context is not None
+    assert response.status_code == 200
+    assert (row["input_tokens"], row["output_tokens"]) == (200_001, 3)
+    # every token at the long-context rates: twice the input rate, 1.5 times the output rate
+    assert Decimal(row["cost_usd"]) == (200_001 * Decimal("6") + 3 * Decimal("22.50")) / 1_000_000
+    assert price.long_context.input == 2 * price.input
+
+
+def test_a_prompt_of_200k_tokens_is_priced_at_the_standard_rates(fresh: World) -> None:
+    rid = request_id("at-threshold")
+    body = {"model": "gemini-2.5-pro", "contents": [{"parts": [{"text": "Summarise the attached book"}]}]}
+
+    call(
+        fresh,
+        "/gemini/v1beta/models/gemini-2.5-pro:generateContent",
+        body,
+        rid,
+        **{"x-fake-prompt-tokens": "200000"},
+    )
+    row = one_row(fresh, rid)
+
+    assert (row["input_tokens"], row["output_tokens"]) == (200_000, 3)
+    assert Decimal(row["cost_usd"]) == (200_000 * Decimal("1.25") + 3 * Decimal("10")) / 1_000_000
+
+
 def test_a_model_without_a_price_is_recorded_with_cost_null(fresh: World) -> None:
     rid = request_id("unpriced")
 

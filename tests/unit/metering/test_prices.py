@@ -216,6 +216,70 @@ def test_no_tokens_cost_nothing() -> None:
     assert cost_of(TokenUsage(), SONNET) == 0
 
 
+def long_context_price(**long: object) -> ModelPrice:
+    entry: dict[str, object] = {**price("1.25", "10", cached_input="0.125"), "long_context": long}
+    return table({"gemini": {"m": entry}}).sections["gemini"]["m"]  # type: ignore[dict-item]
+
+
+def test_a_call_with_more_input_than_the_long_context_threshold_pays_those_rates_for_every_token() -> None:
+    pro = long_context_price(above_input_tokens=200_000, input="2.50", cached_input="0.25", output="15")
+    at_threshold = TokenUsage(input_tokens=200_000, output_tokens=1_000, cached_input_tokens=50_000)
+    above = TokenUsage(input_tokens=200_001, output_tokens=1_000, cached_input_tokens=50_000)
+
+    # 150000 x 1.25 + 50000 x 0.125 + 1000 x 10 = 203750 per million
+    assert cost_of(at_threshold, pro) == Decimal("0.20375")
+    # 150001 x 2.50 + 50000 x 0.25 + 1000 x 15 = 402502.5 per million
+    assert cost_of(above, pro) == Decimal("0.4025025")
+
+
+def test_cache_reads_and_writes_count_towards_the_long_context_threshold() -> None:
+    sonnet = long_context_price(above_input_tokens=200_000, input="6", cache_write="7.50", output="22.50")
+    mostly_cached = TokenUsage(input_tokens=250_000, cached_input_tokens=240_000, cache_write_tokens=5_000)
+
+    # 5000 x 6 + 240000 x 6 (cache reads default to the tier's input) + 5000 x 7.50 per million
+    assert cost_of(mostly_cached, sonnet) == Decimal("1.5075")
+
+
+def test_long_context_cache_rates_default_to_the_tiers_own_input_rate() -> None:
+    tier = long_context_price(above_input_tokens=1, input="4", output="18").long_context
+
+    assert tier is not None
+    assert tier.cached_input == tier.cache_write == Decimal("4")
+
+
+def test_a_price_without_a_long_context_tier_prices_every_call_alike() -> None:
+    assert SONNET.long_context is None
+    assert cost_of(TokenUsage(input_tokens=1_000_000), SONNET) == Decimal("3")
+
+
+@pytest.mark.parametrize(
+    ("long_context", "path", "message"),
+    [
+        ({"input": "2", "output": "3"}, "long_context.above_input_tokens", "Field required"),
+        (
+            {"above_input_tokens": 0, "input": "2", "output": "3"},
+            "long_context.above_input_tokens",
+            "Input should be greater than 0",
+        ),
+        (
+            {"above_input_tokens": 9, "input": "2", "output": "3", "tier": 2},
+            "long_context.tier",
+            "unknown key",
+        ),
+        ({"above_input_tokens": 9, "input": "x", "output": "3"}, "long_context.input", "valid decimal"),
+    ],
+)
+def test_a_malformed_long_context_tier_is_refused_with_its_key_path(
+    long_context: dict[str, object], path: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        table({"gemini": {"m": {**price("1", "2"), "long_context": long_context}}})  # type: ignore[dict-item]
+
+    problems = problems_of(error)
+    assert list(problems) == [f"gemini.m.{path}"]  # a bad input rate is reported once, not per cache rate
+    assert message in problems[f"gemini.m.{path}"]
+
+
 # -- the built-in table -------------------------------------------------------------------------------
 
 
@@ -250,8 +314,26 @@ def test_built_in_anthropic_cache_writes_cost_125_percent_and_reads_10_percent_o
     for model, found in builtin.sections["anthropic"].items():
         if model == "claude-3-haiku":
             continue
-        assert found.cache_write == found.input * Decimal("1.25"), model
-        assert found.cached_input == found.input * Decimal("0.1"), model
+        for rates in (found, found.long_context) if found.long_context else (found,):
+            assert rates.cache_write == rates.input * Decimal("1.25"), model
+            assert rates.cached_input == rates.input * Decimal("0.1"), model
+
+
+def test_built_in_long_context_tiers_price_prompts_above_200k_tokens(builtin: PriceTable) -> None:
+    for kind, model, input_rate, output_rate in [
+        ("anthropic", "claude-sonnet-4-20250514", "6.00", "22.50"),
+        ("anthropic", "claude-sonnet-4-5-20250929", "6.00", "22.50"),
+        ("gemini", "gemini-2.5-pro", "2.50", "15.00"),
+        ("gemini", "gemini-3-pro-preview", "4.00", "18.00"),
+    ]:
+        found = builtin.price_for(kind, kind, model)
+        assert found is not None and found.long_context is not None, model
+        tier = found.long_context
+        assert tier.above_input_tokens == 200_000, model
+        assert (tier.input, tier.output) == (Decimal(input_rate), Decimal(output_rate)), model
+        assert tier.cached_input == tier.input * Decimal("0.1"), model
+    assert builtin.sections["anthropic"]["claude-opus-4-1"].long_context is None
+    assert builtin.sections["gemini"]["gemini-2.5-flash"].long_context is None
 
 
 def test_built_in_cache_reads_never_cost_more_than_input(builtin: PriceTable) -> None:
@@ -306,6 +388,11 @@ def test_the_example_override_file_is_valid_and_prices_a_local_provider(builtin:
     listed = builtin.price_for("anthropic", "anthropic", "claude-sonnet-4-5")
     assert discounted is not None and listed is not None
     assert discounted.input == listed.input * Decimal("0.8")
+    assert discounted.long_context is not None and listed.long_context is not None
+    assert discounted.long_context.output == listed.long_context.output * Decimal("0.8")
+    coder = merged.price_for("local", "openai-compatible", "Qwen/Qwen2.5-Coder-32B-Instruct")
+    assert coder is not None and coder.long_context is not None
+    assert coder.long_context.above_input_tokens == 32_000
 
 
 def test_every_problem_is_reported_with_the_file_and_key_path(tmp_path: Path) -> None:

@@ -130,7 +130,7 @@ def measure(case: bench.Case, target: str, calls: int, warmup: int, tmp: Path, k
         ]
         env = bench.BUILT_IN_VARIANTS.get(target, {})
         pid = processes.start(argv, bench.PROXY_CPU, work / "gateway.log", env=env)
-        wait_listening(processes, pid, gateway.port, work / "gateway.log")
+        processes.wait_listening(pid, gateway.port, work / "gateway.log", VALGRIND_READY_TIMEOUT_S)
         send_calls(gateway.port, gateway.key, case, warmup)
         time.sleep(SETTLE_S)  # the warm-up's last batch written before counting starts
         callgrind_control("--instr=on", str(pid))
@@ -144,15 +144,6 @@ def measure(case: bench.Case, target: str, calls: int, warmup: int, tmp: Path, k
         return instructions_in(outputs) // calls
     finally:
         processes.stop_all()
-
-
-def wait_listening(processes: bench.Processes, pid: int, port: int, log: Path) -> None:
-    """As `Processes.wait_listening`, with the patience a gateway starting under valgrind needs."""
-    previous, bench.READY_TIMEOUT_S = bench.READY_TIMEOUT_S, VALGRIND_READY_TIMEOUT_S
-    try:
-        processes.wait_listening(pid, port, log)
-    finally:
-        bench.READY_TIMEOUT_S = previous
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -221,13 +212,6 @@ def render(counts: dict[str, dict[str, int]]) -> str:
     return "\n".join(lines)
 
 
-def reexec_under_venv() -> None:
-    """Run again with the repository's virtualenv Python when it exists and is not the one running."""
-    python = bench.VENV / "bin" / "python"
-    if python.exists() and Path(sys.prefix).resolve() != bench.VENV.resolve():
-        os.execv(python, [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])  # noqa: S606
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
@@ -252,5 +236,5 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONHASHSEED", "0")  # the gateways it starts hash alike from run to run
-    reexec_under_venv()
+    bench.reexec_under_venv(__file__)
     raise SystemExit(main())

@@ -33,6 +33,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
 from types import MappingProxyType
@@ -49,6 +50,7 @@ from gateway.settings.schema import PROVIDER_NAME, ProviderType
 __all__ = [
     "BUILTIN_SOURCE",
     "OTHER_MODEL",
+    "IntegerRates",
     "LongContextRates",
     "ModelPrice",
     "PriceTable",
@@ -60,7 +62,6 @@ __all__ = [
 ]
 
 BUILTIN_SOURCE = "gateway/metering/prices.yaml"
-PER_MILLION = Decimal(1_000_000)
 OTHER_MODEL = "other"  # the label of every model the table does not price
 
 # The built-in section a provider type falls back to; openai-compatible servers have none.
@@ -99,6 +100,27 @@ class Rates(BaseModel):
         if isinstance(data, dict) and "input" in data:
             return {"cached_input": data["input"], "cache_write": data["input"], **data}
         return data
+
+    @cached_property
+    def in_units(self) -> IntegerRates:
+        """These rates as whole numbers of one small unit (see `IntegerRates`), worked out once."""
+        rates = (self.input, self.cached_input, self.cache_write, self.output)
+        places = max(0, *(-int(rate.as_tuple().exponent) for rate in rates))
+        uncached, cached, written, output = (int(rate.scaleb(places)) for rate in rates)
+        return IntegerRates(uncached, cached, written, output, Decimal(10 ** (places + 6)))
+
+
+@dataclass(frozen=True, slots=True)
+class IntegerRates:
+    """Rates in whole units of `1 / per_unit` USD per token, so that a call's cost is summed exactly in
+    integers and made a `Decimal` once (Decimal arithmetic per kind of token cost as much again as the
+    rest of metering a call)."""
+
+    input: int
+    cached_input: int
+    cache_write: int
+    output: int
+    per_unit: Decimal  # units per USD per token: 10**6 (per million) times 10**(decimal places of the rates)
 
 
 class LongContextRates(Rates):
@@ -213,16 +235,17 @@ def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal:
     long = price.long_context
     if long is not None and usage.input_tokens > long.above_input_tokens:
         rates = long
+    units = rates.in_units
     cached = usage.cached_input_tokens
     written = usage.cache_write_tokens
     uncached = max(usage.input_tokens - cached - written, 0)
     total = (
-        uncached * rates.input
-        + cached * rates.cached_input
-        + written * rates.cache_write
-        + usage.output_tokens * rates.output
+        uncached * units.input
+        + cached * units.cached_input
+        + written * units.cache_write
+        + usage.output_tokens * units.output
     )
-    return total / PER_MILLION
+    return Decimal(total) / units.per_unit
 
 
 def parse_price_table(data: object, source: str) -> PriceTable:

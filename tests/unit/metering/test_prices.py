@@ -199,6 +199,27 @@ def test_cost_is_an_exact_decimal_not_a_rounded_float() -> None:
     assert cost == Decimal("0.0000031")  # 3 x 0.1 + 7 x 0.4 = 3.1 per million; as floats 3.1000000000000005
 
 
+def test_cost_stays_exact_whatever_the_rates_decimal_places_and_the_token_counts() -> None:
+    odd = ModelPrice(
+        input=Decimal("0.075"),
+        cached_input=Decimal("0.01875"),
+        cache_write=Decimal("1E+1"),
+        output=Decimal("0.3"),
+        effective_date=date(2025, 1, 1),
+    )
+    usage = TokenUsage(
+        input_tokens=987_654_321, output_tokens=123_456_789, cached_input_tokens=3, cache_write_tokens=7
+    )
+
+    expected = (
+        (987_654_321 - 3 - 7) * Decimal("0.075")
+        + 3 * Decimal("0.01875")
+        + 7 * Decimal("10")
+        + 123_456_789 * Decimal("0.3")
+    ) / 1_000_000
+    assert cost_of(usage, odd) == expected == Decimal("111.11118008125")
+
+
 def test_cache_rates_default_to_the_input_rate() -> None:
     flat = table({"openai": {"m": price("2", "8")}}).sections["openai"]["m"]
 

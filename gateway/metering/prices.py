@@ -113,8 +113,7 @@ class Rates(BaseModel):
 @dataclass(frozen=True, slots=True)
 class IntegerRates:
     """Rates in whole units of `1 / per_unit` USD per token, so that a call's cost is summed exactly in
-    integers and made a `Decimal` once (Decimal arithmetic per kind of token cost as much again as the
-    rest of metering a call)."""
+    Python integers and made a `Decimal` by one division, not by a `Decimal` product per kind of token."""
 
     input: int
     cached_input: int

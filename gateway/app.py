@@ -150,7 +150,9 @@ class Gateway:
             )
             yield
         finally:
-            self.runtime = None
+            runtime, self.runtime = self.runtime, None
+            if runtime is not None:  # the requests that finished last are metered and logged too
+                runtime.pipeline.observers.flush()
             if ledger is not None:
                 await ledger.close(settings.metering.shutdown_grace_seconds)
             for transport in transports.values():
@@ -174,6 +176,8 @@ class Gateway:
         return ledger
 
     async def _metrics(self, _request: Request) -> Response:
+        if self.runtime is not None:  # count every request that has finished
+            self.runtime.pipeline.observers.flush()
         return Response(self.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
     def _engine(self) -> AsyncEngine | None:

@@ -11,7 +11,7 @@ import orjson
 from gateway.auth.keys import Principal
 from gateway.credentials.store import ResolvedCredential
 from gateway.errors import Dialect, GatewayError, InvalidJSON
-from gateway.metering.usage import Endpoint, Extraction, TokenUsage
+from gateway.metering.usage import Endpoint, Extraction, TokenUsage, UsageExtractor
 from gateway.providers.base import ProviderAdapter
 from gateway.types import Receive
 
@@ -48,7 +48,8 @@ class RequestContext:
     received_at: float = 0.0  # wall-clock time.time() at arrival, for records
     endpoint: Endpoint | None = None
     stream_usage_injected: bool = False
-    extraction: Extraction | None = None
+    tap: UsageExtractor | None = None  # what watched the response body; the meter reads it
+    extraction: Extraction | None = None  # what `tap` found, once the meter has read it
     usage: TokenUsage | None = None
     usage_estimated: bool = False
     cost_usd: Decimal | None = None

@@ -108,6 +108,9 @@ class Meter:
         return extractor_factory(ctx.provider.kind, endpoint, content_type, strip)()
 
     def observe(self, ctx: RequestContext) -> None:
+        tap = ctx.tap
+        if tap is not None:  # read here, in the observers' batch, not on the response's path
+            ctx.extraction, ctx.tap = tap.finish(), None
         if ctx.endpoint is None:  # refused before PrepareMetering ran
             ctx.endpoint = (
                 endpoint_of(ctx.provider.kind, ctx.method, ctx.path) if ctx.path else Endpoint.OTHER

@@ -13,9 +13,10 @@ from gateway.observability.metrics import RequestMetrics
 from gateway.pipeline.authenticate import Authenticate
 from gateway.pipeline.authorize import Authorize
 from gateway.pipeline.body import ReadBody
-from gateway.pipeline.core import Observer, Pipeline, Stage
+from gateway.pipeline.core import Pipeline, Stage
 from gateway.pipeline.credential import ResolveCredential
 from gateway.pipeline.forward import Forwarder
+from gateway.pipeline.observers import Observer, ObserverBatch
 from gateway.settings.schema import Settings
 from gateway.upstream.transport import Transport
 
@@ -33,7 +34,7 @@ class Services:
 
 def build_pipeline(settings: Settings, services: Services) -> Pipeline:
     """authenticate → read body → authorize → prepare metering → resolve credential → forward → relay
-    (metering tap) → observers: meter, metrics, access log."""
+    (metering tap) → observers, a batch of finished requests at a time: meter, metrics, access log."""
     stages: list[Stage] = [
         Authenticate(services.authenticator),
         ReadBody(settings.server.max_body_bytes),
@@ -51,6 +52,6 @@ def build_pipeline(settings: Settings, services: Services) -> Pipeline:
     return Pipeline(
         tuple(stages),
         Forwarder(services.transports, timeouts),
-        tuple(observers),
+        ObserverBatch(observers),
         services.meter.open_tap if services.meter is not None else None,
     )

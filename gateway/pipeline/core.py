@@ -3,8 +3,8 @@
 The order of stages is declared once, in `gateway.pipeline.builder.build_pipeline`.
 
 Stages raise `GatewayError` to refuse a request; the handler renders the refusal in the caller's
-dialect. Observers (access log now; metering and audit later) see every outcome, refusals and
-failures included.
+dialect. Observers (meter, metrics, access log; audit later) see every outcome, refusals and failures
+included, in batches once the responses have gone (see `gateway.pipeline.observers`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from gateway.errors import GatewayError, render_error
 from gateway.http.body import ClientGone
 from gateway.http.paths import normalize
 from gateway.pipeline.forward import Forwarder
+from gateway.pipeline.observers import ObserverBatch
 from gateway.pipeline.relay import ResponseCut, TapFactory, relay
 from gateway.providers.base import ProviderAdapter
 from gateway.types import Receive, Scope, Send
@@ -36,17 +37,11 @@ class Stage(Protocol):
     async def __call__(self, ctx: RequestContext) -> None: ...
 
 
-class Observer(Protocol):
-    def observe(self, ctx: RequestContext) -> None:
-        """Called once per request after the response (or the failure); must not raise."""
-        ...
-
-
 @dataclass(frozen=True, slots=True)
 class Pipeline:
     stages: tuple[Stage, ...]
     forwarder: Forwarder
-    observers: tuple[Observer, ...]
+    observers: ObserverBatch
     open_tap: TapFactory | None = None
 
     async def handle(
@@ -88,18 +83,7 @@ class Pipeline:
             if watcher is not None:
                 watcher.cancel()
             ctx.finished = time.perf_counter()
-            for observer in self.observers:
-                _observe_safely(observer, ctx)
-
-
-def _observe_safely(observer: Observer, ctx: RequestContext) -> None:
-    try:
-        observer.observe(ctx)
-    except Exception:  # an observer's bug must not break the response or the other observers
-        logger.exception(
-            "observer failed",
-            extra={"fields": {"observer": type(observer).__name__, "request_id": ctx.request_id}},
-        )
+            self.observers.add(ctx)
 
 
 def _new_context(adapter: ProviderAdapter, rest: bytes, scope: Scope, receive: Receive) -> RequestContext:

@@ -1,9 +1,10 @@
 """Relaying the upstream response: status and headers as they are, the body chunk by chunk.
 
 Nothing is buffered: each chunk is sent on as soon as it arrives, after the metering tap (if any)
-has seen it. If the upstream fails after the response has started, a server-sent event stream gets
-one well-formed error event in the caller's dialect and ends; any other body is cut off (the
-connection closes) so the caller cannot mistake a truncated body for a whole one.
+has seen it; what the tap found is read later, by the meter (`ctx.tap`), off the response's path.
+If the upstream fails after the response has started, a server-sent event stream gets one
+well-formed error event in the caller's dialect and ends; any other body is cut off (the connection
+closes) so the caller cannot mistake a truncated body for a whole one.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ def _content_type(headers: Sequence[tuple[bytes, bytes]]) -> bytes | None:
 async def relay(
     ctx: RequestContext, response: UpstreamResponse, send: Send, open_tap: TapFactory | None
 ) -> None:
-    """Stream `response` to the caller; always releases it and closes the tap."""
+    """Stream `response` to the caller; always releases it, and leaves the tap in `ctx.tap`."""
     headers = downstream_headers(response.headers)
     content_type = _content_type(headers)
-    tap = open_tap(ctx, response.status, content_type) if open_tap is not None else None
+    tap = ctx.tap = open_tap(ctx, response.status, content_type) if open_tap is not None else None
     try:
         if ctx.stream_usage_injected:  # the tap may remove bytes the caller did not ask for
             headers = [header for header in headers if header[0] != b"content-length"]
@@ -49,8 +50,6 @@ async def relay(
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await _relay_body(ctx, response, send, tap)
     finally:
-        if tap is not None:
-            ctx.extraction = tap.finish()
         await response.aclose()
     ctx.response_complete = True
     await send({"type": "http.response.body", "body": b"", "more_body": False})

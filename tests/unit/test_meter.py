@@ -170,6 +170,33 @@ def test_reported_usage_is_recorded_and_priced() -> None:
     assert not record.estimated and record.ttfb_ms is not None
 
 
+def test_the_meter_reads_the_tap_the_relay_left_with_the_request() -> None:
+    ctx = context("openai", "/v1/chat/completions", CHAT)
+    prepare(ctx)
+    ledger = ListLedger()
+    meter = Meter(PRICES, ledger)  # type: ignore[arg-type]
+    ctx.tap = meter.open_tap(ctx, 200, b"application/json")
+    body = orjson.dumps(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15},
+        }
+    )
+    for chunk in (body[:40], body[40:]):
+        assert ctx.tap.feed(chunk) == chunk
+    ctx.upstream_started = ctx.upstream_responded = ctx.started + 0.001
+    ctx.status, ctx.finished = 200, ctx.started + 0.002
+
+    meter.observe(ctx)
+
+    [record] = ledger.records
+    assert (record.input_tokens, record.output_tokens, record.model) == (12, 3, "gpt-4o-mini-2024-07-18")
+    assert ctx.tap is None and ctx.extraction is not None and ctx.extraction.usage is not None
+
+
 def test_a_stream_cut_before_its_usage_is_estimated_from_what_passed() -> None:
     ctx = context("openai", "/v1/chat/completions", {**CHAT, "stream": True})
     prepare(ctx)

@@ -18,6 +18,7 @@ from gateway.credentials.crypto import MasterKey
 from gateway.credentials.store import CredentialStore
 from gateway.pipeline import Pipeline
 from gateway.pipeline.builder import Services, build_pipeline
+from gateway.pipeline.observers import ObserverBatch
 from gateway.providers import build_adapters
 from gateway.settings import parse_settings
 from gateway.upstream.httpx_transport import HttpxTransport
@@ -109,7 +110,7 @@ async def setup() -> AsyncIterator[Setup]:
         SETTINGS, Services(KeyAuthenticator(keys, ttl=5, size=10), credentials, transports)
     )
     recorder = Recorder()
-    pipeline = Pipeline(pipeline.stages, pipeline.forwarder, (recorder,))
+    pipeline = Pipeline(pipeline.stages, pipeline.forwarder, ObserverBatch((recorder,), size=1))
     yield Setup(pipeline, key, recorder)
     await client.aclose()
 

@@ -139,7 +139,7 @@ async def test_costs_add_up_exactly_to_the_ledgers_last_decimal_place(engine: As
 
 async def test_a_batch_larger_than_one_insert_statement_stores_every_record_once(engine: AsyncEngine) -> None:
     repository = UsageRepository(engine)
-    count = 2 * ROWS_PER_STATEMENT + 7  # whole statements and a shorter last one
+    count = 2 * ROWS_PER_STATEMENT + 37  # statements of each size: 100, 10 and 1 rows
     await repository.insert_many(
         [usage(DAY1, request_id=f"req-{n}", input_tokens=n, cost_usd=TINY) for n in range(count)]
     )

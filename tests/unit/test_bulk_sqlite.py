@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy.dialects import sqlite
 
-from gateway.storage.bulk import COLUMNS, sqlite_values
+from gateway.storage.bulk import COLUMNS, STATEMENT_SIZES, _insert_sqlite, sqlite_values
 from gateway.storage.models import usage_records
 from gateway.storage.records import UsageRecord
 
@@ -83,3 +83,25 @@ def test_consecutive_records_in_one_second_and_the_next_keep_their_own_times() -
         "2026-03-01 12:30:06.000001",
         "2026-03-01 12:30:05.750000",
     ]
+
+
+class StatementLog:
+    """A stand-in for the driver that notes each statement's number of rows and executions."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+
+    async def executemany(self, sql: str, statements: list[list[Any]]) -> None:
+        rows = sql.count("), (") + 1
+        assert all(len(values) == rows * len(COLUMNS) for values in statements)
+        self.calls.append((rows, len(statements)))
+
+
+@pytest.mark.parametrize("count", [1, 9, 10, 99, 100, 237, 1000])
+async def test_any_batch_is_written_with_three_statement_shapes_at_most(count: int) -> None:
+    driver = StatementLog()
+
+    await _insert_sqlite(driver, "usage_records", [FULL] * count)
+
+    assert {rows for rows, _ in driver.calls} <= set(STATEMENT_SIZES)  # the driver prepares no others
+    assert sum(rows * executions for rows, executions in driver.calls) == count

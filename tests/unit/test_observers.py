@@ -13,8 +13,8 @@ from gateway.pipeline.observers import ObserverBatch
 from tests.support.metering import ADAPTERS
 
 
-def finished(request_id: str) -> RequestContext:
-    return RequestContext(
+def finished(request_id: str, bytes_out: int = 0) -> RequestContext:
+    ctx = RequestContext(
         request_id=request_id,
         started=time.perf_counter(),
         method="POST",
@@ -24,6 +24,8 @@ def finished(request_id: str) -> RequestContext:
         headers=[],
         receive=None,  # type: ignore[arg-type]
     )
+    ctx.bytes_out = bytes_out
+    return ctx
 
 
 class Journal:
@@ -62,6 +64,19 @@ async def test_a_full_batch_is_observed_at_once_each_observer_over_all_of_it_in_
         ("meter", "a"), ("meter", "b"), ("meter", "c"), ("log", "a"), ("log", "b"), ("log", "c"),
     ]  # fmt: skip
     assert len(batch) == 0
+
+
+async def test_a_batch_whose_responses_add_up_to_the_byte_bound_is_observed_at_once() -> None:
+    journal = Journal()
+    batch = ObserverBatch([journal.observer("meter")], size=100, delay=60, max_bytes=1000)
+
+    batch.add(finished("small", bytes_out=400))
+    assert journal.entries == []
+    batch.add(finished("large", bytes_out=600))
+
+    assert journal.entries == [("meter", "small"), ("meter", "large")]
+    batch.add(finished("next", bytes_out=400))
+    assert len(batch) == 1  # the count of bytes started again
 
 
 async def test_a_partial_batch_is_observed_once_its_delay_has_passed() -> None:

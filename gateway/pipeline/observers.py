@@ -2,13 +2,15 @@
 
 The handler hands each finished request to `ObserverBatch.add` and returns; the observers run later,
 over up to `size` finished requests at once and at most `delay` seconds after the first of them
-finished, each observer over the whole batch before the next. A request holds what the meter's tap
-kept of its response until the meter reads it, so a batch whose responses add up to `max_bytes` is
-observed at once: large bodies (embeddings) are not held while it waits. Nothing the caller waits for is
+finished, each observer over the whole batch before the next. Nothing the caller waits for is
 delayed: the response has gone by then. Run one request at a time, between the other requests'
 work, each observer's code and data were cold again at every request; run over a batch they stay
 warm, and `scripts/bench --paired` measured the gateway faster for it, metering on or off (chat
 6-12%, a stream of 20 events 1-8%).
+
+A request holds what the meter's tap kept of its response until the meter reads it, so a batch
+whose responses add up to `max_bytes` is observed at once: large bodies (embeddings) are not held
+while it waits.
 
 Whatever reads what observers produce reads it after `flush()`: `/metrics` before it renders, the
 shutdown before the usage ledger drains. `size=1` runs the observers as each request finishes.

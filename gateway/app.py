@@ -152,7 +152,7 @@ class Gateway:
         finally:
             runtime, self.runtime = self.runtime, None
             if runtime is not None:  # the requests that finished last are metered and logged too
-                runtime.pipeline.observers.flush()
+                runtime.pipeline.observers.close()
             if ledger is not None:
                 await ledger.close(settings.metering.shutdown_grace_seconds)
             for transport in transports.values():

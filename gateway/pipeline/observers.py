@@ -12,8 +12,9 @@ A request holds what the meter's tap kept of its response until the meter reads 
 whose responses add up to `max_bytes` is observed at once: large bodies (embeddings) are not held
 while it waits.
 
-Whatever reads what observers produce reads it after `flush()`: `/metrics` before it renders, the
-shutdown before the usage ledger drains. `size=1` runs the observers as each request finishes.
+Whatever reads what observers produce reads it after `flush()`: `/metrics` before it renders; the
+shutdown calls `close()` before the usage ledger drains. `size=1` runs the observers as each request
+finishes.
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ class ObserverBatch:
         for observer in self.observers:
             for ctx in finished:
                 _observe_safely(observer, ctx)
+
+    def close(self) -> None:
+        """Observe what is waiting, and every request that finishes from now on as it finishes (one
+        that outlives the shutdown is then counted by the ledger as lost, not left unobserved)."""
+        self._size = 1
+        self.flush()
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -115,6 +115,17 @@ async def test_flush_shows_every_waiting_request_now_and_each_only_once() -> Non
     assert journal.entries == [("meter", "a")]
 
 
+async def test_once_closed_the_waiting_requests_and_every_later_one_are_observed_at_once() -> None:
+    journal = Journal()
+    batch = ObserverBatch([journal.observer("meter")], size=100, delay=60)
+    batch.add(finished("waiting"))
+
+    batch.close()
+    batch.add(finished("late"))
+
+    assert journal.entries == [("meter", "waiting"), ("meter", "late")]
+
+
 async def test_a_batch_of_one_is_observed_as_each_request_finishes() -> None:
     journal = Journal()
     batch = ObserverBatch([journal.observer("meter")], size=1)

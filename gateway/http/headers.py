@@ -36,6 +36,7 @@ _NOT_FORWARDED_UP = (
     }
 )
 _NOT_RELAYED_DOWN = HOP_BY_HOP | {b"set-cookie", b"set-cookie2", b"x-request-id"}
+_NOT_RELAYED_DOWN_RESIZED = _NOT_RELAYED_DOWN | {b"content-length"}
 
 
 def _named_in_connection(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
@@ -57,8 +58,12 @@ def upstream_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]
     ]
 
 
-def downstream_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The provider's response headers that may travel back to the caller, names lower-cased."""
+def downstream_headers(
+    headers: Iterable[tuple[bytes, bytes]], resized: bool = False
+) -> list[tuple[bytes, bytes]]:
+    """The provider's response headers that may travel back to the caller, names lower-cased; without
+    `content-length` if the gateway may change the body's length (`resized`)."""
     pairs = [(name.lower(), value) for name, value in headers]
     extra = _named_in_connection(pairs)
-    return [(name, value) for name, value in pairs if name not in _NOT_RELAYED_DOWN and name not in extra]
+    dropped = _NOT_RELAYED_DOWN_RESIZED if resized else _NOT_RELAYED_DOWN
+    return [(name, value) for name, value in pairs if name not in dropped and name not in extra]

@@ -38,12 +38,11 @@ async def relay(
     ctx: RequestContext, response: UpstreamResponse, send: Send, open_tap: TapFactory | None
 ) -> None:
     """Stream `response` to the caller; always releases it, and leaves the tap in `ctx.tap`."""
-    headers = downstream_headers(response.headers)
+    # the tap may remove bytes the caller did not ask for (see `Meter.open_tap`): no content-length then
+    headers = downstream_headers(response.headers, resized=ctx.stream_usage_injected)
     content_type = _content_type(headers)
     tap = ctx.tap = open_tap(ctx, response.status, content_type) if open_tap is not None else None
     try:
-        if ctx.stream_usage_injected:  # the tap may remove bytes the caller did not ask for
-            headers = [header for header in headers if header[0] != b"content-length"]
         headers.append((b"x-request-id", ctx.request_id.encode()))
         ctx.status = response.status
         ctx.streamed = content_type is not None and content_type.startswith(b"text/event-stream")

@@ -102,3 +102,10 @@ def test_the_providers_request_id_is_replaced_by_the_gateways() -> None:
     assert downstream_headers([(b"x-request-id", b"req_upstream"), (b"request-id", b"req_a")]) == [
         (b"request-id", b"req_a")
     ]
+
+
+def test_content_length_goes_only_when_the_gateway_may_resize_the_body() -> None:
+    headers = [(b"Content-Length", b"42"), (b"content-type", b"text/plain")]
+
+    assert downstream_headers(headers) == [(b"content-length", b"42"), (b"content-type", b"text/plain")]
+    assert downstream_headers(headers, resized=True) == [(b"content-type", b"text/plain")]

@@ -34,6 +34,8 @@ Control request headers:
     x-fake-cached-tokens: N      report N cached prompt tokens
     x-fake-prompt-tokens: N      report N prompt tokens, whatever the body's length (a long context)
     x-fake-reasoning-tokens: N   report N reasoning (thinking) tokens on top of the answer
+    x-fake-cache-write-tokens: N[,H]  Anthropic: report N prompt tokens written to the cache, H of
+                                 them kept an hour (`cache_creation.ephemeral_1h_input_tokens`)
 
 Every response carries `x-fake-request-count: K`, the number of requests served so far.
 
@@ -125,6 +127,8 @@ class Controls:
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     prompt_tokens: int | None = None
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
 
 DEFAULT_CONTROLS = Controls()
@@ -150,12 +154,15 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts of one exchange; `answer` excludes reasoning, `cached` is part of `prompt`."""
+    """Token counts of one exchange; `answer` excludes reasoning, `cached` and `written` (cache writes,
+    `written_1h` of them kept an hour) are parts of `prompt`."""
 
     prompt: int
     answer: int
     cached: int
     reasoning: int
+    written: int = 0
+    written_1h: int = 0
 
     @property
     def output(self) -> int:
@@ -504,10 +511,14 @@ def models_list(call: Call) -> Reply:
 
 def _anthropic_usage(usage: Usage, output_tokens: int) -> JSON:
     return {
-        "input_tokens": usage.prompt - usage.cached,
+        "input_tokens": usage.prompt - usage.cached - usage.written,
         "output_tokens": output_tokens,
-        "cache_creation_input_tokens": 0,
+        "cache_creation_input_tokens": usage.written,
         "cache_read_input_tokens": usage.cached,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": usage.written - usage.written_1h,
+            "ephemeral_1h_input_tokens": usage.written_1h,
+        },
     }
 
 
@@ -657,9 +668,16 @@ def parse_controls(headers: list[tuple[str, str]]) -> Controls:
             cached_tokens=int(values.get("cached-tokens", 0)),
             reasoning_tokens=int(values.get("reasoning-tokens", 0)),
             prompt_tokens=int(values["prompt-tokens"]) if "prompt-tokens" in values else None,
+            **_cache_writes(values.get("cache-write-tokens", "0")),
         )
     except ValueError as error:
         raise BadRequest(f"bad x-fake-* header: {error}") from error
+
+
+def _cache_writes(value: str) -> dict[str, int]:
+    """`N` or `N,H` of x-fake-cache-write-tokens as Controls fields."""
+    written, _, hour = value.partition(",")
+    return {"cache_write_tokens": int(written), "cache_write_1h_tokens": int(hour or 0)}
 
 
 def _parse_payload(request: RecordedRequest) -> JSON:
@@ -703,7 +721,10 @@ def _route(request: RecordedRequest, number: int, controls: Controls) -> Reply:
     usage = None
     if not controls.no_usage:
         prompt = controls.prompt_tokens or _prompt_tokens(request.body)
-        usage = Usage(prompt, controls.chunks, min(controls.cached_tokens, prompt), controls.reasoning_tokens)
+        cached = min(controls.cached_tokens, prompt)
+        written = min(controls.cache_write_tokens, prompt - cached)
+        written_1h = min(controls.cache_write_1h_tokens, written)
+        usage = Usage(prompt, controls.chunks, cached, controls.reasoning_tokens, written, written_1h)
     reply = handler(Call(request, _parse_payload(request), controls, number, usage))
     if controls.status is not None:
         reply.status = controls.status

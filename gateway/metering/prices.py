@@ -12,6 +12,14 @@ configured providers (a local vLLM server, an Azure deployment with negotiated p
         cache_write: 2.50     # per million cache writes (default: input)
         output: 10.00         # per million output tokens, reasoning included
         effective_date: 2024-08-06
+    anthropic:
+      claude-sonnet-4-5:
+        input: 3.00
+        cached_input: 0.30
+        cache_write: 3.75     # writes kept five minutes, Anthropic's default
+        cache_write_1h: 6.00  # writes kept an hour (default: cache_write)
+        output: 15.00
+        effective_date: 2025-09-29
     gemini:
       gemini-2.5-pro:
         input: 1.25
@@ -19,7 +27,7 @@ configured providers (a local vLLM server, an Azure deployment with negotiated p
         effective_date: 2025-06-17
         long_context:         # a call with more input tokens than this: every token at these rates
           above_input_tokens: 200000
-          input: 2.50         # cached_input and cache_write default to this input rate, as above
+          input: 2.50         # cache rates default to this input rate, as above
           output: 15.00
 
 Prices are `Decimal` from the YAML text onwards, never float. Everything here but `load_price_table`
@@ -93,21 +101,27 @@ class Rates(BaseModel):
     output: Decimal = Field(ge=0, description="Output tokens, reasoning tokens included.")
     cached_input: Decimal = Field(ge=0, description="Input tokens read from the prompt cache.")
     cache_write: Decimal = Field(ge=0, description="Input tokens written to the prompt cache.")
+    cache_write_1h: Decimal = Field(
+        ge=0,
+        description="Input tokens written to the prompt cache for an hour (Anthropic's 1-hour cache); "
+        "default: cache_write.",
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _cache_prices_default_to_input(cls, data: Any) -> Any:
         if isinstance(data, dict) and "input" in data:
-            return {"cached_input": data["input"], "cache_write": data["input"], **data}
+            data = {"cached_input": data["input"], "cache_write": data["input"], **data}
+            return {"cache_write_1h": data["cache_write"], **data}
         return data
 
     @cached_property
     def in_units(self) -> IntegerRates:
         """These rates as whole numbers of one small unit (see `IntegerRates`), worked out once."""
-        rates = (self.input, self.cached_input, self.cache_write, self.output)
+        rates = (self.input, self.cached_input, self.cache_write, self.cache_write_1h, self.output)
         places = max(0, *(-int(rate.as_tuple().exponent) for rate in rates))
-        uncached, cached, written, output = (int(rate.scaleb(places)) for rate in rates)
-        return IntegerRates(uncached, cached, written, output, Decimal(10 ** (places + 6)))
+        uncached, cached, written, hour, output = (int(rate.scaleb(places)) for rate in rates)
+        return IntegerRates(uncached, cached, written, hour, output, Decimal(10 ** (places + 6)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +132,7 @@ class IntegerRates:
     input: int
     cached_input: int
     cache_write: int
+    cache_write_1h: int
     output: int
     per_unit: Decimal  # units per USD per token: 10**6 (per million) times 10**(decimal places of the rates)
 
@@ -224,8 +239,9 @@ def model_candidates(model: str) -> list[str]:
 def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal:
     """The cost in USD of `usage` at `price`, exactly.
 
-    Cached reads and cache writes are parts of `input_tokens` priced at their own rates; should a
-    provider report more of them than input tokens, the uncached remainder counts as zero. A call
+    Cached reads and cache writes are parts of `input_tokens` priced at their own rates (writes kept
+    for an hour at theirs); should a provider report more of them than input tokens, the uncached
+    remainder counts as zero. A call
     whose input tokens (cache reads and writes included) are more than the price's long-context
     threshold is priced, every token of it, at the long-context rates (as Gemini and Anthropic bill
     their prompts above 200k tokens).
@@ -237,11 +253,14 @@ def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal:
     units = rates.in_units
     cached = usage.cached_input_tokens
     written = usage.cache_write_tokens
+    hour = usage.cache_write_1h_tokens
+    hour = hour if hour <= written else written
     uncached = max(usage.input_tokens - cached - written, 0)
     total = (
         uncached * units.input
         + cached * units.cached_input
-        + written * units.cache_write
+        + (written - hour) * units.cache_write
+        + hour * units.cache_write_1h
         + usage.output_tokens * units.output
     )
     return Decimal(total) / units.per_unit
@@ -306,9 +325,10 @@ def _parse_yaml(text: str, source: str) -> object:
 
 
 def _repeats_input(error: ErrorDetails, data: dict[Any, Any]) -> bool:
-    """An error in a cache rate the file left out: the input rate's own error, copied with its value."""
+    """An error in a cache rate the file left out: the error of the rate it defaults to (input, or
+    cache_write for cache_write_1h), copied with its value."""
     *path, rate = error["loc"]
-    if len(path) not in (2, 3) or rate not in ("cached_input", "cache_write"):
+    if len(path) not in (2, 3) or rate not in ("cached_input", "cache_write", "cache_write_1h"):
         return False
     entry: Any = data
     for key in path:  # section, model (, long_context)

@@ -43,6 +43,9 @@ class TokenUsage(NamedTuple):
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    # Of the cache writes, those kept for an hour (Anthropic's `ephemeral_1h_input_tokens`), which
+    # cost more than the default five minutes: they change the cost, not the ledger's token counts.
+    cache_write_1h_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -60,7 +63,7 @@ class Extraction(NamedTuple):
 
 
 # Made from a tuple in C, without the generated `__new__`'s Python frame (half the cost), where the hot
-# path makes one per request: `new_token_usage((input, output, cached, cache_write, reasoning))`.
+# path makes one per request: `new_token_usage((input, output, cached, cache_write, reasoning, 1h_writes))`.
 new_token_usage = partial(tuple.__new__, TokenUsage)
 new_extraction = partial(tuple.__new__, Extraction)
 

@@ -286,6 +286,25 @@ def test_a_prompt_above_200k_tokens_is_priced_at_the_long_context_rates(fresh: W
     assert price.long_context.input == 2 * price.input
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["body", "stream"])
+def test_cache_writes_kept_an_hour_are_priced_at_their_own_rate(fresh: World, stream: bool) -> None:
+    rid = request_id(f"cache-1h-{stream}")
+    messages = [{"role": "user", "content": "Review this long document"}]
+    body = {"model": "claude-haiku-4-5", "max_tokens": 9, "stream": stream, "messages": messages}
+    controls = {"x-fake-prompt-tokens": "1200", "x-fake-cache-write-tokens": "1000,600"}
+
+    response = call(fresh, "/anthropic/v1/messages", body, rid, **controls)
+    row = one_row(fresh, rid)
+
+    price = PRICES.price_for("anthropic", "anthropic", "claude-haiku-4-5")
+    assert price is not None and response.status_code == 200
+    assert (row["input_tokens"], row["cache_write_tokens"], row["output_tokens"]) == (1200, 1000, 3)
+    # 200 uncached + 400 written for five minutes + 600 written for an hour + 3 output tokens
+    expected = 200 * price.input + 400 * price.cache_write + 600 * price.cache_write_1h + 3 * price.output
+    assert Decimal(row["cost_usd"]) == expected / 1_000_000
+    assert price.cache_write_1h == 2 * price.input > price.cache_write
+
+
 def test_a_prompt_of_200k_tokens_is_priced_at_the_standard_rates(fresh: World) -> None:
     rid = request_id("at-threshold")
     body = {"model": "gemini-2.5-pro", "contents": [{"parts": [{"text": "Summarise the attached book"}]}]}

@@ -1,10 +1,13 @@
 """Anthropic's Messages API, as a JSON body and as an event stream.
 
-    usage {input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens}
+    usage {input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
+           cache_creation {ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}}
 
 Anthropic's `input_tokens` leave out the tokens read from and written to the prompt cache, so the
 normalised input is their sum: input = input + cache_read + cache_creation, cached = cache_read,
-cache_write = cache_creation. Thinking tokens are part of `output_tokens` and not reported apart.
+cache_write = cache_creation, and of those, cache_write_1h = the writes kept for an hour (priced
+higher than the default five minutes). Thinking tokens are part of `output_tokens` and not reported
+apart.
 
 Streamed, `message_start` carries the input and cache counts with an initial `output_tokens`, and
 `message_delta` the cumulative `output_tokens` (newer API versions repeat the input and cache counts
@@ -41,7 +44,13 @@ from gateway.metering.extractors.sse import (
 )
 from gateway.metering.usage import TokenUsage
 
-USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "cache_creation",
+)
 DELTA_TEXT_KEY = re.compile(rb'"(?:text|thinking|partial_json)"\s*:\s*"')
 
 
@@ -52,7 +61,8 @@ def messages_usage(usage: object) -> TokenUsage | None:
     read = count(usage, "cache_read_input_tokens")
     written = count(usage, "cache_creation_input_tokens")
     prompt = count(usage, "input_tokens") + read + written
-    return TokenUsage(prompt, count(usage, "output_tokens"), read, written)  # positional: faster
+    hour = min(count(mapping(usage, "cache_creation"), "ephemeral_1h_input_tokens"), written)
+    return TokenUsage(prompt, count(usage, "output_tokens"), read, written, 0, hour)  # positional: faster
 
 
 def message_texts(message: object) -> Iterator[str]:

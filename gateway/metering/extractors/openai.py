@@ -69,7 +69,7 @@ def chat_usage(usage: object) -> TokenUsage | None:
         )
         reasoning = count(mapping(usage, "completion_tokens_details"), "reasoning_tokens")
     elif prompt >= 0 and output >= 0 and 0 <= cached <= prompt and 0 <= reasoning <= output:
-        return new_token_usage((prompt, output, cached, 0, reasoning))  # what providers send: as it is
+        return new_token_usage((prompt, output, cached, 0, reasoning, 0))  # what providers send: as it is
     return _usage(prompt, output, cached, reasoning)
 
 

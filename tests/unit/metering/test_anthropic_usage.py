@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import orjson
+
 from gateway.metering.usage import Endpoint, TokenUsage
 from tests.unit.metering.support import (
     JSON,
@@ -52,6 +54,37 @@ def test_message_stream_combines_message_start_and_message_delta() -> None:
     )
     assert extraction.model == "claude-sonnet-4-5-20250929"
     assert extraction.output_chars == 0  # reported usage: the text is not counted
+
+
+def test_cache_writes_kept_an_hour_are_told_apart_in_bodies_and_streams() -> None:
+    body = fixture("anthropic_messages.json").replace(
+        b'"ephemeral_5m_input_tokens": 2051,\n      "ephemeral_1h_input_tokens": 0',
+        b'"ephemeral_5m_input_tokens": 1027,\n      "ephemeral_1h_input_tokens": 1024',
+    )
+    stream = fixture("anthropic_messages_stream.sse").replace(
+        b'"ephemeral_5m_input_tokens":1024,"ephemeral_1h_input_tokens":0',
+        b'"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":1024',
+    )
+    assert body != fixture("anthropic_messages.json") and stream != fixture("anthropic_messages_stream.sse")
+
+    from_body = extract_every_way("anthropic", Endpoint.MESSAGES, JSON, body).usage
+    from_stream = extract_every_way("anthropic", Endpoint.MESSAGES, SSE, stream).usage
+
+    assert from_body is not None and from_stream is not None
+    assert (from_body.cache_write_tokens, from_body.cache_write_1h_tokens) == (2051, 1024)
+    assert (from_stream.cache_write_tokens, from_stream.cache_write_1h_tokens) == (1024, 1024)
+    assert from_body.input_tokens == 12 + 4096 + 2051  # the writes counted once, whatever their duration
+
+
+def test_hour_long_writes_never_exceed_the_cache_writes_reported() -> None:
+    written = {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 99}
+    usage: dict[str, object] = {"input_tokens": 5, "output_tokens": 1, "cache_creation_input_tokens": 10}
+    usage["cache_creation"] = written
+    body = orjson.dumps({"type": "message", "model": "claude-haiku-4-5", "usage": usage})
+
+    extraction = extract_every_way("anthropic", Endpoint.MESSAGES, JSON, body)
+
+    assert extraction.usage is not None and extraction.usage.cache_write_1h_tokens == 10
 
 
 def test_message_stream_without_usage_counts_its_text_for_the_estimate() -> None:

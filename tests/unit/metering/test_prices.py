@@ -183,6 +183,24 @@ def test_cost_prices_each_kind_of_token_at_its_own_rate_per_million() -> None:
     assert cost_of(usage, SONNET) == Decimal("0.03285")
 
 
+def test_cache_writes_kept_an_hour_are_priced_at_their_own_rate() -> None:
+    sonnet = ModelPrice(**{**SONNET.model_dump(), "cache_write_1h": Decimal("6")})
+    usage = TokenUsage(input_tokens=3_000, cache_write_tokens=3_000, cache_write_1h_tokens=1_000)
+
+    # 2000 x 3.75 (five minutes) + 1000 x 6 (an hour) = 13500 per million
+    assert cost_of(usage, sonnet) == Decimal("0.0135")
+    # more hour-long writes than writes reported: no more than every write at the hour's rate
+    assert cost_of(usage._replace(cache_write_1h_tokens=5_000), sonnet) == Decimal("0.018")
+
+
+def test_the_hour_long_cache_write_rate_defaults_to_the_cache_write_rate() -> None:
+    priced = table({"anthropic": {"m": price("1", "5", cache_write="1.25"), "flat": price("2", "8")}})
+
+    assert priced.sections["anthropic"]["m"].cache_write_1h == Decimal("1.25")
+    assert priced.sections["anthropic"]["flat"].cache_write_1h == Decimal("2")
+    assert SONNET.cache_write_1h == SONNET.cache_write
+
+
 def test_reasoning_tokens_are_already_part_of_the_output() -> None:
     plain = cost_of(TokenUsage(output_tokens=1_000), SONNET)
     reasoning = cost_of(TokenUsage(output_tokens=1_000, reasoning_tokens=800), SONNET)
@@ -340,6 +358,12 @@ def test_built_in_anthropic_cache_writes_cost_125_percent_and_reads_10_percent_o
             assert rates.cached_input == rates.input * Decimal("0.1"), model
 
 
+def test_built_in_anthropic_cache_writes_kept_an_hour_cost_twice_the_input(builtin: PriceTable) -> None:
+    for model, found in builtin.sections["anthropic"].items():
+        for rates in (found, found.long_context) if found.long_context else (found,):
+            assert rates.cache_write_1h == rates.input * 2, model
+
+
 def test_built_in_long_context_tiers_price_prompts_above_200k_tokens(builtin: PriceTable) -> None:
     for kind, model, input_rate, output_rate in [
         ("anthropic", "claude-sonnet-4-20250514", "6.00", "22.50"),
@@ -433,6 +457,7 @@ def test_every_problem_is_reported_with_the_file_and_key_path(tmp_path: Path) ->
 
     problems = problems_of(error)
     assert problems["openai.gpt-4o.input"] == "Input should be greater than or equal to 0"
+    assert "openai.gpt-4o.cache_write_1h" not in problems  # the input's error, not repeated per default
     assert problems["openai.gpt-4o-mini.inptu"] == "unknown key (not part of the price format)"
     assert problems["openai.gpt-4o-mini.input"] == "Field required"
     assert problems["openai.o3.output"] == "Input should be a valid decimal"

@@ -241,10 +241,9 @@ def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal:
 
     Cached reads and cache writes are parts of `input_tokens` priced at their own rates (writes kept
     for an hour at theirs); should a provider report more of them than input tokens, the uncached
-    remainder counts as zero. A call
-    whose input tokens (cache reads and writes included) are more than the price's long-context
-    threshold is priced, every token of it, at the long-context rates (as Gemini and Anthropic bill
-    their prompts above 200k tokens).
+    remainder counts as zero. A call whose input tokens (cache reads and writes included) are more
+    than the price's long-context threshold is priced, every token of it, at the long-context rates
+    (as Gemini and Anthropic bill their prompts above 200k tokens).
     """
     rates: Rates = price
     long = price.long_context

@@ -48,6 +48,7 @@ class RequestContext:
     received_at: float = 0.0  # wall-clock time.time() at arrival, for records
     endpoint: Endpoint | None = None
     stream_usage_injected: bool = False
+    body_before_injection: bytes = b""  # the caller's body, when metering changed it (stream_usage)
     tap: UsageExtractor | None = None  # what watched the response body; the meter reads it
     extraction: Extraction | None = None  # what `tap` found, once the meter has read it
     usage: TokenUsage | None = None
@@ -70,6 +71,11 @@ class RequestContext:
                 except orjson.JSONDecodeError:
                     raise InvalidJSON("the request body is not valid JSON") from None
         return self._json
+
+    def replace_body(self, body: bytes) -> None:
+        """Send `body` upstream instead; it is parsed anew when asked."""
+        self.body = body
+        self._json = _UNPARSED
 
     def reported_model(self) -> str | None:
         """The model that answered as the provider reported it, else the one the request named."""

@@ -34,6 +34,8 @@ Control request headers:
     x-fake-cached-tokens: N      report N cached prompt tokens
     x-fake-prompt-tokens: N      report N prompt tokens, whatever the body's length (a long context)
     x-fake-reasoning-tokens: N   report N reasoning (thinking) tokens on top of the answer
+    x-fake-reject-stream-options: 1  answer 400 to a body with `stream_options` (as Azure OpenAI before
+                                 API version 2024-09-01-preview and strict compatible servers do)
     x-fake-cache-write-tokens: N[,H]  Anthropic: report N prompt tokens written to the cache, H of
                                  them kept an hour (`cache_creation.ephemeral_1h_input_tokens`)
 
@@ -129,6 +131,7 @@ class Controls:
     prompt_tokens: int | None = None
     cache_write_tokens: int = 0
     cache_write_1h_tokens: int = 0
+    reject_stream_options: bool = False
 
 
 DEFAULT_CONTROLS = Controls()
@@ -669,6 +672,7 @@ def parse_controls(headers: list[tuple[str, str]]) -> Controls:
             reasoning_tokens=int(values.get("reasoning-tokens", 0)),
             prompt_tokens=int(values["prompt-tokens"]) if "prompt-tokens" in values else None,
             **_cache_writes(values.get("cache-write-tokens", "0")),
+            reject_stream_options=values.get("reject-stream-options") == "1",
         )
     except ValueError as error:
         raise BadRequest(f"bad x-fake-* header: {error}") from error
@@ -718,6 +722,8 @@ def _route(request: RecordedRequest, number: int, controls: Controls) -> Reply:
     handler = find_handler(request.method, request.path)
     if handler is None:
         return error_reply(request, 404, f"Invalid URL ({request.method} {request.path})")
+    if controls.reject_stream_options and b'"stream_options"' in request.body:  # Azure's older versions
+        return error_reply(request, 400, "Unrecognized request argument supplied: stream_options")
     usage = None
     if not controls.no_usage:
         prompt = controls.prompt_tokens or _prompt_tokens(request.body)

@@ -9,15 +9,14 @@ from decimal import Decimal
 from functools import lru_cache, partial
 from urllib.parse import urlsplit
 
-import orjson
-
 from gateway.context import RequestContext
 from gateway.errors import InvalidJSON
-from gateway.metering.endpoints import classify, request_wants_stream
+from gateway.metering.endpoints import classify
 from gateway.metering.estimate import estimate_usage
 from gateway.metering.extractors.factory import extractor_factory
 from gateway.metering.ledger import UsageLedger
 from gateway.metering.prices import PriceTable, cost_of
+from gateway.metering.stream_usage import StreamUsageRefusals, ask_for_stream_usage
 from gateway.metering.usage import Endpoint, TokenUsage, UsageExtractor
 from gateway.storage.records import UsageRecord
 
@@ -35,8 +34,6 @@ BILLABLE = frozenset(
         Endpoint.EMBED_CONTENT,
     }
 )
-_INCLUDE_USAGE_MEMBER = b'"stream_options":{"include_usage":true}'
-_OPENING_WITH_INCLUDE_USAGE = b"{" + _INCLUDE_USAGE_MEMBER + b","
 _INJECTABLE = frozenset({Endpoint.CHAT_COMPLETIONS, Endpoint.COMPLETIONS})
 _OPENAI_STYLE = frozenset({"openai", "openai-compatible", "azure-openai"})
 NO_USAGE = TokenUsage()
@@ -49,16 +46,23 @@ _NOBODY: tuple[None, None, None, None] = (None, None, None, None)
 
 
 class PrepareMetering:
-    """Stage: name the endpoint, and ask OpenAI-style streams for their usage when the caller did not."""
+    """Stage: name the endpoint, and ask OpenAI-style streams for their usage when the caller did not
+    (see `stream_usage`): for the providers in `inject_for`, unless their upstream refused lately."""
 
-    def __init__(self, inject_stream_usage: bool) -> None:
-        self._inject = inject_stream_usage
+    def __init__(self, inject_for: frozenset[str], refusals: StreamUsageRefusals) -> None:
+        self._inject_for = inject_for
+        self._refusals = refusals
 
     async def __call__(self, ctx: RequestContext) -> None:
         ctx.endpoint, injectable = _endpoint_plan(ctx.provider.kind, ctx.method, ctx.path)
         # else not a stream: left unparsed (`find`, as `in` with a bytes needle first tries it as an int)
-        if injectable and self._inject and ctx.body.find(b'"stream"') >= 0:
-            _ask_for_stream_usage(ctx)
+        if (
+            injectable
+            and ctx.provider.name in self._inject_for
+            and ctx.body.find(b'"stream"') >= 0
+            and not self._refusals.refused(ctx)
+        ):
+            ask_for_stream_usage(ctx)
 
 
 @lru_cache(maxsize=4096)
@@ -73,25 +77,6 @@ def _endpoint_plan(kind: str, method: str, path: str) -> tuple[Endpoint, bool]:
     completions), remembered."""
     endpoint = endpoint_of(kind, method, path)
     return endpoint, endpoint in _INJECTABLE and kind in _OPENAI_STYLE
-
-
-def _ask_for_stream_usage(ctx: RequestContext) -> None:
-    try:
-        payload = ctx.json_body()
-    except InvalidJSON:
-        return  # the provider will say what is wrong with it
-    if type(payload) is not dict or not request_wants_stream(ctx.endpoint or Endpoint.OTHER, payload):
-        return
-    options = payload.get("stream_options")
-    if options is None:  # the usual case: one member added in front, the caller's bytes kept as they are
-        payload["stream_options"] = {"include_usage": True}
-        ctx.body = ctx.body.replace(b"{", _OPENING_WITH_INCLUDE_USAGE, 1)  # a JSON object's first brace
-    elif isinstance(options, dict) and options.get("include_usage") is None:
-        payload["stream_options"] = {**options, "include_usage": True}
-        ctx.body = orjson.dumps(payload)
-    else:
-        return  # the caller asked for something explicit: leave it alone
-    ctx.stream_usage_injected = True
 
 
 class Meter:

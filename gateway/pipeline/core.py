@@ -22,7 +22,7 @@ from gateway.context import RequestContext
 from gateway.errors import GatewayError, render_error
 from gateway.http.body import ClientGone
 from gateway.http.paths import normalize
-from gateway.pipeline.forward import Forwarder
+from gateway.pipeline.forward import Forward
 from gateway.pipeline.observers import ObserverBatch
 from gateway.pipeline.relay import ResponseCut, TapFactory, relay
 from gateway.providers.base import ProviderAdapter
@@ -40,7 +40,7 @@ class Stage(Protocol):
 @dataclass(frozen=True, slots=True)
 class Pipeline:
     stages: tuple[Stage, ...]
-    forwarder: Forwarder
+    forwarder: Forward
     observers: ObserverBatch
     open_tap: TapFactory | None = None
 

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Protocol
 
 from gateway.auth.extract import query_without_key
 from gateway.context import RequestContext
 from gateway.http.headers import upstream_headers
 from gateway.settings.schema import Timeouts
 from gateway.upstream.transport import Transport, UpstreamRequest, UpstreamResponse
+
+
+class Forward(Protocol):
+    """What sends a prepared request upstream and returns once the response head has arrived."""
+
+    async def __call__(self, ctx: RequestContext) -> UpstreamResponse: ...
 
 
 class Forwarder:

@@ -113,6 +113,11 @@ class ProviderSettings(Frozen):
     trust_env_proxy: bool = Field(
         True, description="Honour HTTP(S)_PROXY and NO_PROXY from the environment for this upstream."
     )
+    inject_stream_usage: bool | None = Field(
+        None,
+        description="Override metering.inject_stream_usage for this provider (OpenAI-style types only): "
+        "false for an OpenAI-compatible server that refuses stream_options. Unset: the metering setting.",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -128,6 +133,18 @@ class ProviderSettings(Frozen):
         needs_url = {ProviderType.AZURE_OPENAI, ProviderType.OPENAI_COMPATIBLE}
         if self.type in needs_url and self.base_url is None:
             raise ValueError(f"base_url is required for type {self.type.value}")
+        return self
+
+    @model_validator(mode="after")
+    def _stream_usage_only_where_it_means_something(self) -> ProviderSettings:
+        if self.inject_stream_usage is not None and self.type in (
+            ProviderType.ANTHROPIC,
+            ProviderType.GEMINI,
+        ):
+            raise ValueError(
+                f"inject_stream_usage applies to OpenAI-style types only; {self.type.value} streams "
+                "report their usage unasked"
+            )
         return self
 
 

@@ -342,3 +342,42 @@ def test_refused_and_failed_calls_are_recorded_too(fresh: World) -> None:
     assert Decimal(refused_row["cost_usd"]) == 0
     assert (failed_row["status"], failed_row["tenant_id"], failed_row["estimated"]) == (500, "acme", False)
     assert failed_row["input_tokens"] == 0
+
+
+def test_an_upstream_that_refuses_stream_options_still_streams_and_is_metered_by_estimate(
+    fresh: World,
+) -> None:
+    """Azure OpenAI before API version 2024-09-01-preview answers 400 to `stream_options`: the caller's
+    own request is sent instead, and that API version is not asked again for a while."""
+    import openai
+
+    refuse = {"x-fake-reject-stream-options": "1"}
+    first, second = request_id("refused"), request_id("refused-again")
+    with openai.AzureOpenAI(
+        azure_endpoint=f"{fresh.url}/azure",
+        api_key=fresh.keys["acme"],
+        api_version="2024-06-01",
+        max_retries=0,
+    ) as azure:
+        streams = [
+            azure.chat.completions.create(
+                model="my-gpt4o",
+                messages=[{"role": "user", "content": "hi"}],
+                stream=True,
+                extra_headers={**refuse, "x-request-id": rid},
+            )
+            for rid in (first, second)
+        ]
+        answers = [
+            "".join(chunk.choices[0].delta.content or "" for chunk in s if chunk.choices) for s in streams
+        ]
+
+    asked, resent, unasked = fresh.upstream.requests
+    assert b"stream_options" in asked.body and resent.body == unasked.body
+    assert b"stream_options" not in resent.body
+    assert answers == ["Hello from the", "Hello from the"]
+    for rid in (first, second):
+        row = one_row(fresh, rid)
+        assert row["status"] == 200 and row["estimated"] is True and row["output_tokens"] > 0
+    refusals = [r for r in fresh.gateway.log_records() if "refused stream_options" in r.get("msg", "")]
+    assert [r.get("api_version") for r in refusals] == ["2024-06-01"]

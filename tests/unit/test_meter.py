@@ -13,6 +13,7 @@ import pytest
 from gateway.context import RequestContext
 from gateway.metering.meter import Meter, PrepareMetering
 from gateway.metering.prices import cost_of
+from gateway.metering.stream_usage import REMEMBER_SECONDS, StreamUsageRefusals
 from gateway.metering.usage import Endpoint, Extraction, TokenUsage
 from gateway.storage.records import UsageRecord
 from tests.support.metering import ADAPTERS, PRICES, PRINCIPAL
@@ -47,8 +48,9 @@ def context(
     return ctx
 
 
-def prepare(ctx: RequestContext, inject: bool = True) -> None:
-    asyncio.run(PrepareMetering(inject)(ctx))
+def prepare(ctx: RequestContext, inject: bool = True, refusals: StreamUsageRefusals | None = None) -> None:
+    asked = frozenset({ctx.provider.name}) if inject else frozenset()
+    asyncio.run(PrepareMetering(asked, refusals or StreamUsageRefusals())(ctx))
 
 
 def answered(
@@ -124,6 +126,29 @@ def test_requests_that_need_nothing_or_chose_explicitly_are_left_alone(body: dic
     prepare(ctx)
 
     assert ctx.body is original and not ctx.stream_usage_injected
+
+
+def test_the_callers_own_body_is_kept_beside_the_one_sent() -> None:
+    ctx = context("openai", "/v1/chat/completions", {**CHAT, "stream": True})
+    sent = ctx.body
+
+    prepare(ctx)
+
+    assert ctx.body_before_injection is sent and ctx.body != sent
+
+
+def test_an_upstream_that_refused_lately_is_not_asked_until_the_refusal_is_forgotten() -> None:
+    now = [1000.0]
+    refusals = StreamUsageRefusals(clock=lambda: now[0])
+    refusals.note(context("openai", "/v1/chat/completions"))
+    ctx = context("openai", "/v1/chat/completions", {**CHAT, "stream": True})
+
+    prepare(ctx, refusals=refusals)
+    assert not ctx.stream_usage_injected and ctx.body == orjson.dumps({**CHAT, "stream": True})
+
+    now[0] += REMEMBER_SECONDS + 1
+    prepare(ctx, refusals=refusals)
+    assert ctx.stream_usage_injected
 
 
 def test_injection_can_be_switched_off_and_never_touches_anthropic() -> None:

@@ -290,6 +290,17 @@ def test_base_url_is_required_where_the_type_has_no_default(kind: str) -> None:
     assert problems_of(error) == {"providers.up": f"base_url is required for type {kind}"}
 
 
+@pytest.mark.parametrize("kind", ["anthropic", "gemini"])
+def test_stream_usage_injection_is_a_choice_of_openai_style_providers_only(kind: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_settings({"providers": {"up": {"type": kind, "inject_stream_usage": False}}})
+
+    assert problems_of(error) == {
+        "providers.up": f"inject_stream_usage applies to OpenAI-style types only; {kind} streams report "
+        "their usage unasked"
+    }
+
+
 @pytest.mark.parametrize("kind", ["openai", "anthropic", "gemini"])
 def test_base_url_is_optional_where_the_type_has_a_default(kind: str) -> None:
     assert parse_settings({"providers": {"up": {"type": kind}}}).providers["up"].base_url is None

@@ -1,0 +1,191 @@
+"""Asking OpenAI-style streams for their usage when the caller did not, and coping with upstreams
+that refuse to be asked.
+
+OpenAI reports a stream's usage only when the request says `"stream_options": {"include_usage":
+true}`. For a chat or completions stream whose caller did not say so, `ask_for_stream_usage` adds it
+(the tap then hides the extra usage event from the caller, see `extractors.openai_strip`).
+
+Some OpenAI-compatible servers, and Azure OpenAI before API version 2024-09-01-preview, answer such a
+request with 400 or 422 ("Unrecognized request argument supplied: stream_options", "Extra inputs are
+not permitted"): a call the caller made correctly would fail because of the gateway. So
+`ResendWithoutStreamUsage` watches the answers to requests it changed: a 400 or 422 whose error body
+names `stream_options` is not relayed; the caller's own request is sent again, unchanged, and its
+answer relayed. The refusal is remembered for the provider (and Azure API version) for
+`REMEMBER_SECONDS`, during which its streams are sent as their callers wrote them and metered from
+what they report, else estimated. A provider known to refuse can be configured so
+(`providers.<name>.inject_stream_usage: false`) and is never asked.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import orjson
+
+from gateway.context import RequestContext
+from gateway.errors import InvalidJSON
+from gateway.metering.endpoints import request_wants_stream
+from gateway.metering.usage import Endpoint
+from gateway.pipeline.forward import Forward
+from gateway.settings.schema import ProviderType, Settings
+from gateway.upstream.transport import UpstreamResponse
+
+logger = logging.getLogger("tollgate.metering")
+
+_INCLUDE_USAGE_MEMBER = b'"stream_options":{"include_usage":true}'
+_OPENING_WITH_INCLUDE_USAGE = b"{" + _INCLUDE_USAGE_MEMBER + b","
+REFUSAL_STATUSES = frozenset({400, 422})
+REFUSAL_MARK = b"stream_options"  # what every such refusal seen names: the member it refuses
+MAX_REFUSAL_BYTES = 16 * 1024  # an error body longer than this is relayed without a look
+REMEMBER_SECONDS = 3600.0
+MAX_REMEMBERED = 1024
+
+
+def ask_for_stream_usage(ctx: RequestContext) -> None:
+    """Add `stream_options.include_usage` to a streaming request that did not ask for it (see the
+    module's docstring); `ctx.body_before_injection` keeps the caller's bytes."""
+    try:
+        payload = ctx.json_body()
+    except InvalidJSON:
+        return  # the provider will say what is wrong with it
+    if type(payload) is not dict or not request_wants_stream(ctx.endpoint or Endpoint.OTHER, payload):
+        return
+    body = ctx.body
+    options = payload.get("stream_options")
+    if options is None:  # the usual case: one member added in front, the caller's bytes kept as they are
+        payload["stream_options"] = {"include_usage": True}
+        ctx.body = body.replace(b"{", _OPENING_WITH_INCLUDE_USAGE, 1)  # a JSON object's first brace
+    elif isinstance(options, dict) and options.get("include_usage") is None:
+        payload["stream_options"] = {**options, "include_usage": True}
+        ctx.body = orjson.dumps(payload)
+    else:
+        return  # the caller asked for something explicit: leave it alone
+    ctx.body_before_injection = body
+    ctx.stream_usage_injected = True
+
+
+_ASKABLE_TYPES = frozenset({ProviderType.OPENAI, ProviderType.AZURE_OPENAI, ProviderType.OPENAI_COMPATIBLE})
+
+
+def providers_to_ask(settings: Settings) -> frozenset[str]:
+    """The OpenAI-style providers whose streams are asked for their usage: `metering.inject_stream_usage`,
+    unless the provider's own `inject_stream_usage` says otherwise."""
+    default = settings.metering.inject_stream_usage
+    return frozenset(
+        name
+        for name, provider in settings.providers.items()
+        if provider.type in _ASKABLE_TYPES
+        and (default if provider.inject_stream_usage is None else provider.inject_stream_usage)
+    )
+
+
+def _api_version(query: bytes) -> str:
+    """The `api-version` query parameter (Azure OpenAI's), else ""."""
+    for part in query.split(b"&"):
+        if part.startswith(b"api-version="):
+            return part[len(b"api-version=") :].decode("ascii", "replace")
+    return ""
+
+
+class StreamUsageRefusals:
+    """The upstreams (provider, API version) that refused `stream_options` lately, each for a while."""
+
+    __slots__ = ("_clock", "_until")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._until: dict[tuple[str, str], float] = {}
+
+    def refused(self, ctx: RequestContext) -> bool:
+        """Whether `ctx`'s upstream refused lately (one truth test while none has)."""
+        if not self._until:
+            return False
+        key = (ctx.provider.name, _api_version(ctx.query_string))
+        until = self._until.get(key)
+        if until is None:
+            return False
+        if until > self._clock():
+            return True
+        del self._until[key]
+        return False
+
+    def note(self, ctx: RequestContext) -> None:
+        if len(self._until) >= MAX_REMEMBERED:
+            self._until.clear()
+        key = (ctx.provider.name, _api_version(ctx.query_string))
+        self._until[key] = self._clock() + REMEMBER_SECONDS
+        logger.warning(
+            "upstream refused stream_options.include_usage; the caller's request was sent as it was, and "
+            "streams to this upstream go unchanged for a while, metered from what they report or estimated",
+            extra={
+                "fields": {"provider": key[0], "api_version": key[1] or None, "seconds": REMEMBER_SECONDS}
+            },
+        )
+
+
+class _Replayed:
+    """A response whose first chunks were read already: they come again, then the rest."""
+
+    __slots__ = ("_read", "_response", "_rest")
+
+    def __init__(
+        self, response: UpstreamResponse, read: list[bytes], rest: AsyncIterator[bytes] | None
+    ) -> None:
+        self._response = response
+        self._read = read
+        self._rest = rest
+
+    @property
+    def status(self) -> int:
+        return self._response.status
+
+    @property
+    def headers(self) -> Sequence[tuple[bytes, bytes]]:
+        return self._response.headers
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        for chunk in self._read:
+            yield chunk
+        if self._rest is not None:
+            async for chunk in self._rest:
+                yield chunk
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+async def _read_error(response: UpstreamResponse) -> tuple[list[bytes], AsyncIterator[bytes] | None]:
+    """The chunks of an error body up to `MAX_REFUSAL_BYTES`, and what is left of it (None: nothing)."""
+    read: list[bytes] = []
+    size = 0
+    rest = aiter(response.chunks())
+    async for chunk in rest:
+        read.append(chunk)
+        size += len(chunk)
+        if size > MAX_REFUSAL_BYTES:
+            return read, rest
+    return read, None
+
+
+class ResendWithoutStreamUsage:
+    """Forwarding, with the caller's own request sent again when the upstream refused the
+    `stream_options.include_usage` the gateway added (see the module's docstring)."""
+
+    def __init__(self, forward: Forward, refusals: StreamUsageRefusals) -> None:
+        self._forward = forward
+        self._refusals = refusals
+
+    async def __call__(self, ctx: RequestContext) -> UpstreamResponse:
+        response = await self._forward(ctx)
+        if not ctx.stream_usage_injected or response.status not in REFUSAL_STATUSES:
+            return response
+        read, rest = await _read_error(response)
+        if rest is not None or REFUSAL_MARK not in b"".join(read):
+            return _Replayed(response, read, rest)  # an error of the caller's own: it is theirs to read
+        await response.aclose()
+        self._refusals.note(ctx)
+        ctx.replace_body(ctx.body_before_injection)
+        ctx.stream_usage_injected = False
+        return await self._forward(ctx)

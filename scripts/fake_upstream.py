@@ -323,35 +323,40 @@ def _openai_usage(usage: Usage) -> JSON:
 
 
 def openai_chat(call: Call) -> Reply:
-    model = call.model("gpt-4o-mini")
+    """A chat completion with OpenAI's members in OpenAI's order: `service_tier` and
+    `system_fingerprint` after the usage in a body, before the choices in a chunk."""
     head = {
         "id": f"chatcmpl-fake{call.number}",
+        "object": "chat.completion",
         "created": int(time.time()),
-        "model": model,
-        "system_fingerprint": "fp_fake",
+        "model": call.model("gpt-4o-mini"),
     }
+    tail = {"service_tier": _service_tier(call), "system_fingerprint": "fp_fake"}
     if call.stream:
-        return _stream_reply(_openai_chat_events(call, head))
+        return _stream_reply(_openai_chat_events(call, {**head, "object": "chat.completion.chunk", **tail}))
     message = {"role": "assistant", "content": call.text, "refusal": None}
     completion = {
         **head,
-        "object": "chat.completion",
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
     }
     if call.usage:
         completion["usage"] = _openai_usage(call.usage)
-    return _json_reply(completion)
+    return _json_reply({**completion, **tail})
+
+
+def _service_tier(call: Call) -> str:
+    """The tier that served the call, as OpenAI reports it: the one asked for, `auto` served as `default`."""
+    asked = call.payload.get("service_tier")
+    return asked if asked in ("flex", "priority", "scale") else "default"
 
 
 def _openai_chat_events(call: Call, head: JSON) -> list[bytes]:
     with_usage = call.usage is not None and call.payload.get("stream_options", {}).get("include_usage")
-    head = {**head, "object": "chat.completion.chunk"}
-    if with_usage:
-        head["usage"] = None
+    tail = {"usage": None} if with_usage else {}
 
     def chunk(delta: JSON, finish_reason: str | None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return _sse_data({**head, "choices": [choice]})
+        return _sse_data({**head, "choices": [choice], **tail})
 
     events = [
         chunk({"role": "assistant", "content": word} if i == 0 else {"content": word}, None)

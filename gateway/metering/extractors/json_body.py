@@ -1,12 +1,13 @@
 """Whole JSON response bodies: chunks kept by reference while they pass, read once at `finish`.
 
 OpenAI's chat, completions and embeddings bodies and Anthropic's messages end with their `usage`
-object (`..., "usage": {...}}`): for those, given the endpoint's `usage_of`, only that object is
+object, or with it and a few plain members (OpenAI's `..., "usage": {...}, "service_tier": "default",
+"system_fingerprint": "fp_..."}`): for those, given the endpoint's `usage_of`, only that object is
 parsed, with the `"model": "..."` found by a search, and the rest of the body (choices, messages,
 logprobs) never becomes Python objects. A body that does not end so is parsed whole, as every other
 body is. (A quoted `"usage"` key followed by an object cannot occur inside a JSON string, where quotes
-are escaped; and only the member that closes the body is taken, so a `usage` nested deeper is never
-mistaken for the body's.)
+are escaped; and only a member followed by nothing but strings, numbers, booleans and nulls up to the
+body's closing brace is taken, so a `usage` nested deeper is never mistaken for the body's.)
 
 Embedding responses can be megabytes of numbers with the usage at the very end (or, for some
 compatible servers, at the start): for those only the last and first `EDGE` bytes are searched for a
@@ -34,6 +35,8 @@ USAGE_KEY = re.compile(rb'"(usage|usageMetadata)"\s*:\s*(?=\{)')
 MODEL_VALUE = re.compile(rb'"model"\s*:\s*"([^"\\]*)"')
 SSE_STARTS = (b"data:", b"event:", b":")
 COMPACT_USAGE, COMPACT_MODEL = b'"usage":{', b'"model":"'  # as providers spell them: no spaces
+# Members of plain values (no object or array), each led by its comma: what may follow the usage object.
+PLAIN_MEMBERS = re.compile(rb'(?:\s*,\s*"[^"\\]*"\s*:\s*(?:"[^"\\]*"|[-+.0-9eE]+|true|false|null))*\s*')
 BACKSLASH = ord("\\")
 
 
@@ -87,8 +90,8 @@ class JsonBody:
 
 
 def closing_usage(body: bytes, usage_of: Callable[[object], TokenUsage | None]) -> Extraction | None:
-    """The usage `usage_of` reads in the `"usage": {...}` member that closes `body`, with the body's model;
-    None when the body does not end with such a member."""
+    """The usage `usage_of` reads in the `"usage": {...}` member that closes `body` (but for plain members
+    after it), with the body's model; None when the body does not end so."""
     start = body.rfind(COMPACT_USAGE)  # the providers' own spelling first: one search
     if start >= 0:
         start += len(COMPACT_USAGE) - 1  # at its opening brace
@@ -98,8 +101,12 @@ def closing_usage(body: bytes, usage_of: Callable[[object], TokenUsage | None]) 
         if match is None:
             return None
         start = match.end()
-    try:  # not JSON unless its member closes the body
-        usage = usage_of(orjson.loads(body[start : body.rfind(b"}")]))
+    end = body.rfind(b"}")  # the body's closing brace; the usage object's own is the one before it
+    close = body.rfind(b"}", start, end) + 1  # unless a plain member after the usage holds one: no match
+    if close != end and not PLAIN_MEMBERS.fullmatch(body, close, end):
+        return None
+    try:  # not JSON unless its member closes the body, but for plain members
+        usage = usage_of(orjson.loads(body[start:close]))
     except orjson.JSONDecodeError:
         return None
     if usage is None:

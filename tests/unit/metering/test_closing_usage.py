@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from gateway.metering.extractors.json_body import closing_usage
 from gateway.metering.extractors.openai import chat_usage
 from gateway.metering.usage import Extraction, TokenUsage
+from tests.unit.metering.support import fixture
 
 USAGE = b'"usage":{"prompt_tokens":27,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":2}}'
 
@@ -21,8 +24,22 @@ def test_a_spaced_body_is_read_the_same() -> None:
     assert closing_usage(body, chat_usage) == Extraction(TokenUsage(5, 1), "gpt-4o")
 
 
-def test_a_usage_followed_by_other_members_is_left_to_the_whole_parse() -> None:
-    body = b'{"model":"gpt-4o",' + USAGE + b',"system_fingerprint":"fp"}'
+def test_plain_members_after_the_usage_as_openai_sends_them_are_passed_over() -> None:
+    compact = b'{"model":"gpt-4o",' + USAGE + b',"service_tier":"default","system_fingerprint":"fp_9"}'
+    spaced = (
+        b'{\n "model": "gpt-4o",\n ' + USAGE + b',\n "service_tier": "default",\n "n": -1.5e3, "x": null\n}\n'
+    )
+
+    for body in (compact, spaced):
+        assert closing_usage(body, chat_usage) == Extraction(TokenUsage(27, 3, 2, 0, 0), "gpt-4o")
+
+
+@pytest.mark.parametrize(
+    "after",
+    [b',"system_fingerprint":{"a":1}', b',"logprobs":[1,2]', b',"note":"a}b"', b',"note":"\\"x\\""', b"]"],
+)
+def test_a_usage_followed_by_anything_but_plain_members_is_left_to_the_whole_parse(after: bytes) -> None:
+    body = b'{"model":"gpt-4o",' + USAGE + after + b"}"
 
     assert closing_usage(body, chat_usage) is None
 
@@ -43,3 +60,11 @@ def test_an_escaped_model_name_is_read_by_the_careful_search() -> None:
     body = b'{"model":"a\\"b","' + USAGE[1:] + b"}"
 
     assert closing_usage(body, chat_usage) == Extraction(TokenUsage(27, 3, 2, 0, 0), None)
+
+
+def test_openai_s_recorded_chat_body_is_read_from_its_usage_alone() -> None:
+    body = fixture("openai_chat.json")  # "usage": {...}, "service_tier": "default" }
+
+    assert closing_usage(body, chat_usage) == Extraction(
+        TokenUsage(2006, 300, 1920, 0, 256), "o4-mini-2025-04-16"
+    )

@@ -1,13 +1,14 @@
 """Whole JSON response bodies: chunks kept by reference while they pass, read once at `finish`.
 
 OpenAI's chat, completions and embeddings bodies and Anthropic's messages end with their `usage`
-object, or with it and a few plain members (OpenAI's `..., "usage": {...}, "service_tier": "default",
+object, or with it and a few members more (OpenAI's `..., "usage": {...}, "service_tier": "default",
 "system_fingerprint": "fp_..."}`): for those, given the endpoint's `usage_of`, only that object is
 parsed, with the `"model": "..."` found by a search, and the rest of the body (choices, messages,
 logprobs) never becomes Python objects. A body that does not end so is parsed whole, as every other
 body is. (A quoted `"usage"` key followed by an object cannot occur inside a JSON string, where quotes
-are escaped; and only a member followed by nothing but strings, numbers, booleans and nulls up to the
-body's closing brace is taken, so a `usage` nested deeper is never mistaken for the body's.)
+are escaped. The member is the body's own when its object parses as one JSON value that ends at the
+last `}` before the body's closing one: an object nested in the body that held the member would close
+with a `}` in between. A `}` inside a string there only sends the body to the whole parse.)
 
 Embedding responses can be megabytes of numbers with the usage at the very end (or, for some
 compatible servers, at the start): for those only the last and first `EDGE` bytes are searched for a
@@ -35,8 +36,6 @@ USAGE_KEY = re.compile(rb'"(usage|usageMetadata)"\s*:\s*(?=\{)')
 MODEL_VALUE = re.compile(rb'"model"\s*:\s*"([^"\\]*)"')
 SSE_STARTS = (b"data:", b"event:", b":")
 COMPACT_USAGE, COMPACT_MODEL = b'"usage":{', b'"model":"'  # as providers spell them: no spaces
-# Members of plain values (no object or array), each led by its comma: what may follow the usage object.
-PLAIN_MEMBERS = re.compile(rb'(?:\s*,\s*"[^"\\]*"\s*:\s*(?:"[^"\\]*"|[-+.0-9eE]+|true|false|null))*\s*')
 BACKSLASH = ord("\\")
 
 
@@ -90,8 +89,9 @@ class JsonBody:
 
 
 def closing_usage(body: bytes, usage_of: Callable[[object], TokenUsage | None]) -> Extraction | None:
-    """The usage `usage_of` reads in the `"usage": {...}` member that closes `body` (but for plain members
-    after it), with the body's model; None when the body does not end so."""
+    """The usage `usage_of` reads in the `"usage": {...}` member of `body`'s top-level object when no `}`
+    follows that member's but the body's own (see the module's docstring), with the body's model; None
+    when the body does not end so."""
     start = body.rfind(COMPACT_USAGE)  # the providers' own spelling first: one search
     if start >= 0:
         start += len(COMPACT_USAGE) - 1  # at its opening brace
@@ -102,10 +102,8 @@ def closing_usage(body: bytes, usage_of: Callable[[object], TokenUsage | None]) 
             return None
         start = match.end()
     end = body.rfind(b"}")  # the body's closing brace; the usage object's own is the one before it
-    close = body.rfind(b"}", start, end) + 1  # unless a plain member after the usage holds one: no match
-    if close != end and not PLAIN_MEMBERS.fullmatch(body, close, end):
-        return None
-    try:  # not JSON unless its member closes the body, but for plain members
+    close = body.rfind(b"}", start, end) + 1
+    try:  # not JSON unless no `}` lies between the usage object and the body's end
         usage = usage_of(orjson.loads(body[start:close]))
     except orjson.JSONDecodeError:
         return None

@@ -34,19 +34,33 @@ def test_plain_members_after_the_usage_as_openai_sends_them_are_passed_over() ->
         assert closing_usage(body, chat_usage) == Extraction(TokenUsage(27, 3, 2, 0, 0), "gpt-4o")
 
 
-@pytest.mark.parametrize(
-    "after",
-    [b',"system_fingerprint":{"a":1}', b',"logprobs":[1,2]', b',"note":"a}b"', b',"note":"\\"x\\""', b"]"],
-)
-def test_a_usage_followed_by_anything_but_plain_members_is_left_to_the_whole_parse(after: bytes) -> None:
+@pytest.mark.parametrize("after", [b',"logprobs":[1,[2,"x"]]', b',"note":"\\"x\\""', b',"n":[]'])
+def test_members_of_any_kind_after_the_usage_are_passed_over_when_no_brace_closes_among_them(
+    after: bytes,
+) -> None:
+    body = b'{"model":"gpt-4o",' + USAGE + after + b"}"
+
+    assert closing_usage(body, chat_usage) == Extraction(TokenUsage(27, 3, 2, 0, 0), "gpt-4o")
+
+
+@pytest.mark.parametrize("after", [b',"system_fingerprint":{"a":1}', b',"logprobs":[{}]', b',"note":"a}b"'])
+def test_a_usage_followed_by_a_closing_brace_before_the_body_s_own_is_left_to_the_whole_parse(
+    after: bytes,
+) -> None:
     body = b'{"model":"gpt-4o",' + USAGE + after + b"}"
 
     assert closing_usage(body, chat_usage) is None
 
 
-def test_a_usage_nested_in_a_choice_is_not_taken_for_the_bodys() -> None:
-    body = b'{"model":"gpt-4o","choices":[{' + USAGE + b"}]}"
-
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model":"gpt-4o","choices":[{' + USAGE + b"}]}",
+        b'{"model":"gpt-4o","choices":[{' + USAGE + b',"n":1}],"x":2}',
+        b'{"model":"gpt-4o","a":{"b":{' + USAGE + b"}}}",
+    ],
+)
+def test_a_usage_nested_below_the_top_level_is_not_taken_for_the_bodys(body: bytes) -> None:
     assert closing_usage(body, chat_usage) is None
 
 

@@ -444,6 +444,7 @@ def openai_responses(call: Call) -> Reply:
         "model": call.model("gpt-4o-mini"),
         "output": [message],
         "parallel_tool_calls": True,
+        "service_tier": _service_tier(call),
         "tool_choice": "auto",
         "tools": [],
     }

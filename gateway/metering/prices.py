@@ -51,7 +51,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
-from gateway.metering.usage import TokenUsage
+from gateway.metering.usage import STANDARD_TIERS, TokenUsage
 from gateway.settings.loader import ConfigError, Problem
 from gateway.settings.schema import PROVIDER_NAME, ProviderType
 
@@ -145,13 +145,32 @@ class LongContextRates(Rates):
     )
 
 
+TierName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+
+
 class ModelPrice(Rates):
-    """USD per million tokens of each kind for one model, and for its long-context calls if priced apart."""
+    """USD per million tokens of each kind for one model, and for its long-context calls and its
+    processing tiers if priced apart."""
 
     effective_date: date = Field(description="When this list price took effect (for reference).")
     long_context: LongContextRates | None = Field(
         None, description="Rates of calls whose input is longer than a threshold (e.g. above 200k tokens)."
     )
+    service_tiers: dict[TierName, Rates] = Field(
+        default_factory=dict,
+        description="Rates of calls served in a processing tier other than the standard one, by the name "
+        "the response reports (OpenAI's `service_tier`: flex, priority, scale). A call in a tier not "
+        "listed here is unpriced (cost null), never priced at the standard rates.",
+    )
+
+    @model_validator(mode="after")
+    def _standard_tier_is_the_model_s_own(self) -> ModelPrice:
+        standard = sorted(STANDARD_TIERS & set(self.service_tiers))
+        if standard:
+            raise ValueError(
+                f"service_tiers: {standard[0]!r} is the standard tier, priced by the model's own rates"
+            )
+        return self
 
 
 ProviderSection = Annotated[str, Field(pattern=PROVIDER_NAME.pattern)]
@@ -236,19 +255,28 @@ def model_candidates(model: str) -> list[str]:
     return candidates
 
 
-def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal:
-    """The cost in USD of `usage` at `price`, exactly.
+def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal | None:
+    """The cost in USD of `usage` at `price`, exactly; None for a call served in a processing tier (see
+    `TokenUsage.service_tier`) that `price` has no rates for.
 
     Cached reads and cache writes are parts of `input_tokens` priced at their own rates (writes kept
     for an hour at theirs); should a provider report more of them than input tokens, the uncached
     remainder counts as zero. A call whose input tokens (cache reads and writes included) are more
     than the price's long-context threshold is priced, every token of it, at the long-context rates
-    (as Gemini and Anthropic bill their prompts above 200k tokens).
+    (as Gemini and Anthropic bill their prompts above 200k tokens). A call in a priced tier is priced at
+    that tier's rates whatever its length.
     """
     rates: Rates = price
-    long = price.long_context
-    if long is not None and usage.input_tokens > long.above_input_tokens:
-        rates = long
+    tier = usage.service_tier
+    if tier is not None:
+        found = price.service_tiers.get(tier)
+        if found is None:
+            return None
+        rates = found
+    else:
+        long = price.long_context
+        if long is not None and usage.input_tokens > long.above_input_tokens:
+            rates = long
     units = rates.in_units
     cached = usage.cached_input_tokens
     written = usage.cache_write_tokens

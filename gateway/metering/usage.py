@@ -46,6 +46,9 @@ class TokenUsage(NamedTuple):
     # Of the cache writes, those kept for an hour (Anthropic's `ephemeral_1h_input_tokens`), which
     # cost more than the default five minutes: they change the cost, not the ledger's token counts.
     cache_write_1h_tokens: int = 0
+    # The processing tier that served the call when it is not the standard one (OpenAI's `flex`,
+    # `priority`, `scale`): priced at that tier's rates (see `prices.cost_of`).
+    service_tier: str | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -63,9 +66,22 @@ class Extraction(NamedTuple):
 
 
 # Made from a tuple in C, without the generated `__new__`'s Python frame (half the cost), where the hot
-# path makes one per request: `new_token_usage((input, output, cached, cache_write, reasoning, 1h_writes))`.
+# path makes one per request: `new_token_usage((input, output, cached, cache_write, reasoning, 1h_writes,
+# service_tier))`, every field given.
 new_token_usage = partial(tuple.__new__, TokenUsage)
 new_extraction = partial(tuple.__new__, Extraction)
+
+# The tiers that mean the standard one: what OpenAI reports for it, and what a request may ask for.
+STANDARD_TIERS = frozenset({"default", "auto", ""})
+MAX_TIER_LENGTH = 32
+
+
+def in_service_tier(usage: TokenUsage | None, tier: object) -> TokenUsage | None:
+    """`usage` marked with the processing `tier` a response reports (its `service_tier`), unless that is
+    the standard tier or not a name."""
+    if usage is None or type(tier) is not str or tier in STANDARD_TIERS:
+        return usage
+    return usage._replace(service_tier=tier[:MAX_TIER_LENGTH])
 
 
 class UsageExtractor(Protocol):

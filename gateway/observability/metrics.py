@@ -200,7 +200,7 @@ class GatewayMetrics:
         )
         unpriced = CounterMetricFamily(
             "tollgate_usage_unpriced",
-            "Calls recorded with cost null: no price for the model",
+            "Calls recorded with cost null: no price for the model or its processing tier",
             labels=["provider"],
         )
         for provider, tally in providers:

@@ -381,3 +381,43 @@ def test_an_upstream_that_refuses_stream_options_still_streams_and_is_metered_by
         assert row["status"] == 200 and row["estimated"] is True and row["output_tokens"] > 0
     refusals = [r for r in fresh.gateway.log_records() if "refused stream_options" in r.get("msg", "")]
     assert [r.get("api_version") for r in refusals] == ["2024-06-01"]
+
+
+@pytest.mark.parametrize("how", ["body", "stream", "responses"])
+def test_a_call_served_in_the_flex_tier_is_priced_at_the_flex_rates(fresh: World, how: str) -> None:
+    """The official SDK asks for `service_tier="flex"`; the upstream reports it in the body, in the
+    chunks the gateway strips of the usage it asked for, or in the Responses API's response."""
+    import openai
+
+    rid = request_id(f"flex-{how}")
+    extra = {"extra_headers": {"x-request-id": rid}}
+    with openai.OpenAI(base_url=f"{fresh.url}/openai/v1", api_key=fresh.keys["acme"], max_retries=0) as api:
+        if how == "responses":
+            answer = api.responses.create(model="o3", input="Tidy this list", service_tier="flex", **extra)
+            tiers = [answer.service_tier]
+        else:
+            messages = [{"role": "user", "content": "Tidy this list"}]
+            if how == "stream":
+                chunks = list(
+                    api.chat.completions.create(
+                        model="o3", messages=messages, service_tier="flex", stream=True, **extra
+                    )
+                )
+                tiers = [chunk.service_tier for chunk in chunks]
+                assert all(chunk.usage is None and chunk.choices for chunk in chunks)  # as the caller asked
+            else:
+                tiers = [
+                    api.chat.completions.create(
+                        model="o3", messages=messages, service_tier="flex", **extra
+                    ).service_tier
+                ]
+    row = one_row(fresh, rid)
+
+    price = PRICES.price_for("openai", "openai", "o3")
+    assert price is not None
+    flex = price.service_tiers["flex"]
+    assert set(tiers) == {"flex"}
+    assert row["input_tokens"] > 0 and row["output_tokens"] > 0 and not row["estimated"]
+    expected = (row["input_tokens"] * flex.input + row["output_tokens"] * flex.output) / 1_000_000
+    assert Decimal(row["cost_usd"]) == expected
+    assert flex.input == price.input / 2

@@ -264,6 +264,26 @@ def test_an_unpriced_model_costs_null_never_zero() -> None:
     assert record.cost_usd is None and record.input_tokens == 10
 
 
+def test_a_call_served_in_a_processing_tier_is_priced_at_that_tier_s_rates() -> None:
+    usage = TokenUsage(input_tokens=10_000, output_tokens=2_000, service_tier="flex")
+    ctx = context("openai", "/v1/chat/completions", {**CHAT, "model": "o3", "service_tier": "flex"})
+
+    record = observe(answered(ctx, usage=usage, model="o3-2025-04-16"))
+
+    # o3 flex: 10000 x 1.00 + 2000 x 4.00 per million, half the standard 10000 x 2 + 2000 x 8
+    assert record.cost_usd == Decimal("0.018")
+    assert (record.input_tokens, record.output_tokens) == (10_000, 2_000)
+
+
+def test_a_call_in_a_tier_its_model_has_no_rates_for_costs_null_never_the_standard_price() -> None:
+    usage = TokenUsage(input_tokens=10_000, output_tokens=2_000, service_tier="flex")
+    ctx = context("openai", "/v1/chat/completions", {**CHAT, "service_tier": "flex"})
+
+    record = observe(answered(ctx, usage=usage, model="gpt-4o-mini"))  # no flex for gpt-4o-mini
+
+    assert record.cost_usd is None and record.input_tokens == 10_000
+
+
 def test_an_unknown_billable_looking_call_that_reported_nothing_has_unknown_cost() -> None:
     ctx = context("openai", "/v1/images/generations", {"model": "gpt-image-1", "prompt": "a cat"})
     prepare(ctx)
@@ -275,8 +295,10 @@ def test_an_unknown_billable_looking_call_that_reported_nothing_has_unknown_cost
 
 def test_token_kinds_are_stored_in_the_ledgers_column_order() -> None:
     first = UsageRecord._fields.index("input_tokens")
-    # the hour-long cache writes are part of cache_write_tokens: they change the cost, not the columns
-    stored = tuple(name for name in TokenUsage._fields if name != "cache_write_1h_tokens")
+    # the hour-long cache writes (part of cache_write_tokens) and the service tier change the cost, not
+    # the columns
+    priced_only = ("cache_write_1h_tokens", "service_tier")
+    stored = tuple(name for name in TokenUsage._fields if name not in priced_only)
 
     assert UsageRecord._fields[first : first + len(stored)] == stored
-    assert "cache_write_1h_tokens" not in UsageRecord._fields
+    assert not set(priced_only) & set(UsageRecord._fields)

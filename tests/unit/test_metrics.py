@@ -220,7 +220,11 @@ def test_every_family_is_exposed_with_its_type_and_help_even_before_any_request(
         ("tollgate_tokens", "counter", "Tokens metered"),
         ("tollgate_cost_usd", "counter", "Cost metered, in US dollars"),
         ("tollgate_usage_estimated", "counter", "Calls whose usage was estimated (none reported)"),
-        ("tollgate_usage_unpriced", "counter", "Calls recorded with cost null: no price for the model"),
+        (
+            "tollgate_usage_unpriced",
+            "counter",
+            "Calls recorded with cost null: no price for the model or its processing tier",
+        ),
         ("tollgate_ledger_records_dropped", "counter", "Usage records that never reached the ledger"),
         ("tollgate_ledger_queue_depth", "gauge", "Usage records waiting for the database"),
     ]

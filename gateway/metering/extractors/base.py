@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from gateway.metering.usage import Extraction, TokenUsage
+from gateway.metering.usage import Extraction, TokenUsage, in_service_tier
 
 EMPTY: Mapping[str, Any] = {}
 
@@ -89,12 +89,14 @@ def read_body(
     usage_of: Callable[[object], TokenUsage | None],
     texts_of: Callable[[Any], Iterable[str]],
 ) -> Reading:
-    """A whole body (or one chunk) read by `usage_of`; its generated text is counted only without usage."""
+    """A whole body (or one chunk) read by `usage_of`, in the processing tier it names (OpenAI's
+    `service_tier`); its generated text is counted only without usage."""
     if type(payload) is not dict:
         return NOTHING
     usage = usage_of(payload.get("usage"))
     if usage is not None:
-        return Reading(usage, model_of(payload))
+        tier = payload.get("service_tier")  # OpenAI's, beside the usage object
+        return Reading(usage if tier is None else in_service_tier(usage, tier), model_of(payload))
     return Reading(None, model_of(payload), chars_of(texts_of(payload)))
 
 

@@ -3,12 +3,13 @@
 OpenAI's chat, completions and embeddings bodies and Anthropic's messages end with their `usage`
 object, or with it and a few members more (OpenAI's `..., "usage": {...}, "service_tier": "default",
 "system_fingerprint": "fp_..."}`): for those, given the endpoint's `usage_of`, only that object is
-parsed, with the `"model": "..."` found by a search, and the rest of the body (choices, messages,
-logprobs) never becomes Python objects. A body that does not end so is parsed whole, as every other
-body is. (A quoted `"usage"` key followed by an object cannot occur inside a JSON string, where quotes
-are escaped. The member is the body's own when its object parses as one JSON value that ends at the
-last `}` before the body's closing one: an object nested in the body that held the member would close
-with a `}` in between. A `}` inside a string there only sends the body to the whole parse.)
+parsed, with the `"model": "..."` found by a search, and a `"service_tier"` after the usage object
+(where OpenAI puts it; a tier named before it is not looked for), and the rest of the body (choices,
+messages, logprobs) never becomes Python objects. A body that does not end so is parsed whole, as
+every other body is. (A quoted `"usage"` key followed by an object cannot occur inside a JSON string,
+where quotes are escaped. The member is the body's own when its object parses as one JSON value that
+ends at the last `}` before the body's closing one: an object nested in the body that held the member
+would close with a `}` in between. A `}` inside a string there only sends the body to the whole parse.)
 
 Embedding responses can be megabytes of numbers with the usage at the very end (or, for some
 compatible servers, at the start): for those only the last and first `EDGE` bytes are searched for a
@@ -29,11 +30,13 @@ from typing import Any
 import orjson
 
 from gateway.metering.extractors.base import Reading, loads, object_end
-from gateway.metering.usage import Extraction, TokenUsage, UsageExtractor, new_extraction
+from gateway.metering.usage import Extraction, TokenUsage, UsageExtractor, in_service_tier, new_extraction
 
 EDGE = 4096
 USAGE_KEY = re.compile(rb'"(usage|usageMetadata)"\s*:\s*(?=\{)')
 MODEL_VALUE = re.compile(rb'"model"\s*:\s*"([^"\\]*)"')
+SERVICE_TIER = re.compile(rb'"service_tier"\s*:\s*"([^"\\]*)"')
+DEFAULT_TIER = b'"service_tier":"default"'  # the standard tier, as OpenAI spells it: nothing to read
 SSE_STARTS = (b"data:", b"event:", b":")
 COMPACT_USAGE, COMPACT_MODEL = b'"usage":{', b'"model":"'  # as providers spell them: no spaces
 BACKSLASH = ord("\\")
@@ -109,6 +112,9 @@ def closing_usage(body: bytes, usage_of: Callable[[object], TokenUsage | None]) 
         return None
     if usage is None:
         return None
+    at = body.find(b'"service_tier"', close)  # OpenAI's, after the usage object
+    if at >= 0 and not body.startswith(DEFAULT_TIER, at):
+        usage = in_service_tier(usage, _tier_at(body, at))
     # The first `"model":"..."`, the top-level one in these bodies; inline, as this runs for every response.
     start = body.find(COMPACT_MODEL) + len(COMPACT_MODEL)
     end = body.find(b'"', start) if start >= len(COMPACT_MODEL) else -1
@@ -116,6 +122,12 @@ def closing_usage(body: bytes, usage_of: Callable[[object], TokenUsage | None]) 
     if name is not None and BACKSLASH not in name:  # an int: `bytes.__contains__`'s fast path
         return new_extraction((usage, name.decode("utf-8", "replace"), 0))
     return new_extraction((usage, _first_model(body), 0))
+
+
+def _tier_at(body: bytes, at: int) -> str | None:
+    """The value of the `"service_tier": "..."` member at `at`, if a plain string."""
+    match = SERVICE_TIER.match(body, at)
+    return match.group(1).decode("utf-8", "replace") if match else None
 
 
 def _first_model(data: bytes) -> str | None:

@@ -41,7 +41,7 @@ from gateway.metering.extractors.sse import (
     text_head,
     text_size_after,
 )
-from gateway.metering.usage import TokenUsage, new_token_usage
+from gateway.metering.usage import TokenUsage, in_service_tier, new_token_usage
 
 CHOICE_TEXT_FIELDS = frozenset({"content", "reasoning_content", "reasoning", "refusal"})
 RESPONSES_TERMINAL = frozenset({b"response.completed", b"response.incomplete", b"response.failed"})
@@ -69,7 +69,7 @@ def chat_usage(usage: object) -> TokenUsage | None:
         )
         reasoning = count(mapping(usage, "completion_tokens_details"), "reasoning_tokens")
     elif prompt >= 0 and output >= 0 and 0 <= cached <= prompt and 0 <= reasoning <= output:
-        return new_token_usage((prompt, output, cached, 0, reasoning, 0))  # what providers send: as it is
+        return new_token_usage((prompt, output, cached, 0, reasoning, 0, None))  # as providers send it
     return _usage(prompt, output, cached, reasoning)
 
 
@@ -174,7 +174,9 @@ class ResponsesDialect:
         name = event_name(event)
         if name in RESPONSES_TERMINAL:
             response = mapping(payload_of(event), "response")
-            self._usage = responses_usage(response.get("usage"))
+            self._usage = in_service_tier(
+                responses_usage(response.get("usage")), response.get("service_tier")
+            )
             self._model = model_of(response) or self._model
         elif name == b"response.created" and self._model is None:
             self._model = model_in(event)
@@ -199,7 +201,8 @@ class ResponsesDialect:
         if after is None or any(event_name(following) in RESPONSES_TERMINAL for following in after):
             return None
         response = mapping(payload_of(event), "response")
-        usage, model = responses_usage(response.get("usage")), model_of(response)
+        usage = in_service_tier(responses_usage(response.get("usage")), response.get("service_tier"))
+        model = model_of(response)
         return None if usage is None or model is None else (usage, model)
 
 

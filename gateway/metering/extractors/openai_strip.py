@@ -57,7 +57,7 @@ from gateway.metering.extractors.sse import (
     text_size_after,
 )
 from gateway.metering.extractors.streams import IncrementalStream, Kept
-from gateway.metering.usage import Extraction, TokenUsage, new_extraction
+from gateway.metering.usage import Extraction, TokenUsage, in_service_tier, new_extraction
 
 MAX_HELD = 64 * 1024
 COMPACT_NULL = b',"usage":null'  # OpenAI's spelling of the member, until a stream shows its own
@@ -214,7 +214,7 @@ class StripStream(Kept):
             return event
 
     def _usage_event(self, event: bytes, payload: dict[str, Any], usage: dict[str, Any]) -> bytes:
-        self._usage = chat_usage(usage) or self._usage
+        self._usage = in_service_tier(chat_usage(usage), payload.get("service_tier")) or self._usage
         self._model = model_of(payload) or self._model
         choices = items(payload, "choices")
         if not choices or all(map(_is_empty, choices)):  # a usage-only event

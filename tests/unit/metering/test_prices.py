@@ -319,6 +319,71 @@ def test_a_malformed_long_context_tier_is_refused_with_its_key_path(
     assert message in problems[f"gemini.m.{path}"]
 
 
+def tiered_price(**tiers: dict[str, str]) -> ModelPrice:
+    entry: dict[str, object] = {**price("2", "8", cached_input="0.50"), "service_tiers": tiers}
+    return table({"openai": {"m": entry}}).sections["openai"]["m"]  # type: ignore[dict-item]
+
+
+def test_a_call_served_in_a_priced_tier_pays_that_tier_s_rates() -> None:
+    o3 = tiered_price(
+        flex={"input": "1", "cached_input": "0.25", "output": "4"}, priority={"input": "3.5", "output": "14"}
+    )
+    usage = TokenUsage(input_tokens=3_000, cached_input_tokens=1_000, output_tokens=500)
+
+    # standard: 2000 x 2 + 1000 x 0.50 + 500 x 8 = 8500 per million
+    assert cost_of(usage, o3) == Decimal("0.0085")
+    # flex: 2000 x 1 + 1000 x 0.25 + 500 x 4 = 4250 per million
+    assert cost_of(usage._replace(service_tier="flex"), o3) == Decimal("0.00425")
+    # priority, its cache reads at its own input rate by default: 3000 x 3.5 + 500 x 14 = 17500
+    assert cost_of(usage._replace(service_tier="priority"), o3) == Decimal("0.0175")
+
+
+def test_a_call_served_in_a_tier_its_model_has_no_rates_for_is_unpriced_not_charged_the_standard_rates() -> (
+    None
+):
+    o3 = tiered_price(flex={"input": "1", "output": "4"})
+
+    assert cost_of(TokenUsage(input_tokens=1_000, service_tier="scale"), o3) is None
+    assert cost_of(TokenUsage(input_tokens=1_000, service_tier="priority"), SONNET) is None
+
+
+def test_a_tier_s_rates_apply_whatever_the_call_s_length() -> None:
+    entry: dict[str, object] = {
+        **price("1", "2"),
+        "long_context": {"above_input_tokens": 10, "input": "5", "output": "5"},
+        "service_tiers": {"flex": {"input": "0.5", "output": "1"}},
+    }
+    model = table({"openai": {"m": entry}}).sections["openai"]["m"]  # type: ignore[dict-item]
+
+    assert cost_of(TokenUsage(input_tokens=1_000_000, service_tier="flex"), model) == Decimal("0.5")
+    assert cost_of(TokenUsage(input_tokens=1_000_000), model) == Decimal("5")
+
+
+@pytest.mark.parametrize(
+    ("tiers", "path", "message"),
+    [
+        ({"default": {"input": "1", "output": "2"}}, "", "standard tier"),
+        ({"Flex!": {"input": "1", "output": "2"}}, "service_tiers.Flex!", "should match pattern"),
+        ({"flex": {"input": "1"}}, "service_tiers.flex.output", "Field required"),
+        (
+            {"flex": {"input": "1", "output": "2", "long_context": {}}},
+            "service_tiers.flex.long_context",
+            "unknown key",
+        ),
+    ],
+)
+def test_a_malformed_service_tier_is_refused_with_its_key_path(
+    tiers: dict[str, object], path: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        table({"openai": {"m": {**price("1", "2"), "service_tiers": tiers}}})  # type: ignore[dict-item]
+
+    problems = problems_of(error)
+    where = f"openai.m.{path}" if path else "openai.m"
+    assert list(problems) == [where]
+    assert message in problems[where]
+
+
 # -- the built-in table -------------------------------------------------------------------------------
 
 
@@ -493,3 +558,25 @@ def test_prices_are_frozen(builtin: PriceTable) -> None:
         builtin.sections["openai"]["gpt-4o"] = builtin.sections["openai"]["gpt-4o-mini"]  # type: ignore[index]
     with pytest.raises(ValueError):
         builtin.sections["openai"]["gpt-4o"].input = Decimal(0)  # type: ignore[misc]
+
+
+def test_built_in_flex_rates_are_half_the_standard_ones_and_priority_rates_above_them(
+    builtin: PriceTable,
+) -> None:
+    openai = builtin.sections["openai"]
+    flexible = [name for name, found in openai.items() if "flex" in found.service_tiers]
+    prioritised = [name for name, found in openai.items() if "priority" in found.service_tiers]
+
+    assert {"o3", "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-5.1"} <= set(flexible)
+    assert {"gpt-4o", "gpt-4.1", "o3", "o4-mini", "gpt-5", "gpt-5.1"} <= set(prioritised)
+    for name in flexible:
+        standard, flex = openai[name], openai[name].service_tiers["flex"]
+        assert (flex.input, flex.cached_input, flex.output) == (
+            standard.input / 2,
+            standard.cached_input / 2,
+            standard.output / 2,
+        ), name
+    for name in prioritised:
+        standard, priority = openai[name], openai[name].service_tiers["priority"]
+        assert priority.input > standard.input and priority.output > standard.output, name
+        assert priority.cached_input < priority.input, name

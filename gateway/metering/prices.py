@@ -159,8 +159,9 @@ class ModelPrice(Rates):
     service_tiers: dict[TierName, Rates] = Field(
         default_factory=dict,
         description="Rates of calls served in a processing tier other than the standard one, by the name "
-        "the response reports (OpenAI's `service_tier`: flex, priority, scale). A call in a tier not "
-        "listed here is unpriced (cost null), never priced at the standard rates.",
+        "the response reports (OpenAI's `service_tier`: flex, priority, scale). Once any tier is listed, "
+        "a call in a tier not listed is unpriced (cost null), never priced at the standard rates; with "
+        "none listed, every call is priced at the model's own rates.",
     )
 
     @model_validator(mode="after")
@@ -257,7 +258,9 @@ def model_candidates(model: str) -> list[str]:
 
 def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal | None:
     """The cost in USD of `usage` at `price`, exactly; None for a call served in a processing tier (see
-    `TokenUsage.service_tier`) that `price` has no rates for.
+    `TokenUsage.service_tier`) that `price` lists no rates for while it lists some. A price that lists
+    none prices every call at its own rates, whatever tier the response names (compatible servers name
+    tiers of their own: Groq's `on_demand`).
 
     Cached reads and cache writes are parts of `input_tokens` priced at their own rates (writes kept
     for an hour at theirs); should a provider report more of them than input tokens, the uncached
@@ -268,7 +271,7 @@ def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal | None:
     """
     rates: Rates = price
     tier = usage.service_tier
-    if tier is not None:
+    if tier is not None and price.service_tiers:
         found = price.service_tiers.get(tier)
         if found is None:
             return None

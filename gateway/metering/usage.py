@@ -71,8 +71,9 @@ class Extraction(NamedTuple):
 new_token_usage = partial(tuple.__new__, TokenUsage)
 new_extraction = partial(tuple.__new__, Extraction)
 
-# The tiers that mean the standard one: what OpenAI reports for it, and what a request may ask for.
-STANDARD_TIERS = frozenset({"default", "auto", ""})
+# The names of the standard tier: what OpenAI reports for it, what a request may ask for, and the
+# name Anthropic gives it.
+STANDARD_TIERS = frozenset({"default", "auto", "standard", ""})
 MAX_TIER_LENGTH = 32
 
 

@@ -279,7 +279,7 @@ def test_a_call_in_a_tier_its_model_has_no_rates_for_costs_null_never_the_standa
     usage = TokenUsage(input_tokens=10_000, output_tokens=2_000, service_tier="flex")
     ctx = context("openai", "/v1/chat/completions", {**CHAT, "service_tier": "flex"})
 
-    record = observe(answered(ctx, usage=usage, model="gpt-4o-mini"))  # no flex for gpt-4o-mini
+    record = observe(answered(ctx, usage=usage, model="gpt-4o-mini"))  # priority rates, no flex ones
 
     assert record.cost_usd is None and record.input_tokens == 10_000
 

@@ -338,13 +338,16 @@ def test_a_call_served_in_a_priced_tier_pays_that_tier_s_rates() -> None:
     assert cost_of(usage._replace(service_tier="priority"), o3) == Decimal("0.0175")
 
 
-def test_a_call_served_in_a_tier_its_model_has_no_rates_for_is_unpriced_not_charged_the_standard_rates() -> (
-    None
-):
+def test_a_call_in_a_tier_its_model_does_not_list_beside_others_is_unpriced_not_charged_standard() -> None:
     o3 = tiered_price(flex={"input": "1", "output": "4"})
 
     assert cost_of(TokenUsage(input_tokens=1_000, service_tier="scale"), o3) is None
-    assert cost_of(TokenUsage(input_tokens=1_000, service_tier="priority"), SONNET) is None
+    assert cost_of(TokenUsage(input_tokens=1_000, service_tier="priority"), o3) is None
+
+
+def test_a_price_that_lists_no_tiers_prices_every_tier_a_server_names_at_its_own_rates() -> None:
+    # an openai-compatible server's own tier names (Groq's `on_demand`) mean nothing to such a price
+    assert cost_of(TokenUsage(input_tokens=1_000_000, service_tier="on_demand"), SONNET) == Decimal("3")
 
 
 def test_a_tier_s_rates_apply_whatever_the_call_s_length() -> None:

@@ -37,8 +37,8 @@ DESCRIPTION = """\
 Sum the usage ledger: requests, tokens of each kind and cost, per group of the dimensions given to
 --by, over the calls made in [--since, --until) that match every filter given.
 
-cost_usd sums the costs known; calls of models without a price are counted in `unpriced` (their
-cost is unknown, not zero). `estimated` counts calls whose tokens the gateway estimated because the
+cost_usd sums the costs known; calls of models without a price (or served in a processing tier
+their model has no price for) are counted in `unpriced` (their cost is unknown, not zero). `estimated` counts calls whose tokens the gateway estimated because the
 provider reported none (a stream cut short)."""
 
 EPILOG = f"""\

@@ -38,8 +38,9 @@ Sum the usage ledger: requests, tokens of each kind and cost, per group of the d
 --by, over the calls made in [--since, --until) that match every filter given.
 
 cost_usd sums the costs known; calls of models without a price (or served in a processing tier
-their model has no price for) are counted in `unpriced` (their cost is unknown, not zero). `estimated` counts calls whose tokens the gateway estimated because the
-provider reported none (a stream cut short)."""
+their model has no price for) are counted in `unpriced` (their cost is unknown, not zero).
+`estimated` counts calls whose tokens the gateway estimated because the provider reported none (a
+stream cut short)."""
 
 EPILOG = f"""\
 dimensions (--by): {", ".join(dimension.value for dimension in Dimension)}

@@ -11,6 +11,8 @@ Method: 4 characters per token, OpenAI's rule of thumb for English text, rounded
   counts one token per id.
 * Output: `output_chars`, the characters of generated text the extractor saw pass.
 * Calls that produce no text (embeddings) have no output; COUNT_TOKENS and UNMETERED calls cost nothing.
+* The processing tier is the one the request asked for (OpenAI's `service_tier`: `flex`,
+  `priority`), which prices the estimate; no response said which tier served it.
 
 No cache, reasoning or cache-write tokens are ever estimated.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import orjson
 
-from gateway.metering.usage import Endpoint, TokenUsage
+from gateway.metering.usage import Endpoint, TokenUsage, in_service_tier
 
 CHARS_PER_TOKEN = 4
 FREE = frozenset({Endpoint.COUNT_TOKENS, Endpoint.UNMETERED})
@@ -53,12 +55,15 @@ RAW_KEYS = frozenset({"arguments", "args", "response"})  # tool arguments and re
 
 
 def estimate_usage(endpoint: Endpoint, request_json: object, output_chars: int) -> TokenUsage:
-    """Estimated usage: request text and `output_chars` at `CHARS_PER_TOKEN`, rounded up."""
+    """Estimated usage: request text and `output_chars` at `CHARS_PER_TOKEN`, rounded up, in the tier
+    the request asked for."""
     if endpoint in FREE:
         return TokenUsage()
     output = 0 if endpoint in INPUT_ONLY else tokens(max(output_chars, 0))
-    request_chars = text_chars(request_json) if isinstance(request_json, dict) else 0
-    return TokenUsage(input_tokens=tokens(request_chars), output_tokens=output)
+    if not isinstance(request_json, dict):
+        return TokenUsage(output_tokens=output)
+    usage = TokenUsage(input_tokens=tokens(text_chars(request_json)), output_tokens=output)
+    return in_service_tier(usage, request_json.get("service_tier")) or usage
 
 
 def tokens(chars: int) -> int:

@@ -234,6 +234,21 @@ def test_a_stream_cut_before_its_usage_is_estimated_from_what_passed() -> None:
     assert record.cost_usd is not None and record.cost_usd > 0
 
 
+def test_a_cut_stream_that_asked_for_the_flex_tier_is_estimated_at_the_flex_rates() -> None:
+    ctx = context(
+        "openai", "/v1/chat/completions", {**CHAT, "model": "o3", "stream": True, "service_tier": "flex"}
+    )
+    prepare(ctx)
+
+    record = observe(answered(ctx, usage=None, chars=400))
+
+    price = PRICES.price_for("openai", "openai", "o3")
+    assert price is not None and record.estimated
+    flex = price.service_tiers["flex"]
+    expected = (record.input_tokens * flex.input + record.output_tokens * flex.output) / 1_000_000
+    assert record.cost_usd == expected and record.output_tokens == 100
+
+
 def test_a_caller_that_left_mid_stream_is_estimated_too() -> None:
     ctx = context("openai", "/v1/chat/completions", {**CHAT, "stream": True})
     prepare(ctx)

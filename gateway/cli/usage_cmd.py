@@ -44,7 +44,9 @@ stream cut short)."""
 
 EPILOG = f"""\
 dimensions (--by): {", ".join(dimension.value for dimension in Dimension)}
-  key is the Tollgate key id (key_...); day is the UTC calendar day (YYYY-MM-DD).
+  key is the Tollgate key id (key_...); day is the UTC calendar day (YYYY-MM-DD); service_tier is
+  the processing tier a call was served and priced in (OpenAI's flex, priority), none for the
+  standard tier.
 
 times (--since, --until):
   a span back from now: 30m, 24h, 7d, 2w
@@ -69,7 +71,8 @@ examples:
   tollgate usage --by key --tenant acme --since 2026-11-01 --until 2026-12-01
   tollgate usage --by user --tenant acme --team ml --model gpt-4o
   tollgate usage --by tenant,day --since 90d --format csv > usage.csv
-  tollgate usage --by provider --since 24h --format json | jq '.rows[]'"""
+  tollgate usage --by provider --since 24h --format json | jq '.rows[]'
+  tollgate usage --by model,service_tier --since 7d    flex and priority calls apart"""
 
 
 def register(commands: Any) -> None:

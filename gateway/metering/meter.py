@@ -172,5 +172,6 @@ class Meter:
                 (ctx.finished - ctx.started) * 1000,  # not rounded: a float as read, at no cost
                 (ctx.first_byte - ctx.upstream_started) * 1000 if first_byte else None,
                 ctx.usage_estimated,
+                usage.service_tier,
             )
         )

@@ -37,7 +37,7 @@ from gateway.storage.errors import StorageUnavailable
 from gateway.storage.records import UsageRecord
 
 COLUMNS = UsageRecord._fields
-# 21 columns x 100 rows stays far below SQLite's limit on bound parameters (32,766 since 3.32).
+# 22 columns x 100 rows stays far below SQLite's limit on bound parameters (32,766 since 3.32).
 ROWS_PER_STATEMENT = 100 if sqlite3.sqlite_version_info >= (3, 32) else 40
 STATEMENT_SIZES = (ROWS_PER_STATEMENT, 10, 1)  # rows per INSERT, largest first
 
@@ -46,7 +46,7 @@ STATEMENT_SIZES = (ROWS_PER_STATEMENT, 10, 1)  # rows per INSERT, largest first
 _NULL_TEXT = "nullif(?, '')"
 _NULL_AMOUNT = "nullif(?, -1.0)"
 _SQLITE_PLACEHOLDERS = {"tenant_id": _NULL_TEXT, "team": _NULL_TEXT, "user": _NULL_TEXT}
-_SQLITE_PLACEHOLDERS |= {"key_id": _NULL_TEXT, "model": _NULL_TEXT}
+_SQLITE_PLACEHOLDERS |= {"key_id": _NULL_TEXT, "model": _NULL_TEXT, "service_tier": _NULL_TEXT}
 _SQLITE_PLACEHOLDERS |= {"cost_usd": _NULL_AMOUNT, "ttfb_ms": _NULL_AMOUNT}
 
 
@@ -67,7 +67,7 @@ def sqlite_values(records: Sequence[UsageRecord]) -> list[Any]:
     second, second_text = None, ""  # the last whole second formatted, and its text
     for (created_at, request_id, tenant, team, user, key, provider, upstream, model, endpoint, status,
          streamed, input_tokens, output_tokens, cached, cache_write, reasoning, cost, duration, ttfb,
-         estimated) in records:  # fmt: skip
+         estimated, tier) in records:  # fmt: skip
         # the microseconds as `datetime.fromtimestamp` rounds them (half to even); before 1970 its own way
         whole = int(created_at)
         micros = round((created_at - whole) * 1e6)
@@ -82,7 +82,7 @@ def sqlite_values(records: Sequence[UsageRecord]) -> list[Any]:
             user or "", key or "", provider, upstream, model or "", endpoint, status, 1 if streamed else 0,
             input_tokens, output_tokens, cached, cache_write, reasoning,
             -1.0 if cost is None else float(cost), duration, -1.0 if ttfb is None else ttfb,
-            1 if estimated else 0,
+            1 if estimated else 0, tier or "",
         ))  # fmt: skip
     return values
 

@@ -168,6 +168,7 @@ usage_records = Table(
     Column("duration_ms", Float, nullable=False),
     Column("ttfb_ms", Float, nullable=True),
     Column("estimated", Boolean, nullable=False),
+    Column("service_tier", String(32), nullable=True),
     Index(None, "created_at"),
     Index(None, "tenant_id", "created_at"),
 )

@@ -93,3 +93,6 @@ class UsageRecord(NamedTuple):
     duration_ms: float
     ttfb_ms: float | None
     estimated: bool
+    # The processing tier that served the call when not the standard one (OpenAI's flex, priority):
+    # the rates its cost is at. None for the standard tier.
+    service_tier: str | None = None

@@ -40,6 +40,7 @@ class Dimension(StrEnum):
     KEY = "key"
     MODEL = "model"
     PROVIDER = "provider"
+    SERVICE_TIER = "service_tier"  # the processing tier, null for the standard one
     DAY = "day"  # the UTC calendar day of created_at, as YYYY-MM-DD
 
 
@@ -136,6 +137,7 @@ _DIMENSION_COLUMNS: Mapping[Dimension, ColumnElement[Any]] = MappingProxyType(
         Dimension.KEY: usage_records.c.key_id,
         Dimension.MODEL: usage_records.c.model,
         Dimension.PROVIDER: usage_records.c.provider,
+        Dimension.SERVICE_TIER: usage_records.c.service_tier,
     }
 )
 

@@ -70,7 +70,7 @@ LEDGER = [
     usage(DAY1 + timedelta(hours=9), **ACME_ML, user="ada", key_id="key_a1", **tokens(1000, 100, cached=200),
           cost_usd=Decimal("0.10")),
     usage(DAY2 - timedelta(microseconds=1), **ACME_ML, user="bob", key_id="key_a2", model="gpt-4o-mini",
-          **tokens(500, 50, reasoning=10), cost_usd=Decimal("0.20")),
+          **tokens(500, 50, reasoning=10), cost_usd=Decimal("0.20"), service_tier="priority"),
     usage(DAY2, key_id="key_a3", provider="anthropic", model="claude-sonnet-4",
           **tokens(2000, 300, cached=1000, cache_write=500)),
     usage(DAY2 + timedelta(hours=12), **GLOBEX_CORE, **tokens(10, 1), cost_usd=TINY, estimated=True),
@@ -212,6 +212,10 @@ EXPECTED_BY_DIMENSION: dict[Dimension, dict[tuple[str | None, ...], Summary]] = 
         ("anthropic",): (1, Decimal(0), 1),
         ("gemini",): (1, Decimal("0.05"), 0),
         ("openai",): (4, Decimal("0.3000000001"), 1),
+    },
+    Dimension.SERVICE_TIER: {
+        ("priority",): (1, Decimal("0.20"), 0),
+        (None,): (5, Decimal("0.1500000001"), 2),  # the standard tier
     },
     Dimension.DAY: {
         ("2026-03-01",): (2, Decimal("0.30"), 0),

@@ -87,7 +87,7 @@ def test_a_chat_completion_is_recorded_with_the_reported_tokens_and_their_price(
         "gpt-4o-mini",
         200,
     )
-    assert row["streamed"] is False and row["estimated"] is False
+    assert row["streamed"] is False and row["estimated"] is False and row["service_tier"] is None
     assert row["duration_ms"] > 0 and row["ttfb_ms"] is not None
 
 
@@ -416,7 +416,7 @@ def test_a_call_served_in_the_flex_tier_is_priced_at_the_flex_rates(fresh: World
     price = PRICES.price_for("openai", "openai", "o3")
     assert price is not None
     flex = price.service_tiers["flex"]
-    assert set(tiers) == {"flex"}
+    assert set(tiers) == {"flex"} and row["service_tier"] == "flex"
     assert row["input_tokens"] > 0 and row["output_tokens"] > 0 and not row["estimated"]
     expected = (row["input_tokens"] * flex.input + row["output_tokens"] * flex.output) / 1_000_000
     assert Decimal(row["cost_usd"]) == expected

@@ -213,7 +213,7 @@ def test_the_table_shows_a_dash_where_a_group_has_no_value(filled: Ledger) -> No
     [
         (
             ["--by", "tenant,colour"],
-            "each dimension must be one of tenant, team, user, key, model, provider, day",
+            "each dimension must be one of tenant, team, user, key, model, provider, service_tier, day",
         ),
         (["--by", "day,day"], "names a dimension twice"),
         (["--since", "last tuesday"], "is not a span (7d, 24h, 30m, 2w), a date or an ISO 8601 instant"),

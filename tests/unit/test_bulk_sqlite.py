@@ -17,16 +17,17 @@ from gateway.storage.records import UsageRecord
 FULL = UsageRecord(
     datetime(2026, 3, 1, 12, 30, 5, 7, tzinfo=UTC).timestamp(), "req-1", "acme", "ml", "ada", "key_1",
     "openai", "api.openai.com", "gpt-4o", "chat.completions", 200, True, 120, 30, 20, 0, 5,
-    Decimal("0.0001234567"), 812.25, 95.5, False,
+    Decimal("0.0001234567"), 812.25, 95.5, False, "flex",
 )  # fmt: skip
 SPARSE = FULL._replace(
     created_at=datetime(2026, 3, 1, 14, 0, tzinfo=timezone(timedelta(hours=2))).timestamp(),
     tenant_id=None, team=None, user=None, key_id=None, model=None, cost_usd=None, ttfb_ms=None,
-    streamed=False, estimated=True,
+    streamed=False, estimated=True, service_tier=None,
 )  # fmt: skip
 
 
-NULL_STAND_INS = {"tenant_id": "", "team": "", "user": "", "key_id": "", "model": "", "cost_usd": -1.0}
+NULL_STAND_INS = {"tenant_id": "", "team": "", "user": "", "key_id": "", "model": "", "service_tier": ""}
+NULL_STAND_INS["cost_usd"] = -1.0
 NULL_STAND_INS["ttfb_ms"] = -1.0
 
 

@@ -286,7 +286,7 @@ def test_a_call_served_in_a_processing_tier_is_priced_at_that_tier_s_rates() -> 
     record = observe(answered(ctx, usage=usage, model="o3-2025-04-16"))
 
     # o3 flex: 10000 x 1.00 + 2000 x 4.00 per million, half the standard 10000 x 2 + 2000 x 8
-    assert record.cost_usd == Decimal("0.018")
+    assert record.cost_usd == Decimal("0.018") and record.service_tier == "flex"
     assert (record.input_tokens, record.output_tokens) == (10_000, 2_000)
 
 
@@ -310,10 +310,10 @@ def test_an_unknown_billable_looking_call_that_reported_nothing_has_unknown_cost
 
 def test_token_kinds_are_stored_in_the_ledgers_column_order() -> None:
     first = UsageRecord._fields.index("input_tokens")
-    # the hour-long cache writes (part of cache_write_tokens) and the service tier change the cost, not
-    # the columns
-    priced_only = ("cache_write_1h_tokens", "service_tier")
-    stored = tuple(name for name in TokenUsage._fields if name not in priced_only)
+    # the hour-long cache writes are part of cache_write_tokens: they change the cost, not the columns;
+    # the service tier has a column of its own, the last
+    stored = tuple(name for name in TokenUsage._fields[:-1] if name != "cache_write_1h_tokens")
 
     assert UsageRecord._fields[first : first + len(stored)] == stored
-    assert not set(priced_only) & set(UsageRecord._fields)
+    assert "cache_write_1h_tokens" not in UsageRecord._fields
+    assert TokenUsage._fields[-1] == UsageRecord._fields[-1] == "service_tier"

@@ -63,7 +63,7 @@ def estimate_usage(endpoint: Endpoint, request_json: object, output_chars: int) 
     if not isinstance(request_json, dict):
         return TokenUsage(output_tokens=output)
     usage = TokenUsage(input_tokens=tokens(text_chars(request_json)), output_tokens=output)
-    return in_service_tier(usage, request_json.get("service_tier")) or usage
+    return in_service_tier(usage, request_json.get("service_tier"))
 
 
 def tokens(chars: int) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import partial
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, overload
 
 
 class Endpoint(StrEnum):
@@ -77,6 +77,12 @@ STANDARD_TIERS = frozenset({"default", "auto", "standard", ""})
 MAX_TIER_LENGTH = 32
 
 
+@overload
+def in_service_tier(usage: TokenUsage, tier: object) -> TokenUsage: ...
+@overload
+def in_service_tier(usage: None, tier: object) -> None: ...
+@overload
+def in_service_tier(usage: TokenUsage | None, tier: object) -> TokenUsage | None: ...
 def in_service_tier(usage: TokenUsage | None, tier: object) -> TokenUsage | None:
     """`usage` marked with the processing `tier` a response reports (its `service_tier`), unless that is
     the standard tier or not a name."""

@@ -38,6 +38,9 @@ Control request headers:
                                  API version 2024-09-01-preview and strict compatible servers do)
     x-fake-cache-write-tokens: N[,H]  Anthropic: report N prompt tokens written to the cache, H of
                                  them kept an hour (`cache_creation.ephemeral_1h_input_tokens`)
+    x-fake-service-tier: NAME    Anthropic: report NAME as the usage's `service_tier` (default
+                                 `standard`; `priority` as Priority Tier capacity reports it). OpenAI
+                                 reports the tier its request asks for (flex, priority, scale)
 
 Every response carries `x-fake-request-count: K`, the number of requests served so far.
 
@@ -132,6 +135,7 @@ class Controls:
     cache_write_tokens: int = 0
     cache_write_1h_tokens: int = 0
     reject_stream_options: bool = False
+    service_tier: str = "standard"
 
 
 DEFAULT_CONTROLS = Controls()
@@ -518,7 +522,7 @@ def models_list(call: Call) -> Reply:
 # Anthropic
 
 
-def _anthropic_usage(usage: Usage, output_tokens: int) -> JSON:
+def _anthropic_usage(usage: Usage, output_tokens: int, tier: str) -> JSON:
     return {
         "input_tokens": usage.prompt - usage.cached - usage.written,
         "output_tokens": output_tokens,
@@ -528,6 +532,7 @@ def _anthropic_usage(usage: Usage, output_tokens: int) -> JSON:
             "ephemeral_5m_input_tokens": usage.written - usage.written_1h,
             "ephemeral_1h_input_tokens": usage.written_1h,
         },
+        "service_tier": tier,
     }
 
 
@@ -542,12 +547,12 @@ def anthropic_messages(call: Call) -> Reply:
         "stop_sequence": None,
     }
     if call.usage:
-        message["usage"] = _anthropic_usage(call.usage, call.usage.output)
+        message["usage"] = _anthropic_usage(call.usage, call.usage.output, call.controls.service_tier)
     if not call.stream:
         return _json_reply(message)
     started = {**message, "content": [], "stop_reason": None}
     if call.usage:
-        started["usage"] = _anthropic_usage(call.usage, 1)
+        started["usage"] = _anthropic_usage(call.usage, 1, call.controls.service_tier)
     finished: JSON = {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}}
     if call.usage:
         finished["usage"] = {"output_tokens": call.usage.output}
@@ -679,6 +684,7 @@ def parse_controls(headers: list[tuple[str, str]]) -> Controls:
             prompt_tokens=int(values["prompt-tokens"]) if "prompt-tokens" in values else None,
             **_cache_writes(values.get("cache-write-tokens", "0")),
             reject_stream_options=values.get("reject-stream-options") == "1",
+            service_tier=values.get("service-tier", "standard"),
         )
     except ValueError as error:
         raise BadRequest(f"bad x-fake-* header: {error}") from error

@@ -45,8 +45,8 @@ stream cut short)."""
 EPILOG = f"""\
 dimensions (--by): {", ".join(dimension.value for dimension in Dimension)}
   key is the Tollgate key id (key_...); day is the UTC calendar day (YYYY-MM-DD); service_tier is
-  the processing tier a call was served and priced in (OpenAI's flex, priority), none for the
-  standard tier.
+  the processing tier a call was served and priced in (OpenAI's flex, priority; Anthropic's
+  priority), none for the standard tier.
 
 times (--since, --until):
   a span back from now: 30m, 24h, 7d, 2w

@@ -71,9 +71,10 @@ class Extraction(NamedTuple):
 new_token_usage = partial(tuple.__new__, TokenUsage)
 new_extraction = partial(tuple.__new__, Extraction)
 
-# The names of the standard tier: what OpenAI reports for it, what a request may ask for, and the
-# name Anthropic gives it.
-STANDARD_TIERS = frozenset({"default", "auto", "standard", ""})
+# The names of the standard tier: what OpenAI reports for it, what a request may ask for (OpenAI's
+# `auto`, Anthropic's `auto` and `standard_only`: neither names a tier that served the call), and the
+# name Anthropic reports it by.
+STANDARD_TIERS = frozenset({"default", "auto", "standard", "standard_only", ""})
 MAX_TIER_LENGTH = 32
 
 

@@ -421,3 +421,32 @@ def test_a_call_served_in_the_flex_tier_is_priced_at_the_flex_rates(fresh: World
     expected = (row["input_tokens"] * flex.input + row["output_tokens"] * flex.output) / 1_000_000
     assert Decimal(row["cost_usd"]) == expected
     assert flex.input == price.input / 2
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["body", "stream"])
+def test_an_anthropic_call_served_from_priority_capacity_is_recorded_in_that_tier(
+    fresh: World, stream: bool
+) -> None:
+    """The upstream reports `usage.service_tier: priority` (in a stream, on `message_start`); the built-in
+    table lists no Priority Tier rates for Claude (each customer's own), so the call costs the model's."""
+    import anthropic
+
+    rid = request_id(f"anthropic-priority-{'stream' if stream else 'body'}")
+    extra = {"extra_headers": {"x-request-id": rid, "x-fake-service-tier": "priority"}}
+    asked = {"model": "claude-haiku-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "Hi"}]}
+    with anthropic.Anthropic(
+        base_url=f"{fresh.url}/anthropic", api_key=fresh.keys["acme"], max_retries=0
+    ) as claude:
+        if stream:
+            with claude.messages.stream(**asked, **extra) as events:  # type: ignore[arg-type]
+                message = events.get_final_message()
+        else:
+            message = claude.messages.create(**asked, **extra)  # type: ignore[arg-type]
+    row = one_row(fresh, rid)
+
+    price = PRICES.price_for("anthropic", "anthropic", "claude-haiku-4-5")
+    assert price is not None
+    assert message.usage.service_tier == "priority" and row["service_tier"] == "priority"
+    assert row["output_tokens"] == message.usage.output_tokens and not row["estimated"]
+    expected = (row["input_tokens"] * price.input + row["output_tokens"] * price.output) / 1_000_000
+    assert Decimal(row["cost_usd"]) == expected

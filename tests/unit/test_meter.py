@@ -249,6 +249,29 @@ def test_a_cut_stream_that_asked_for_the_flex_tier_is_estimated_at_the_flex_rate
     assert record.cost_usd == expected and record.output_tokens == 100
 
 
+MESSAGE = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_an_anthropic_call_served_from_priority_capacity_is_recorded_so_at_the_model_s_own_rates() -> None:
+    # the built-in table lists no tiers for Claude (a Priority Tier price is each customer's own)
+    usage = TokenUsage(input_tokens=10_000, output_tokens=2_000, service_tier="priority")
+    ctx = context("claude", "/v1/messages", MESSAGE)
+
+    record = observe(answered(ctx, usage=usage, model="claude-sonnet-4-5-20250929"))
+
+    # 10000 x 3 + 2000 x 15 per million
+    assert record.cost_usd == Decimal("0.06") and record.service_tier == "priority"
+
+
+def test_a_cut_stream_that_asked_anthropic_for_the_standard_tier_only_is_estimated_unmarked() -> None:
+    ctx = context("claude", "/v1/messages", {**MESSAGE, "stream": True, "service_tier": "standard_only"})
+    prepare(ctx)
+
+    record = observe(answered(ctx, usage=None, chars=400))
+
+    assert record.estimated and record.service_tier is None and record.output_tokens == 100
+
+
 def test_a_caller_that_left_mid_stream_is_estimated_too() -> None:
     ctx = context("openai", "/v1/chat/completions", {**CHAT, "stream": True})
     prepare(ctx)

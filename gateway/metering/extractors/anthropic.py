@@ -1,13 +1,14 @@
 """Anthropic's Messages API, as a JSON body and as an event stream.
 
     usage {input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
-           cache_creation {ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}}
+           cache_creation {ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}, service_tier}
 
 Anthropic's `input_tokens` leave out the tokens read from and written to the prompt cache, so the
 normalised input is their sum: input = input + cache_read + cache_creation, cached = cache_read,
 cache_write = cache_creation, and of those, cache_write_1h = the writes kept for an hour (priced
 higher than the default five minutes). Thinking tokens are part of `output_tokens` and not reported
-apart.
+apart. The usage's `service_tier` (`standard`, or `priority` for a call served from Priority Tier
+capacity, `batch` for a batch) marks the usage unless it is the standard one, as OpenAI's tiers do.
 
 Streamed, `message_start` carries the input and cache counts with an initial `output_tokens`, and
 `message_delta` the cumulative `output_tokens` (newer API versions repeat the input and cache counts
@@ -42,7 +43,7 @@ from gateway.metering.extractors.sse import (
     text_size_after,
     whole_event,
 )
-from gateway.metering.usage import TokenUsage
+from gateway.metering.usage import TokenUsage, in_service_tier
 
 USAGE_FIELDS = (
     "input_tokens",
@@ -50,6 +51,7 @@ USAGE_FIELDS = (
     "cache_creation_input_tokens",
     "cache_read_input_tokens",
     "cache_creation",
+    "service_tier",
 )
 DELTA_TEXT_KEY = re.compile(rb'"(?:text|thinking|partial_json)"\s*:\s*"')
 
@@ -62,7 +64,9 @@ def messages_usage(usage: object) -> TokenUsage | None:
     written = count(usage, "cache_creation_input_tokens")
     prompt = count(usage, "input_tokens") + read + written
     hour = min(count(mapping(usage, "cache_creation"), "ephemeral_1h_input_tokens"), written)
-    return TokenUsage(prompt, count(usage, "output_tokens"), read, written, 0, hour)  # positional: faster
+    total = TokenUsage(prompt, count(usage, "output_tokens"), read, written, 0, hour)  # positional: faster
+    tier = usage.get("service_tier")
+    return total if tier is None or tier == "standard" else in_service_tier(total, tier)
 
 
 def message_texts(message: object) -> Iterator[str]:

@@ -508,6 +508,18 @@ def test_the_example_override_file_is_valid_and_prices_a_local_provider(builtin:
     assert coder.long_context.above_input_tokens == 32_000
 
 
+def test_the_example_prices_anthropic_priority_tier_calls_at_the_committed_rates() -> None:
+    haiku = load_price_table(EXAMPLE).price_for("anthropic", "anthropic", "claude-haiku-4-5-20251001")
+    assert haiku is not None
+
+    priority = TokenUsage(input_tokens=1_000_000, output_tokens=1_000_000, service_tier="priority")
+    standard = priority._replace(service_tier=None)
+
+    assert cost_of(priority, haiku) == Decimal("7.20")  # 1.20 + 6.00
+    assert cost_of(standard, haiku) == Decimal("4.80")  # 0.80 + 4.00
+    assert cost_of(priority._replace(service_tier="batch"), haiku) is None
+
+
 def test_every_problem_is_reported_with_the_file_and_key_path(tmp_path: Path) -> None:
     path = write(
         tmp_path,

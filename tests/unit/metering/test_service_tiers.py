@@ -1,8 +1,9 @@
-"""OpenAI's processing tiers: the `service_tier` a response reports marks its usage, which prices it.
+"""Processing tiers: the `service_tier` a response reports marks its usage, which prices it.
 
-The standard tier (`default`, or `auto` echoed by a compatible server) leaves the usage unmarked; any
-other tier (flex, priority, scale) is carried on `TokenUsage.service_tier`, however the response came:
-a whole body, a stream read as it passes, a stream the gateway strips of the usage it asked for.
+The standard tier (OpenAI's `default`, `auto` echoed by a compatible server, Anthropic's `standard`)
+leaves the usage unmarked; any other tier (OpenAI's flex, priority, scale; Anthropic's priority) is
+carried on `TokenUsage.service_tier`, however the response came: a whole body, a stream read as it
+passes, a stream the gateway strips of the usage it asked for.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from tests.unit.metering.support import JSON, SSE, extract_every_way, fixture, r
 def in_tier(data: bytes, tier: str) -> bytes:
     """A recorded OpenAI chat body or stream, served in `tier` (it reports `default`)."""
     changed, found = re.subn(rb'"service_tier": ?"default"', f'"service_tier":"{tier}"'.encode(), data)
+    assert found
+    return changed
+
+
+def anthropic_in_tier(data: bytes, tier: str) -> bytes:
+    """A recorded Anthropic body or stream, served in `tier` (its usage reports `standard`)."""
+    changed, found = re.subn(rb'"service_tier": ?"standard"', f'"service_tier":"{tier}"'.encode(), data)
     assert found
     return changed
 
@@ -115,3 +123,26 @@ def test_a_tier_that_is_no_name_is_ignored_and_a_long_one_cut() -> None:
     assert in_service_tier(None, "flex") is None
     marked = in_service_tier(usage, "x" * 100)
     assert marked is not None and marked.service_tier == "x" * 32
+
+
+@pytest.mark.parametrize("name", ["anthropic_messages.json", "anthropic_messages_stream.sse"])
+def test_an_anthropic_call_served_from_priority_capacity_marks_its_usage_with_it(name: str) -> None:
+    kind = SSE if name.endswith(".sse") else JSON
+    recorded = extract_every_way("anthropic", Endpoint.MESSAGES, kind, fixture(name)).usage
+
+    extraction = extract_every_way(
+        "anthropic", Endpoint.MESSAGES, kind, anthropic_in_tier(fixture(name), "priority")
+    )
+
+    assert recorded is not None and recorded.service_tier is None  # `standard`
+    assert extraction.usage == recorded._replace(service_tier="priority")
+
+
+def test_an_anthropic_stream_keeps_the_tier_of_message_start_when_message_delta_names_none() -> None:
+    stream = anthropic_in_tier(fixture("anthropic_messages_stream.sse"), "priority")
+    assert stream.count(b'"service_tier"') == 1  # on message_start only
+
+    for label, pieces in splittings(stream):
+        extraction, _ = run("anthropic", Endpoint.MESSAGES, SSE, pieces)
+
+        assert extraction.usage is not None and extraction.usage.service_tier == "priority", label

@@ -65,8 +65,7 @@ def messages_usage(usage: object) -> TokenUsage | None:
     prompt = count(usage, "input_tokens") + read + written
     hour = min(count(mapping(usage, "cache_creation"), "ephemeral_1h_input_tokens"), written)
     total = TokenUsage(prompt, count(usage, "output_tokens"), read, written, 0, hour)  # positional: faster
-    tier = usage.get("service_tier")
-    return total if tier is None or tier == "standard" else in_service_tier(total, tier)
+    return in_service_tier(total, usage.get("service_tier"))
 
 
 def message_texts(message: object) -> Iterator[str]:

@@ -30,6 +30,7 @@ from gateway.credentials.crypto import load_master_key
 from gateway.credentials.store import CredentialStore, verify_master_key
 from gateway.errors import Dialect, NotFound, render_error
 from gateway.http.paths import split_mount
+from gateway.metering.background import BackgroundResponses
 from gateway.metering.ledger import UsageLedger
 from gateway.metering.meter import Meter
 from gateway.metering.prices import load_price_table
@@ -113,6 +114,7 @@ class Gateway:
         engine = create_engine(settings.database.url, settings.database.pool_size)
         transports: dict[str, Transport] = {}
         ledger: UsageLedger | None = None
+        background: BackgroundResponses | None = None
         try:
             await check_schema(engine)
             master = load_master_key(settings.master_key.env, settings.master_key.file, self._environ)
@@ -120,6 +122,10 @@ class Gateway:
             for name, provider in settings.providers.items():
                 transports[name] = self._transport_factory(self._adapters[name], provider)
             ledger = self._open_ledger(engine)
+            metrics = (
+                RequestMetrics(self.metrics, self.prices.model_label) if settings.metrics.enabled else None
+            )
+            background = self._follower(transports, metrics) if ledger is not None else None
             services = Services(
                 authenticator=KeyAuthenticator(
                     KeyRepository(engine), settings.auth.key_cache_ttl_seconds, settings.auth.key_cache_size
@@ -131,10 +137,8 @@ class Gateway:
                     settings.credentials.cache_size,
                 ),
                 transports=transports,
-                meter=Meter(self.prices, ledger) if ledger is not None else None,
-                metrics=RequestMetrics(self.metrics, self.prices.model_label)
-                if settings.metrics.enabled
-                else None,
+                meter=Meter(self.prices, ledger, background) if ledger is not None else None,
+                metrics=metrics,
             )
             self.runtime = Runtime(engine, build_pipeline(settings, services), transports, ledger)
             # Everything built so far lives as long as the process: keep it out of the collector's
@@ -153,11 +157,29 @@ class Gateway:
             runtime, self.runtime = self.runtime, None
             if runtime is not None:  # the requests that finished last are metered and logged too
                 runtime.pipeline.observers.close()
+            if background is not None:  # the calls of background responses still running, estimated
+                await background.close()
             if ledger is not None:
                 await ledger.close(settings.metering.shutdown_grace_seconds)
             for transport in transports.values():
                 await transport.aclose()
             await engine.dispose()
+
+    def _follower(
+        self, transports: Mapping[str, Transport], metrics: RequestMetrics | None
+    ) -> BackgroundResponses | None:
+        metering = self.settings.metering
+        if not metering.follow_background_responses:
+            return None
+        background = BackgroundResponses(
+            transports,
+            {name: provider.timeouts for name, provider in self.settings.providers.items()},
+            max_wait=metering.background_max_wait_seconds,
+            max_pending=metering.background_max_pending,
+            on_settled=[metrics.count_usage] if metrics is not None else [],
+        )
+        self.metrics.background_followed.set_function(background.__len__)
+        return background
 
     def _open_ledger(self, engine: AsyncEngine) -> UsageLedger | None:
         metering = self.settings.metering

@@ -9,7 +9,10 @@ Endpoints (any path prefix, e.g. `/v1/chat/completions` or `/openai/deployments/
     POST .../chat/completions       OpenAI chat completion; `"stream": true` for SSE chunks
     POST .../completions            OpenAI legacy completion; streams too
     POST .../embeddings             OpenAI embeddings (float lists, or base64 when asked)
-    POST .../responses              OpenAI Responses API; streams the documented event sequence
+    POST .../responses              OpenAI Responses API; streams the documented event sequence;
+                                    `"background": true` answers `queued` at once (unless streamed)
+    GET  .../responses/ID           a background response: `in_progress` until it has run its time
+                                    (x-fake-background-ms), then `completed` with its usage; 404 if unknown
     GET  .../models                 model list (Anthropic shape with `anthropic-version`, Gemini shape
                                     under /v1beta/ or with `x-goog-api-key`, OpenAI shape otherwise)
     POST .../v1/messages            Anthropic message; `"stream": true` for its event stream
@@ -38,6 +41,7 @@ Control request headers:
                                  API version 2024-09-01-preview and strict compatible servers do)
     x-fake-cache-write-tokens: N[,H]  Anthropic: report N prompt tokens written to the cache, H of
                                  them kept an hour (`cache_creation.ephemeral_1h_input_tokens`)
+    x-fake-background-ms: N      how long a background response runs before it completes (default 200)
     x-fake-service-tier: NAME    Anthropic: report NAME as the usage's `service_tier` (default
                                  `standard`; `priority` as Priority Tier capacity reports it). OpenAI
                                  reports the tier its request asks for (flex, priority, scale)
@@ -136,6 +140,7 @@ class Controls:
     cache_write_1h_tokens: int = 0
     reject_stream_options: bool = False
     service_tier: str = "standard"
+    background_s: float = 0.2
 
 
 DEFAULT_CONTROLS = Controls()
@@ -451,9 +456,14 @@ def openai_responses(call: Call) -> Reply:
         "service_tier": _service_tier(call),
         "tool_choice": "auto",
         "tools": [],
+        "background": call.payload.get("background") is True,
     }
     if call.usage:
         response["usage"] = _responses_usage(call.usage)
+    if response["background"]:  # it runs on: a GET sees it end (`openai_retrieved_response`)
+        _remember_background(response, time.monotonic() + call.controls.background_s)
+        if not call.stream:
+            return _json_reply(_running(response, "queued"))
     if not call.stream:
         return _json_reply(response)
     started = {**response, "status": "in_progress", "output": []}
@@ -480,6 +490,32 @@ def openai_responses(call: Call) -> Reply:
             for number, (name, data) in enumerate(steps)
         ]
     )
+
+
+# Background responses by id: when each completes, and what a GET answers then.
+_BACKGROUND: dict[str, tuple[float, JSON]] = {}
+MAX_BACKGROUND = 10_000
+
+
+def _remember_background(response: JSON, completes_at: float) -> None:
+    if len(_BACKGROUND) >= MAX_BACKGROUND:
+        del _BACKGROUND[next(iter(_BACKGROUND))]
+    _BACKGROUND[response["id"]] = (completes_at, response)
+
+
+def _running(response: JSON, status: str) -> JSON:
+    """A response as it is before it completes: no output, no usage yet."""
+    return {**response, "status": status, "output": [], "usage": None}
+
+
+def openai_retrieved_response(call: Call) -> Reply:
+    """GET .../responses/ID: a background response, running or completed."""
+    response_id = call.request.path.rsplit("/", 1)[-1]
+    found = _BACKGROUND.get(response_id)
+    if found is None:
+        return error_reply(call.request, 404, f"No response found with id '{response_id}'.")
+    completes_at, response = found
+    return _json_reply(response if time.monotonic() >= completes_at else _running(response, "in_progress"))
 
 
 def models_list(call: Call) -> Reply:
@@ -656,6 +692,8 @@ GEMINI_ACTIONS: dict[str, Handler] = {
 
 def find_handler(method: str, path: str) -> Handler | None:
     if method == "GET":
+        if "/responses/" in path:
+            return openai_retrieved_response
         return models_list if path.endswith("/models") else None
     if method != "POST":
         return None
@@ -685,6 +723,7 @@ def parse_controls(headers: list[tuple[str, str]]) -> Controls:
             **_cache_writes(values.get("cache-write-tokens", "0")),
             reject_stream_options=values.get("reject-stream-options") == "1",
             service_tier=values.get("service-tier", "standard"),
+            background_s=float(values.get("background-ms", 200)) / 1000,
         )
     except ValueError as error:
         raise BadRequest(f"bad x-fake-* header: {error}") from error
@@ -715,6 +754,8 @@ def respond(request: RecordedRequest, number: int) -> Reply:
         reply = _route(request, number, controls)
     except BadRequest as error:
         return error_reply(request, 400, str(error))
+    if request.method == "GET" and "/responses/" in request.path:
+        return reply  # a background response retrieved: the controls were the request's that started it
     if controls.set_cookie:
         reply.headers += [
             ("set-cookie", "fake_session=abc123; Path=/; HttpOnly"),

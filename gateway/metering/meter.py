@@ -11,13 +11,14 @@ from urllib.parse import urlsplit
 
 from gateway.context import RequestContext
 from gateway.errors import InvalidJSON
+from gateway.metering.background import BackgroundResponses
 from gateway.metering.endpoints import classify
 from gateway.metering.estimate import estimate_usage
 from gateway.metering.extractors.factory import extractor_factory
 from gateway.metering.ledger import UsageLedger
 from gateway.metering.prices import PriceTable, cost_of
 from gateway.metering.stream_usage import StreamUsageRefusals, ask_for_stream_usage
-from gateway.metering.usage import Endpoint, TokenUsage, UsageExtractor
+from gateway.metering.usage import Endpoint, Extraction, TokenUsage, UsageExtractor
 from gateway.storage.records import UsageRecord
 
 logger = logging.getLogger("tollgate.metering")
@@ -80,11 +81,15 @@ def _endpoint_plan(kind: str, method: str, path: str) -> tuple[Endpoint, bool]:
 
 
 class Meter:
-    """Taps response bodies and writes one priced usage record per request."""
+    """Taps response bodies and writes one priced usage record per request (the call that started an
+    OpenAI background response once that response ends, given `background`: see `background`)."""
 
-    def __init__(self, prices: PriceTable, ledger: UsageLedger) -> None:
+    def __init__(
+        self, prices: PriceTable, ledger: UsageLedger, background: BackgroundResponses | None = None
+    ) -> None:
         self._prices = prices
         self._ledger = ledger
+        self._background = background
         self._upstreams: dict[str, str] = {}
 
     def open_tap(self, ctx: RequestContext, status: int, content_type: bytes | None) -> UsageExtractor:
@@ -103,9 +108,34 @@ class Meter:
         extraction = ctx.extraction
         if extraction is not None and extraction.usage is not None:  # the provider said: most calls
             usage, known = extraction.usage, True
+        elif extraction is not None and extraction.pending and self._follow(ctx, extraction.pending):
+            return  # recorded when the background response ends
         else:
             usage, ctx.usage_estimated, known = self._usage_without_report(ctx)
+        self._write(ctx, usage, known)
+
+    def _follow(self, ctx: RequestContext, response_id: str) -> bool:
+        """Have the background response `response_id` followed to its end; False if it is not."""
+        if self._background is None:
+            return False
+        unseen = self._usage_without_report(ctx)  # what the record says if the end is never seen
+        return self._background.follow(ctx, response_id, partial(self._settle, unseen))
+
+    def _settle(
+        self, unseen: tuple[TokenUsage, bool, bool], ctx: RequestContext, ended: Extraction | None
+    ) -> None:
+        """Record the call that started a background response, which `ended` so (None: not seen)."""
+        if ended is not None and ended.usage is not None:
+            ctx.extraction = ended if ended.model else ended._replace(model=ctx.reported_model())
+            self._write(ctx, ended.usage, True)
+        else:
+            usage, ctx.usage_estimated, known = unseen
+            self._write(ctx, usage, known)
+
+    def _write(self, ctx: RequestContext, usage: TokenUsage, known: bool) -> None:
+        """Price `usage` (unknown cost unless `known`) and write `ctx`'s record."""
         ctx.usage = usage
+        extraction = ctx.extraction
         model = extraction.model if extraction is not None and extraction.model else ctx.reported_model()
         if not known:
             ctx.cost_usd = None

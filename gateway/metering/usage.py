@@ -63,11 +63,15 @@ class Extraction(NamedTuple):
     # Characters of generated text that passed, the estimate's input when usage is missing: a
     # response that reported its usage skips the count (0), whole body or stream.
     output_chars: int = 0
+    # The id of an OpenAI background response (`"background": true`) that was still queued or running
+    # when its call ended: the provider bills it when it ends, and reports its usage then (see
+    # `metering.background`).
+    pending: str | None = None
 
 
 # Made from a tuple in C, without the generated `__new__`'s Python frame (half the cost), where the hot
 # path makes one per request: `new_token_usage((input, output, cached, cache_write, reasoning, 1h_writes,
-# service_tier))`, every field given.
+# service_tier))`, every field given (`new_extraction((usage, model, output_chars, pending))` alike).
 new_token_usage = partial(tuple.__new__, TokenUsage)
 new_extraction = partial(tuple.__new__, Extraction)
 

@@ -143,6 +143,7 @@ class GatewayMetrics:
         self._providers: dict[str, _ProviderTally] = {}
         self._dropped: dict[str, int] = {}
         self.ledger_depth = _FunctionGauge()
+        self.background_followed = _FunctionGauge()
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self)
 
@@ -221,6 +222,11 @@ class GatewayMetrics:
         yield GaugeMetricFamily(
             "tollgate_ledger_queue_depth", "Usage records waiting for the database", self.ledger_depth.get()
         )
+        yield GaugeMetricFamily(
+            "tollgate_background_responses_followed",
+            "OpenAI background responses followed to their end, their calls not recorded yet",
+            self.background_followed.get(),
+        )
 
 
 class RequestMetrics:
@@ -245,10 +251,27 @@ class RequestMetrics:
             if ctx.first_byte:
                 tally.ttfb_seconds.observe(ctx.first_byte - ctx.upstream_started)
         if usage is not None:
-            model.add_tokens(usage)
-            if ctx.usage_estimated:
-                tally.estimated += 1
-            if cost is None:
-                tally.unpriced += 1
-            elif cost > 0:
-                model.cost += cost
+            _count_usage(tally, model, usage, ctx.usage_estimated, cost)
+
+    def count_usage(self, ctx: RequestContext) -> None:
+        """Count the tokens and cost of a request observed before they were known (a background
+        response's call, recorded when the response ended: see `metering.background`)."""
+        adapter, usage = ctx.provider, ctx.usage
+        if usage is None:
+            return
+        tally = self._providers.get(adapter.name) or self._metrics.tally(adapter.name)
+        label = self._model_label(adapter.name, adapter.kind, ctx.reported_model())
+        model = tally.models.get(label) or tally.model(label)
+        _count_usage(tally, model, usage, ctx.usage_estimated, ctx.cost_usd)
+
+
+def _count_usage(
+    tally: _ProviderTally, model: _ModelTally, usage: TokenUsage, estimated: bool, cost: Decimal | None
+) -> None:
+    model.add_tokens(usage)
+    if estimated:
+        tally.estimated += 1
+    if cost is None:
+        tally.unpriced += 1
+    elif cost > 0:
+        model.cost += cost

@@ -23,6 +23,15 @@ class Forward(Protocol):
     async def __call__(self, ctx: RequestContext) -> UpstreamResponse: ...
 
 
+def headers_for_upstream(ctx: RequestContext) -> list[tuple[str, str]]:
+    """The caller's headers that may travel upstream, the request id, and the tenant's credential."""
+    headers = upstream_headers(ctx.headers)
+    headers.append(("x-request-id", ctx.request_id))
+    if ctx.credential is not None:
+        headers.append(ctx.provider.credential.header_for(ctx.credential.secret.reveal()))
+    return headers
+
+
 class Forwarder:
     def __init__(self, transports: Mapping[str, Transport], timeouts: Mapping[str, Timeouts]) -> None:
         self._transports = transports
@@ -31,11 +40,9 @@ class Forwarder:
     def prepare(self, ctx: RequestContext) -> UpstreamRequest:
         adapter = ctx.provider
         ctx.upstream_url = adapter.upstream_url(ctx.path, query_without_key(ctx.query_string))
-        headers = upstream_headers(ctx.headers)
-        headers.append(("x-request-id", ctx.request_id))
-        if ctx.credential is not None:
-            headers.append(adapter.credential.header_for(ctx.credential.secret.reveal()))
-        return UpstreamRequest(ctx.method, ctx.upstream_url, headers, ctx.body, self._timeouts[adapter.name])
+        return UpstreamRequest(
+            ctx.method, ctx.upstream_url, headers_for_upstream(ctx), ctx.body, self._timeouts[adapter.name]
+        )
 
     async def __call__(self, ctx: RequestContext) -> UpstreamResponse:
         request = self.prepare(ctx)

@@ -178,6 +178,24 @@ class MeteringSettings(Frozen):
     shutdown_grace_seconds: float = Field(
         15.0, ge=0, description="How long shutdown waits for the ledger to be written before giving up."
     )
+    follow_background_responses: bool = Field(
+        True,
+        description="Follow each OpenAI background response (Responses API, `background: true`) to its end,"
+        " polling the provider with the call's credential, and record the call with the usage it ends with;"
+        " off, such a call is recorded when it returns, estimated from its input.",
+    )
+    background_max_wait_seconds: float = Field(
+        4 * 3600.0,
+        gt=0,
+        description="How long a background response is followed; one still running then is recorded"
+        " estimated.",
+    )
+    background_max_pending: int = Field(
+        1000,
+        ge=1,
+        description="Background responses followed at once; the call of one more is recorded at once,"
+        " estimated.",
+    )
 
 
 class AdminSettings(Frozen):

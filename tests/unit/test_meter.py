@@ -16,16 +16,7 @@ from gateway.metering.prices import cost_of
 from gateway.metering.stream_usage import REMEMBER_SECONDS, StreamUsageRefusals
 from gateway.metering.usage import Endpoint, Extraction, TokenUsage
 from gateway.storage.records import UsageRecord
-from tests.support.metering import ADAPTERS, PRICES, PRINCIPAL
-
-
-class ListLedger:
-    def __init__(self) -> None:
-        self.records: list[UsageRecord] = []
-
-    def record(self, record: UsageRecord) -> bool:
-        self.records.append(record)
-        return True
+from tests.support.metering import ADAPTERS, PRICES, PRINCIPAL, ListLedger
 
 
 def context(

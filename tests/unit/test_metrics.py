@@ -209,6 +209,14 @@ def test_the_ledger_reports_its_dropped_records_and_its_queue_depth() -> None:
     assert samples["tollgate_ledger_queue_depth"] == {(): 7.0}
 
 
+def test_the_background_responses_followed_are_a_gauge_read_at_each_scrape() -> None:
+    metrics = GatewayMetrics()
+    assert scrape(metrics)["tollgate_background_responses_followed"] == {(): 0.0}
+    metrics.background_followed.set_function(lambda: 3)
+
+    assert scrape(metrics)["tollgate_background_responses_followed"] == {(): 3.0}
+
+
 def test_every_family_is_exposed_with_its_type_and_help_even_before_any_request() -> None:
     families = text_string_to_metric_families(GatewayMetrics().exposition().decode())
 
@@ -227,6 +235,11 @@ def test_every_family_is_exposed_with_its_type_and_help_even_before_any_request(
         ),
         ("tollgate_ledger_records_dropped", "counter", "Usage records that never reached the ledger"),
         ("tollgate_ledger_queue_depth", "gauge", "Usage records waiting for the database"),
+        (
+            "tollgate_background_responses_followed",
+            "gauge",
+            "OpenAI background responses followed to their end, their calls not recorded yet",
+        ),
     ]
 
 

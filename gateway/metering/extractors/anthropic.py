@@ -88,6 +88,7 @@ class AnthropicDialect:
 
     __slots__ = ("_fields", "_final", "_model")
     wants_last = False  # content events never carry usage
+    pending: str | None = None  # no background messages
 
     def __init__(self) -> None:
         self._fields: dict[str, Any] = {}

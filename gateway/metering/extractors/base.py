@@ -20,6 +20,7 @@ class Reading(NamedTuple):
     model: str | None = None
     chars: int = 0  # characters of generated text, counted only when there is no final usage
     final: bool = True  # whether `usage` is the response's total (Gemini chunks carry running totals)
+    pending: str | None = None  # a background response still running: its id (see `Extraction.pending`)
 
 
 NOTHING = Reading()

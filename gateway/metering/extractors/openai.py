@@ -45,6 +45,10 @@ from gateway.metering.usage import TokenUsage, in_service_tier, new_token_usage
 
 CHOICE_TEXT_FIELDS = frozenset({"content", "reasoning_content", "reasoning", "refusal"})
 RESPONSES_TERMINAL = frozenset({b"response.completed", b"response.incomplete", b"response.failed"})
+# A background response (`"background": true`) in these states has not ended: it is billed when it does.
+RESPONSE_RUNNING = frozenset({"queued", "in_progress"})
+RESPONSE_ID = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what may go into the URL that retrieves a response
+BACKGROUND = re.compile(rb'"background"\s*:\s*true')
 # where a chunk's text value starts: the head of a content event ends there
 DELTA_KEY = re.compile(rb'"delta"\s*:\s*"')
 CHAT_TEXT_KEY = re.compile(rb'"(?:content|text|arguments|reasoning_content|reasoning|refusal)"\s*:\s*"')
@@ -140,22 +144,40 @@ def responses_texts(response: object) -> Iterator[str]:
 
 
 def read_responses(payload: Any) -> Reading:
-    """A whole Responses API body."""
-    return read_body(payload, responses_usage, responses_texts)
+    """A whole Responses API body; a background response still running is `pending`, by its id."""
+    reading = read_body(payload, responses_usage, responses_texts)
+    if reading.usage is None:
+        pending = running_background_response(payload)
+        if pending is not None:
+            return reading._replace(pending=pending)
+    return reading
+
+
+def running_background_response(response: object) -> str | None:
+    """The id of a Responses API `response` made with `"background": true` that is still queued or in
+    progress (an id fit for a URL), else None."""
+    if type(response) is not dict or response.get("background") is not True:
+        return None
+    identifier = response.get("id")
+    if response.get("status") not in RESPONSE_RUNNING or type(identifier) is not str:
+        return None
+    return identifier if RESPONSE_ID.fullmatch(identifier) else None
 
 
 class ResponsesDialect:
     """Responses API events: `*.delta` events carry text, the terminal events the usage.
 
-    Only a terminal event is parsed; the model of a stream cut before it is found in `response.created`.
+    Only a terminal event is parsed; the model of a stream cut before it is found in `response.created`,
+    which is parsed too when it announces a background response (its id is `pending` until the end).
     """
 
-    __slots__ = ("_model", "_usage")
+    __slots__ = ("_model", "_usage", "pending")
     wants_last = False  # content events never carry usage
 
     def __init__(self) -> None:
         self._usage: TokenUsage | None = None
         self._model: str | None = None
+        self.pending: str | None = None
 
     def head(self, event: bytes) -> bytes | None:
         if not _is_content(event_name(event)):
@@ -178,8 +200,14 @@ class ResponsesDialect:
                 responses_usage(response.get("usage")), response.get("service_tier")
             )
             self._model = model_of(response) or self._model
+            self.pending = None  # it ended, and the stream said so
         elif name == b"response.created" and self._model is None:
-            self._model = model_in(event)
+            if BACKGROUND.search(event):
+                response = mapping(payload_of(event), "response")
+                self.pending = running_background_response(response)
+                self._model = model_of(response)
+            else:
+                self._model = model_in(event)
 
     def read_last(self, event: bytes) -> Reading:
         return NOTHING

@@ -233,7 +233,7 @@ class StripStream(Kept):
     def finish(self) -> Extraction:
         usage, model = self._usage, self._model
         if usage is not None and model is not None:
-            return new_extraction((usage, model, 0))
+            return new_extraction((usage, model, 0, None))
         counter = self._count()
         if model is None:
             model = counter.model()
@@ -268,6 +268,7 @@ class ChatText:
 
     __slots__ = ()
     wants_last = False
+    pending: str | None = None
 
     def head(self, event: bytes) -> bytes | None:
         return None if event.startswith(b"data: [DONE]") else text_head(event, CHAT_TEXT_KEY)

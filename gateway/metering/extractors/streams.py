@@ -74,6 +74,12 @@ class Dialect(Protocol):
 
     def result(self) -> tuple[TokenUsage | None, str | None]: ...
 
+    @property
+    def pending(self) -> str | None:
+        """The id of a background response (Responses API) whose stream began and did not end: it is
+        billed when it ends, after the stream (see `metering.background`); else None."""
+        ...
+
     def settle(self, data: bytes) -> Settled | None:
         """The usage and model of a whole stream read from the few events that carry them, if that is
         sure to be what reading every event gives; else None. Pure: the dialect is left as it was."""
@@ -158,7 +164,7 @@ class IncrementalStream(EventTally):
             usage, model = self._dialect.result()
         except Exception:
             return Extraction(None, None, max(chars, 0))
-        return Extraction(usage, model, max(chars, 0))
+        return Extraction(usage, model, max(chars, 0), None if usage is not None else self._dialect.pending)
 
 
 class Kept:
@@ -271,6 +277,7 @@ class DataDialect:
     """
 
     __slots__ = ("_key", "_late", "_model", "_passed", "_read_payload")
+    pending: str | None = None  # no background responses here
 
     def __init__(self, read_payload: Callable[[Any], Reading], text_key: re.Pattern[bytes]) -> None:
         self._read_payload = read_payload

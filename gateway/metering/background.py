@@ -1,0 +1,228 @@
+"""Background responses: metered when they end, not when the call that started them does.
+
+An OpenAI Responses API request with `"background": true` is answered at once, the response `queued` or
+`in_progress` (or, streamed, with events until the caller lets go), and runs on at the provider, which
+bills it when it ends. The caller learns the outcome by polling `GET .../responses/{id}`, by a webhook,
+or not at all. Recorded when its call ended, such a call would cost nothing, or an estimate of its
+input alone; the most expensive calls there are (deep research, `-pro` models) run this way.
+
+So the meter hands such a call here, and `BackgroundResponses` follows the response itself: it polls
+the provider at the URL the call was made to plus `/{id}`, with the call's own headers and the tenant's
+credential, and writes the call's one ledger record (its time, tenant, key and duration, as every
+record) once the provider says how the response ended:
+
+* the first poll after `first_poll` seconds, then `BACKOFF` times longer each time, up to `max_poll`;
+* an ended response (`completed`, `incomplete`, `failed`, `cancelled`) is recorded with the usage it
+  reports, exactly; one that reports none gets the estimate metering makes of any call without usage;
+* a response the provider no longer knows (404, 410: a background response made with `store: false`
+  is kept about ten minutes), one still running after `max_wait` seconds, and every response still
+  followed when the gateway shuts down are recorded with that estimate, flagged `estimated`, and
+  logged: never dropped, never recorded as free;
+* at most `max_pending` responses are followed at once; the call of one more is recorded at once,
+  estimated (and logged).
+
+Polls are not calls: they leave no record of their own, and an error while polling (the upstream down,
+429, 5xx) only means another poll later. The caller's own polls are reads, recorded as unmetered calls
+like every read, so each background response is counted once. What is followed lives in this process:
+a gateway killed without a shutdown loses it, as it loses the ledger's queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from gateway.auth.extract import query_without_key
+from gateway.context import RequestContext
+from gateway.errors import GatewayError
+from gateway.metering.extractors.base import loads
+from gateway.metering.extractors.openai import read_responses
+from gateway.metering.usage import Extraction
+from gateway.pipeline.forward import headers_for_upstream
+from gateway.settings.schema import Timeouts
+from gateway.upstream.transport import Transport, UpstreamRequest, UpstreamResponse
+
+logger = logging.getLogger("tollgate.metering")
+
+ENDED = frozenset({"completed", "incomplete", "failed", "cancelled"})
+GONE_STATUSES = frozenset({404, 410})
+FIRST_POLL = 2.0  # seconds
+BACKOFF = 1.5
+MAX_POLL = 30.0  # seconds
+MAX_BODY = 32 * 1024 * 1024  # bytes of a polled response read at most
+# The request's own headers that do not belong on a GET without a body.
+BODY_HEADERS = frozenset({"content-type", "content-encoding", "accept-encoding"})
+
+# Called once per followed response: the call's context, and what the provider said when the response
+# ended (None: its end was not seen). It writes the call's record.
+Settle = Callable[[RequestContext, Extraction | None], None]
+
+
+class _Gone(Exception):
+    """The provider no longer knows the response."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Followed:
+    ctx: RequestContext
+    request: UpstreamRequest
+    settle: Settle
+
+
+class BackgroundResponses:
+    """The background responses being followed to their end, each by a task of its own."""
+
+    def __init__(
+        self,
+        transports: Mapping[str, Transport],
+        timeouts: Mapping[str, Timeouts],
+        *,
+        max_wait: float,
+        max_pending: int,
+        first_poll: float = FIRST_POLL,
+        max_poll: float = MAX_POLL,
+        on_settled: Sequence[Callable[[RequestContext], None]] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._transports = transports
+        self._timeouts = timeouts
+        self._max_wait = max_wait
+        self._max_pending = max_pending
+        self._first_poll = first_poll
+        self._max_poll = max_poll
+        self._on_settled = tuple(on_settled)
+        self._clock = clock
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def __len__(self) -> int:
+        """Responses being followed."""
+        return len(self._tasks)
+
+    def follow(self, ctx: RequestContext, response_id: str, settle: Settle) -> bool:
+        """Follow the background response `response_id` that `ctx`'s call started, and `settle` the call
+        when it ends; False (nothing followed) when `max_pending` are followed already or shutting down."""
+        if self._closed or len(self._tasks) >= self._max_pending:
+            logger.warning(
+                "background response not followed: the call is recorded now, estimated",
+                extra={"fields": {"request_id": ctx.request_id, "following": len(self._tasks)}},
+            )
+            return False
+        request = retrieve_request(ctx, response_id, self._timeouts[ctx.provider.name])
+        # Only what the record needs is kept while the response runs: not the request's body or headers.
+        kept = replace(ctx, headers=[], body=b"", body_before_injection=b"", tap=None, _json=None)
+        task = asyncio.get_running_loop().create_task(self._follow(_Followed(kept, request, settle)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def close(self) -> None:
+        """Stop following: every call still followed is recorded, estimated (see the module's docstring)."""
+        self._closed = True
+        tasks = list(self._tasks)
+        if tasks:
+            logger.warning(
+                "shutting down with background responses still running: their calls are recorded estimated",
+                extra={"fields": {"count": len(tasks)}},
+            )
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _follow(self, followed: _Followed) -> None:
+        ended: Extraction | None = None
+        try:
+            ended = await self._until_ended(followed)
+        finally:  # cancelled at shutdown too: the call is recorded either way
+            self._settle(followed, ended)
+
+    async def _until_ended(self, followed: _Followed) -> Extraction | None:
+        deadline = self._clock() + self._max_wait
+        delay = self._first_poll
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                ended = await self._poll(followed)
+            except _Gone:
+                self._log_unseen(followed, "the provider no longer knows the response")
+                return None
+            if ended is not None:
+                return ended
+            if self._clock() + delay > deadline:
+                self._log_unseen(followed, "still running after metering.background_max_wait_seconds")
+                return None
+            delay = min(delay * BACKOFF, self._max_poll)
+
+    async def _poll(self, followed: _Followed) -> Extraction | None:
+        """What the provider says of an ended response, else None (running, or no answer this time)."""
+        try:
+            response = await self._transports[followed.ctx.provider.name].send(followed.request)
+        except GatewayError:
+            return None
+        try:
+            if response.status in GONE_STATUSES:
+                raise _Gone
+            if response.status >= 300:
+                return None
+            body = await _read(response)
+        except GatewayError:
+            return None
+        finally:
+            await response.aclose()
+        payload = loads(body) if body is not None else None
+        if type(payload) is not dict or payload.get("status") not in ENDED:
+            return None
+        reading = read_responses(payload)
+        return Extraction(reading.usage, reading.model)
+
+    def _settle(self, followed: _Followed, ended: Extraction | None) -> None:
+        ctx = followed.ctx
+        try:
+            followed.settle(ctx, ended)
+            for hook in self._on_settled:
+                hook(ctx)
+        except Exception:  # a bug here must not take the other followed responses with it
+            logger.exception(
+                "settling a background response failed", extra={"fields": {"request_id": ctx.request_id}}
+            )
+            return
+        logger.info(
+            "background response ended",
+            extra={
+                "fields": {
+                    "request_id": ctx.request_id,
+                    "estimated": ctx.usage_estimated,
+                    "cost_usd": None if ctx.cost_usd is None else str(ctx.cost_usd),
+                }
+            },
+        )
+
+    def _log_unseen(self, followed: _Followed, why: str) -> None:
+        logger.warning(
+            "background response's end not seen: its call is recorded estimated",
+            extra={"fields": {"request_id": followed.ctx.request_id, "reason": why}},
+        )
+
+
+def retrieve_request(ctx: RequestContext, response_id: str, timeouts: Timeouts) -> UpstreamRequest:
+    """The GET that retrieves response `response_id` from the provider `ctx`'s call went to, with the
+    call's headers (less those of its body) and credential."""
+    path = f"{ctx.path.rstrip('/')}/{response_id}"
+    url = ctx.provider.upstream_url(path, query_without_key(ctx.query_string))
+    headers = [(name, value) for name, value in headers_for_upstream(ctx) if name not in BODY_HEADERS]
+    return UpstreamRequest("GET", url, headers, b"", timeouts)
+
+
+async def _read(response: UpstreamResponse) -> bytes | None:
+    """The whole body, or None past `MAX_BODY` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.chunks():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -4,16 +4,19 @@ response ends, with the usage the provider reports then, however the caller lear
 from __future__ import annotations
 
 import itertools
+import signal
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import openai
 
 from gateway.metering.prices import cost_of, load_price_table
 from gateway.metering.usage import TokenUsage
+from scripts.fake_upstream import FakeUpstream
 from tests.integration.conftest import CREDENTIALS, World
-from tests.support.gateway import usage_rows, wait_for_usage_rows
+from tests.support.gateway import GatewayHarness, usage_rows, wait_for_usage_rows
 
 PRICES = load_price_table(None)
 _numbers = itertools.count()
@@ -104,3 +107,32 @@ def test_a_background_stream_the_upstream_cut_is_recorded_exactly_once_the_respo
         ended["usage"]["output_tokens"],
     )
     assert row["output_tokens"] == 12 and row["estimated"] is False and row["streamed"] is True
+
+
+def test_a_background_response_still_running_at_shutdown_has_its_call_recorded_estimated(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    gateway = GatewayHarness(tmp_path, {"openai": {"type": "openai", "base_url": upstream.url + "/v1"}})
+    gateway.cli("db", "upgrade")
+    gateway.cli("tenant", "create", "acme")
+    gateway.cli("credential", "set", "--tenant", "acme", "--provider", "openai", stdin="sk-acme")
+    key = gateway.create_key("acme")
+    gateway.start()
+    assert gateway.process is not None
+    started = f"bg-shutdown-{next(_numbers)}"
+    with openai.OpenAI(base_url=f"{gateway.url}/openai/v1", api_key=key, max_retries=0) as api:
+        response = api.responses.create(
+            model="gpt-4o-mini",
+            input="Think about this for an hour",
+            background=True,
+            extra_headers={"x-request-id": started, "x-fake-background-ms": "3600000"},
+        )
+
+    gateway.process.send_signal(signal.SIGTERM)
+    exit_code = gateway.process.wait(timeout=60)
+    [row] = usage_rows(gateway.effective_database_url, started)
+
+    assert response.status == "queued" and exit_code == -signal.SIGTERM
+    assert row["estimated"] is True and row["input_tokens"] > 0 and row["output_tokens"] == 0
+    assert Decimal(row["cost_usd"]) > 0 and row["endpoint"] == "responses"
+    assert "background responses still running" in gateway.logs()

@@ -125,17 +125,18 @@ class Gateway:
             metrics = (
                 RequestMetrics(self.metrics, self.prices.model_label) if settings.metrics.enabled else None
             )
-            background = self._follower(transports, metrics) if ledger is not None else None
+            credentials = CredentialStore(
+                CredentialRepository(engine),
+                master,
+                settings.credentials.cache_ttl_seconds,
+                settings.credentials.cache_size,
+            )
+            background = self._follower(transports, credentials, metrics) if ledger is not None else None
             services = Services(
                 authenticator=KeyAuthenticator(
                     KeyRepository(engine), settings.auth.key_cache_ttl_seconds, settings.auth.key_cache_size
                 ),
-                credentials=CredentialStore(
-                    CredentialRepository(engine),
-                    master,
-                    settings.credentials.cache_ttl_seconds,
-                    settings.credentials.cache_size,
-                ),
+                credentials=credentials,
                 transports=transports,
                 meter=Meter(self.prices, ledger, background) if ledger is not None else None,
                 metrics=metrics,
@@ -166,7 +167,10 @@ class Gateway:
             await engine.dispose()
 
     def _follower(
-        self, transports: Mapping[str, Transport], metrics: RequestMetrics | None
+        self,
+        transports: Mapping[str, Transport],
+        credentials: CredentialStore,
+        metrics: RequestMetrics | None,
     ) -> BackgroundResponses | None:
         metering = self.settings.metering
         if not metering.follow_background_responses:
@@ -174,6 +178,7 @@ class Gateway:
         background = BackgroundResponses(
             transports,
             {name: provider.timeouts for name, provider in self.settings.providers.items()},
+            credentials.resolve,
             max_wait=metering.background_max_wait_seconds,
             max_pending=metering.background_max_pending,
             on_settled=[metrics.count_usage] if metrics is not None else [],

@@ -8,8 +8,9 @@ input alone; the most expensive calls there are (deep research, `-pro` models) r
 
 So the meter hands such a call here, and `BackgroundResponses` follows the response itself: it polls
 the provider at the URL the call was made to plus `/{id}`, with the call's own headers and the tenant's
-credential, and writes the call's one ledger record (its time, tenant, key and duration, as every
-record) once the provider says how the response ended:
+credential (resolved again for each poll, as a call resolves it: a rotated key is used once stored, and
+no decrypted secret is held for the hours a response may run), and writes the call's one ledger record
+(its time, tenant, key and duration, as every record) once the provider says how the response ended:
 
 * the first poll after `first_poll` seconds, then `BACKOFF` times longer each time, up to `max_poll`;
 * an ended response (`completed`, `incomplete`, `failed`, `cancelled`) is recorded with the usage it
@@ -21,10 +22,11 @@ record) once the provider says how the response ended:
 * at most `max_pending` responses are followed at once; the call of one more is recorded at once,
   estimated (and logged).
 
-Polls are not calls: they leave no record of their own, and an error while polling (the upstream down,
-429, 5xx) only means another poll later. The caller's own polls are reads, recorded as unmetered calls
-like every read, so each background response is counted once. What is followed lives in this process:
-a gateway killed without a shutdown loses it, as it loses the ledger's queue.
+Polls are not calls: they leave no record of their own, and an error while polling (the upstream or the
+credential store down, 429, 5xx) only means another poll later. The caller's own polls are reads,
+recorded as unmetered calls like every read, so each background response is counted once. What is
+followed lives in this process: a gateway killed without a shutdown loses it, as it loses the ledger's
+queue.
 """
 
 from __future__ import annotations
@@ -32,17 +34,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from gateway.auth.extract import query_without_key
 from gateway.context import RequestContext
+from gateway.credentials.store import CredentialUnreadable, ResolvedCredential
 from gateway.errors import GatewayError
 from gateway.metering.extractors.base import loads
 from gateway.metering.extractors.openai import read_responses
 from gateway.metering.usage import Extraction
 from gateway.pipeline.forward import headers_for_upstream
 from gateway.settings.schema import Timeouts
+from gateway.storage.errors import StorageError
 from gateway.upstream.transport import Transport, UpstreamRequest, UpstreamResponse
 
 logger = logging.getLogger("tollgate.metering")
@@ -59,6 +63,8 @@ BODY_HEADERS = frozenset({"content-type", "content-encoding", "accept-encoding"}
 # Called once per followed response: the call's context, and what the provider said when the response
 # ended (None: its end was not seen). It writes the call's record.
 Settle = Callable[[RequestContext, Extraction | None], None]
+# The credential to present for a tenant's calls to a provider (`CredentialStore.resolve`).
+Credentials = Callable[[str, str], Awaitable[ResolvedCredential | None]]
 
 
 class _Gone(Exception):
@@ -79,6 +85,7 @@ class BackgroundResponses:
         self,
         transports: Mapping[str, Transport],
         timeouts: Mapping[str, Timeouts],
+        credentials: Credentials,
         *,
         max_wait: float,
         max_pending: int,
@@ -89,13 +96,14 @@ class BackgroundResponses:
     ) -> None:
         self._transports = transports
         self._timeouts = timeouts
+        self._credentials = credentials
         self._max_wait = max_wait
         self._max_pending = max_pending
         self._first_poll = first_poll
         self._max_poll = max_poll
         self._on_settled = tuple(on_settled)
         self._clock = clock
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[Extraction | None], _Followed] = {}
         self._closed = False
 
     def __len__(self) -> int:
@@ -112,11 +120,15 @@ class BackgroundResponses:
             )
             return False
         request = retrieve_request(ctx, response_id, self._timeouts[ctx.provider.name])
-        # Only what the record needs is kept while the response runs: not the request's body or headers.
-        kept = replace(ctx, headers=[], body=b"", body_before_injection=b"", tap=None, _json=None)
-        task = asyncio.get_running_loop().create_task(self._follow(_Followed(kept, request, settle)))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # Only what the record needs is kept while the response runs: not the request's body, its
+        # headers or the decrypted credential.
+        kept = replace(
+            ctx, headers=[], body=b"", body_before_injection=b"", tap=None, credential=None, _json=None
+        )
+        followed = _Followed(kept, request, settle)
+        task = asyncio.get_running_loop().create_task(self._until_ended(followed))
+        self._tasks[task] = followed
+        task.add_done_callback(self._ended)
         return True
 
     async def close(self) -> None:
@@ -132,12 +144,21 @@ class BackgroundResponses:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _follow(self, followed: _Followed) -> None:
-        ended: Extraction | None = None
-        try:
-            ended = await self._until_ended(followed)
-        finally:  # cancelled at shutdown too: the call is recorded either way
-            self._settle(followed, ended)
+    def _ended(self, task: asyncio.Task[Extraction | None]) -> None:
+        """Record the call of a response followed to its end, or not (cancelled at shutdown, even before
+        its first poll; a bug): the call is recorded either way."""
+        followed = self._tasks.pop(task)
+        ended = None
+        if not task.cancelled():
+            if task.exception() is None:
+                ended = task.result()
+            else:
+                logger.error(
+                    "following a background response failed",
+                    exc_info=task.exception(),
+                    extra={"fields": {"request_id": followed.ctx.request_id}},
+                )
+        self._settle(followed, ended)
 
     async def _until_ended(self, followed: _Followed) -> Extraction | None:
         deadline = self._clock() + self._max_wait
@@ -158,9 +179,11 @@ class BackgroundResponses:
 
     async def _poll(self, followed: _Followed) -> Extraction | None:
         """What the provider says of an ended response, else None (running, or no answer this time)."""
+        ctx = followed.ctx
         try:
-            response = await self._transports[followed.ctx.provider.name].send(followed.request)
-        except GatewayError:
+            request = await self._with_credential(ctx, followed.request)
+            response = await self._transports[ctx.provider.name].send(request)
+        except (GatewayError, StorageError, CredentialUnreadable):
             return None
         try:
             if response.status in GONE_STATUSES:
@@ -177,6 +200,17 @@ class BackgroundResponses:
             return None
         reading = read_responses(payload)
         return Extraction(reading.usage, reading.model)
+
+    async def _with_credential(self, ctx: RequestContext, request: UpstreamRequest) -> UpstreamRequest:
+        """`request` with the credential the tenant's calls to the provider present now, if any."""
+        adapter, principal = ctx.provider, ctx.principal
+        if adapter.credential_mode == "none" or principal is None:
+            return request
+        credential = await self._credentials(principal.tenant_id, adapter.name)
+        if credential is None:
+            return request
+        header = adapter.credential.header_for(credential.secret.reveal())
+        return replace(request, headers=[*request.headers, header])
 
     def _settle(self, followed: _Followed, ended: Extraction | None) -> None:
         ctx = followed.ctx
@@ -209,10 +243,10 @@ class BackgroundResponses:
 
 def retrieve_request(ctx: RequestContext, response_id: str, timeouts: Timeouts) -> UpstreamRequest:
     """The GET that retrieves response `response_id` from the provider `ctx`'s call went to, with the
-    call's headers (less those of its body) and credential."""
+    call's headers (less those of its body), without a credential yet."""
     path = f"{ctx.path.rstrip('/')}/{response_id}"
     url = ctx.provider.upstream_url(path, query_without_key(ctx.query_string))
-    headers = [(name, value) for name, value in headers_for_upstream(ctx) if name not in BODY_HEADERS]
+    headers = [(name, value) for name, value in headers_for_upstream(ctx, None) if name not in BODY_HEADERS]
     return UpstreamRequest("GET", url, headers, b"", timeouts)
 
 

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from gateway.auth.extract import query_without_key
 from gateway.context import RequestContext
+from gateway.credentials.store import ResolvedCredential
 from gateway.http.headers import upstream_headers
 from gateway.settings.schema import Timeouts
 from gateway.upstream.transport import Transport, UpstreamRequest, UpstreamResponse
@@ -23,12 +24,12 @@ class Forward(Protocol):
     async def __call__(self, ctx: RequestContext) -> UpstreamResponse: ...
 
 
-def headers_for_upstream(ctx: RequestContext) -> list[tuple[str, str]]:
-    """The caller's headers that may travel upstream, the request id, and the tenant's credential."""
+def headers_for_upstream(ctx: RequestContext, credential: ResolvedCredential | None) -> list[tuple[str, str]]:
+    """The caller's headers that may travel upstream, the request id, and the tenant's `credential`."""
     headers = upstream_headers(ctx.headers)
     headers.append(("x-request-id", ctx.request_id))
-    if ctx.credential is not None:
-        headers.append(ctx.provider.credential.header_for(ctx.credential.secret.reveal()))
+    if credential is not None:
+        headers.append(ctx.provider.credential.header_for(credential.secret.reveal()))
     return headers
 
 
@@ -41,7 +42,11 @@ class Forwarder:
         adapter = ctx.provider
         ctx.upstream_url = adapter.upstream_url(ctx.path, query_without_key(ctx.query_string))
         return UpstreamRequest(
-            ctx.method, ctx.upstream_url, headers_for_upstream(ctx), ctx.body, self._timeouts[adapter.name]
+            ctx.method,
+            ctx.upstream_url,
+            headers_for_upstream(ctx, ctx.credential),
+            ctx.body,
+            self._timeouts[adapter.name],
         )
 
     async def __call__(self, ctx: RequestContext) -> UpstreamResponse:

@@ -22,6 +22,7 @@ from gateway.metering.meter import Meter
 from gateway.metering.prices import cost_of
 from gateway.metering.usage import Endpoint, Extraction, TokenUsage
 from gateway.settings.schema import Timeouts
+from gateway.storage.errors import StorageUnavailable
 from gateway.storage.records import UsageRecord
 from gateway.upstream.transport import UpstreamRequest
 from tests.support.metering import ADAPTERS, PRICES, PRINCIPAL, ListLedger
@@ -118,15 +119,39 @@ def started_call(body: dict[str, Any] | None = None) -> RequestContext:
     return ctx
 
 
-def follower(upstream: ScriptedUpstream, **options: Any) -> BackgroundResponses:
+class Credentials:
+    """The tenants' credentials as the store resolves them: `secrets[(tenant, provider)]`, or an error."""
+
+    def __init__(self, *secrets: str | Exception) -> None:
+        self._secrets = list(secrets)
+        self.asked: list[tuple[str, str]] = []
+
+    async def __call__(self, tenant: str, provider: str) -> ResolvedCredential | None:
+        self.asked.append((tenant, provider))
+        secret = self._secrets.pop(0) if len(self._secrets) > 1 else self._secrets[0]
+        if isinstance(secret, Exception):
+            raise secret
+        return ResolvedCredential("cred_1", "api_key", Secret(secret), shared=False)
+
+
+def follower(
+    upstream: ScriptedUpstream, credentials: Credentials | None = None, **options: Any
+) -> BackgroundResponses:
     settings: dict[str, Any] = {"max_wait": 60.0, "max_pending": 10, "first_poll": 0.001, "max_poll": 0.002}
-    return BackgroundResponses({"openai": upstream}, {"openai": Timeouts()}, **{**settings, **options})
+    return BackgroundResponses(
+        {"openai": upstream},
+        {"openai": Timeouts()},
+        credentials or Credentials(SECRET),
+        **{**settings, **options},
+    )
 
 
-async def metered(upstream: ScriptedUpstream, ctx: RequestContext, **options: Any) -> list[UsageRecord]:
+async def metered(
+    upstream: ScriptedUpstream, ctx: RequestContext, credentials: Credentials | None = None, **options: Any
+) -> list[UsageRecord]:
     """Observe `ctx` with a meter that follows background responses; the records once it has settled."""
     ledger = ListLedger()
-    background = follower(upstream, **options)
+    background = follower(upstream, credentials, **options)
     Meter(PRICES, ledger, background).observe(ctx)  # type: ignore[arg-type]
     while len(background):
         await asyncio.sleep(0.001)
@@ -238,6 +263,39 @@ async def test_the_polls_go_to_the_response_with_the_tenants_credential_and_not_
     assert all("tg_live" not in value for value in headers.values())
 
 
+async def test_each_poll_presents_the_credential_the_tenant_has_then() -> None:
+    upstream = ScriptedUpstream((200, response("in_progress")), (200, response("completed", usage=USAGE)))
+    credentials = Credentials("sk-before-rotation", "sk-after-rotation")
+
+    [record] = await metered(upstream, started_call(), credentials)
+
+    presented = [dict(poll.headers)["authorization"] for poll in upstream.requests]
+    assert presented == ["Bearer sk-before-rotation", "Bearer sk-after-rotation"]
+    assert credentials.asked == [("acme", "openai")] * 2 and record.output_tokens == 5000
+
+
+async def test_while_the_credential_store_is_down_polling_goes_on() -> None:
+    upstream = ScriptedUpstream((200, response("completed", usage=USAGE)))
+    credentials = Credentials(StorageUnavailable("database error"), SECRET)
+
+    [record] = await metered(upstream, started_call(), credentials)
+
+    assert len(upstream.requests) == 1 and not record.estimated
+
+
+async def test_the_decrypted_credential_is_not_kept_while_the_response_runs() -> None:
+    upstream = ScriptedUpstream((200, response("in_progress")))
+    background = follower(upstream)
+    kept: list[RequestContext] = []
+
+    background.follow(started_call(), "resp_0123abc", lambda ctx, _ended: kept.append(ctx))
+    await background.close()
+
+    [ctx] = kept
+    assert ctx.credential is None and ctx.body == b"" and ctx.headers == []
+    assert ctx.principal == PRINCIPAL and ctx.request_id == "req-bg"
+
+
 @pytest.mark.parametrize("unreachable", [UpstreamUnavailable("down"), (503, {"error": {}}), (429, {})])
 async def test_polls_that_fail_are_tried_again(unreachable: tuple[int, dict[str, Any]] | Exception) -> None:
     upstream = ScriptedUpstream(unreachable, unreachable, (200, response("completed", usage=USAGE)))
@@ -286,6 +344,18 @@ async def test_shutting_down_records_every_call_still_followed_estimated() -> No
 
     assert len(ledger.records) == 2 and all(record.estimated for record in ledger.records)
     assert len(background) == 0
+
+
+async def test_a_call_followed_just_before_shutdown_is_recorded_though_no_poll_ran() -> None:
+    upstream = ScriptedUpstream((200, response("completed", usage=USAGE)))
+    ledger = ListLedger()
+    background = follower(upstream)
+    Meter(PRICES, ledger, background).observe(started_call())  # type: ignore[arg-type]
+
+    await background.close()  # at once: the task that would poll has not run a step
+
+    [record] = ledger.records
+    assert record.estimated and upstream.requests == []
 
 
 async def test_past_the_bound_a_call_is_recorded_at_once_estimated() -> None:

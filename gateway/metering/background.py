@@ -47,6 +47,7 @@ from gateway.metering.usage import Extraction
 from gateway.pipeline.forward import headers_for_upstream
 from gateway.settings.schema import Timeouts
 from gateway.storage.errors import StorageError
+from gateway.types import Message
 from gateway.upstream.transport import Transport, UpstreamRequest, UpstreamResponse
 
 logger = logging.getLogger("tollgate.metering")
@@ -120,10 +121,18 @@ class BackgroundResponses:
             )
             return False
         request = retrieve_request(ctx, response_id, self._timeouts[ctx.provider.name])
-        # Only what the record needs is kept while the response runs: not the request's body, its
-        # headers or the decrypted credential.
+        # Only what the record needs is kept while the response runs: not the request's body, headers
+        # or query (which may hold the caller's key), the decrypted credential, or the connection.
         kept = replace(
-            ctx, headers=[], body=b"", body_before_injection=b"", tap=None, credential=None, _json=None
+            ctx,
+            headers=[],
+            query_string=b"",
+            body=b"",
+            body_before_injection=b"",
+            receive=_nothing_to_receive,
+            tap=None,
+            credential=None,
+            _json=None,
         )
         followed = _Followed(kept, request, settle)
         task = asyncio.get_running_loop().create_task(self._until_ended(followed))
@@ -248,6 +257,10 @@ def retrieve_request(ctx: RequestContext, response_id: str, timeouts: Timeouts) 
     url = ctx.provider.upstream_url(path, query_without_key(ctx.query_string))
     headers = [(name, value) for name, value in headers_for_upstream(ctx, None) if name not in BODY_HEADERS]
     return UpstreamRequest("GET", url, headers, b"", timeouts)
+
+
+async def _nothing_to_receive() -> Message:
+    return {"type": "http.disconnect"}
 
 
 async def _read(response: UpstreamResponse) -> bytes | None:

@@ -292,7 +292,7 @@ async def test_the_decrypted_credential_is_not_kept_while_the_response_runs() ->
     await background.close()
 
     [ctx] = kept
-    assert ctx.credential is None and ctx.body == b"" and ctx.headers == []
+    assert ctx.credential is None and ctx.body == b"" and ctx.headers == [] and ctx.query_string == b""
     assert ctx.principal == PRINCIPAL and ctx.request_id == "req-bg"
 
 

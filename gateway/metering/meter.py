@@ -108,17 +108,22 @@ class Meter:
         extraction = ctx.extraction
         if extraction is not None and extraction.usage is not None:  # the provider said: most calls
             usage, known = extraction.usage, True
-        elif extraction is not None and extraction.pending and self._follow(ctx, extraction.pending):
-            return  # recorded when the background response ends
         else:
-            usage, ctx.usage_estimated, known = self._usage_without_report(ctx)
+            unseen = self._usage_without_report(ctx)
+            if (
+                extraction is not None
+                and extraction.pending
+                and self._follow(ctx, extraction.pending, unseen)
+            ):
+                return  # recorded when the background response ends
+            usage, ctx.usage_estimated, known = unseen
         self._write(ctx, usage, known)
 
-    def _follow(self, ctx: RequestContext, response_id: str) -> bool:
-        """Have the background response `response_id` followed to its end; False if it is not."""
+    def _follow(self, ctx: RequestContext, response_id: str, unseen: tuple[TokenUsage, bool, bool]) -> bool:
+        """Have the background response `response_id` followed to its end, `unseen` recorded if that end
+        is never seen; False if it is not followed."""
         if self._background is None:
             return False
-        unseen = self._usage_without_report(ctx)  # what the record says if the end is never seen
         return self._background.follow(ctx, response_id, partial(self._settle, unseen))
 
     def _settle(

@@ -42,6 +42,10 @@ Control request headers:
     x-fake-cache-write-tokens: N[,H]  Anthropic: report N prompt tokens written to the cache, H of
                                  them kept an hour (`cache_creation.ephemeral_1h_input_tokens`)
     x-fake-background-ms: N      how long a background response runs before it completes (default 200)
+    x-fake-web-searches: N       run N web searches: Anthropic reports them in the usage
+                                 (`server_tool_use.web_search_requests`), a Responses API answer lists
+                                 N `web_search_call` items before its message (and echoes the request's
+                                 `tools`, which name the search tool)
     x-fake-service-tier: NAME    Anthropic: report NAME as the usage's `service_tier` (default
                                  `standard`; `priority` as Priority Tier capacity reports it). OpenAI
                                  reports the tier its request asks for (flex, priority, scale)
@@ -141,6 +145,7 @@ class Controls:
     reject_stream_options: bool = False
     service_tier: str = "standard"
     background_s: float = 0.2
+    web_searches: int = 0
 
 
 DEFAULT_CONTROLS = Controls()
@@ -433,6 +438,16 @@ def _responses_usage(usage: Usage) -> JSON:
 
 
 def openai_responses(call: Call) -> Reply:
+    tools = call.payload.get("tools")
+    searches = [
+        {
+            "id": f"ws_fake{call.number}_{index}",
+            "type": "web_search_call",
+            "status": "completed",
+            "action": {"type": "search", "query": f"query {index}"},
+        }
+        for index in range(call.controls.web_searches)
+    ]
     message_id = f"msg_fake{call.number}"
     part = {"type": "output_text", "text": call.text, "annotations": []}
     message = {
@@ -451,11 +466,11 @@ def openai_responses(call: Call) -> Reply:
         "incomplete_details": None,
         "instructions": None,
         "model": call.model("gpt-4o-mini"),
-        "output": [message],
+        "output": [*searches, message],
         "parallel_tool_calls": True,
         "service_tier": _service_tier(call),
         "tool_choice": "auto",
-        "tools": [],
+        "tools": tools if isinstance(tools, list) else [],
         "background": call.payload.get("background") is True,
     }
     if call.usage:
@@ -469,19 +484,32 @@ def openai_responses(call: Call) -> Reply:
     started = {**response, "status": "in_progress", "output": []}
     if call.usage:
         started["usage"] = None
-    where = {"item_id": message_id, "output_index": 0, "content_index": 0}
+    at = len(searches)  # the message's output_index
+    where = {"item_id": message_id, "output_index": at, "content_index": 0}
     steps: list[tuple[str, JSON]] = [
         ("response.created", {"response": started}),
         ("response.in_progress", {"response": started}),
+        *[
+            step
+            for index, item in enumerate(searches)
+            for step in (
+                (
+                    "response.output_item.added",
+                    {"output_index": index, "item": {**item, "status": "in_progress"}},
+                ),
+                ("response.web_search_call.completed", {"output_index": index, "item_id": item["id"]}),
+                ("response.output_item.done", {"output_index": index, "item": item}),
+            )
+        ],
         (
             "response.output_item.added",
-            {"output_index": 0, "item": {**message, "status": "in_progress", "content": []}},
+            {"output_index": at, "item": {**message, "status": "in_progress", "content": []}},
         ),
         ("response.content_part.added", {**where, "part": {**part, "text": ""}}),
         *[("response.output_text.delta", {**where, "delta": word}) for word in call.words],
         ("response.output_text.done", {**where, "text": call.text}),
         ("response.content_part.done", {**where, "part": part}),
-        ("response.output_item.done", {"output_index": 0, "item": message}),
+        ("response.output_item.done", {"output_index": at, "item": message}),
         ("response.completed", {"response": response}),
     ]
     return _stream_reply(
@@ -558,8 +586,8 @@ def models_list(call: Call) -> Reply:
 # Anthropic
 
 
-def _anthropic_usage(usage: Usage, output_tokens: int, tier: str) -> JSON:
-    return {
+def _anthropic_usage(usage: Usage, output_tokens: int, tier: str, searches: int = 0) -> JSON:
+    reported: JSON = {
         "input_tokens": usage.prompt - usage.cached - usage.written,
         "output_tokens": output_tokens,
         "cache_creation_input_tokens": usage.written,
@@ -570,6 +598,9 @@ def _anthropic_usage(usage: Usage, output_tokens: int, tier: str) -> JSON:
         },
         "service_tier": tier,
     }
+    if searches:
+        reported["server_tool_use"] = {"web_search_requests": searches, "web_fetch_requests": 0}
+    return reported
 
 
 def anthropic_messages(call: Call) -> Reply:
@@ -582,8 +613,11 @@ def anthropic_messages(call: Call) -> Reply:
         "stop_reason": "end_turn",
         "stop_sequence": None,
     }
+    searches = call.controls.web_searches
     if call.usage:
-        message["usage"] = _anthropic_usage(call.usage, call.usage.output, call.controls.service_tier)
+        message["usage"] = _anthropic_usage(
+            call.usage, call.usage.output, call.controls.service_tier, searches
+        )
     if not call.stream:
         return _json_reply(message)
     started = {**message, "content": [], "stop_reason": None}
@@ -592,6 +626,8 @@ def anthropic_messages(call: Call) -> Reply:
     finished: JSON = {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}}
     if call.usage:
         finished["usage"] = {"output_tokens": call.usage.output}
+        if searches:  # the call's totals, as message_delta reports them
+            finished["usage"]["server_tool_use"] = {"web_search_requests": searches, "web_fetch_requests": 0}
     steps: list[tuple[str, JSON]] = [
         ("message_start", {"type": "message_start", "message": started}),
         (
@@ -724,6 +760,7 @@ def parse_controls(headers: list[tuple[str, str]]) -> Controls:
             reject_stream_options=values.get("reject-stream-options") == "1",
             service_tier=values.get("service-tier", "standard"),
             background_s=float(values.get("background-ms", 200)) / 1000,
+            web_searches=int(values.get("web-searches", 0)),
         )
     except ValueError as error:
         raise BadRequest(f"bad x-fake-* header: {error}") from error

@@ -28,14 +28,18 @@ _TABLE_HEADINGS = (
     "cached",
     "cache write",
     "reasoning",
+    "searches",
     "cost usd",
     "unpriced",
     "estimated",
 )
 
 DESCRIPTION = """\
-Sum the usage ledger: requests, tokens of each kind and cost, per group of the dimensions given to
---by, over the calls made in [--since, --until) that match every filter given.
+Sum the usage ledger: requests, tokens of each kind, web searches and cost, per group of the
+dimensions given to --by, over the calls made in [--since, --until) that match every filter given.
+
+`searches` counts the web searches providers ran for the calls with their server-side search tools
+and billed apiece; their price is in the cost.
 
 cost_usd sums the costs known; calls of models without a price (or served in a processing tier
 their model has no price for) are counted in `unpriced` (their cost is unknown, not zero).
@@ -168,7 +172,7 @@ def _write_table(group_by: Sequence[Dimension], filters: UsageFilter, page: Usag
     rows = [
         [
             *("-" if value is None else value for value in row.group.values()),
-            *(getattr(row, field) for field in FIELDS[:6]),
+            *(getattr(row, field) for field in FIELDS[: FIELDS.index("cost_usd")]),
             f"{row.cost_usd:.6f}",
             row.unpriced_requests,
             row.estimated_requests,

@@ -144,7 +144,7 @@ class Meter:
         model = extraction.model if extraction is not None and extraction.model else ctx.reported_model()
         if not known:
             ctx.cost_usd = None
-        elif usage.input_tokens == 0 and usage.output_tokens == 0:
+        elif usage.input_tokens == 0 and usage.output_tokens == 0 and not usage.web_searches:
             ctx.cost_usd = FREE
         else:
             price = self._prices.price_for(ctx.provider.name, ctx.provider.kind, model) if model else None
@@ -208,5 +208,6 @@ class Meter:
                 (ctx.first_byte - ctx.upstream_started) * 1000 if first_byte else None,
                 ctx.usage_estimated,
                 usage.service_tier,
+                usage.web_searches,
             )
         )

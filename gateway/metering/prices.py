@@ -19,6 +19,7 @@ configured providers (a local vLLM server, an Azure deployment with negotiated p
         cache_write: 3.75     # writes kept five minutes, Anthropic's default
         cache_write_1h: 6.00  # writes kept an hour (default: cache_write)
         output: 15.00
+        web_search: 10.00     # USD per 1,000 searches of the web search tool, on top of the tokens
         effective_date: 2025-09-29
     gemini:
       gemini-2.5-pro:
@@ -164,6 +165,27 @@ class ModelPrice(Rates):
         "none listed, every call is priced at the model's own rates.",
     )
 
+    web_search: Decimal | None = Field(
+        None,
+        ge=0,
+        description="USD per 1,000 web searches the provider runs for a call with its server-side search "
+        "tool (Anthropic's web search, OpenAI's `web_search`), on top of the tokens. A call that searched, "
+        "of a model with no such price, is unpriced (cost null).",
+    )
+    web_search_preview: Decimal | None = Field(
+        None,
+        ge=0,
+        description="USD per 1,000 searches made by OpenAI's earlier `web_search_preview` tool; default: "
+        "web_search.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preview_searches_default_to_searches(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "web_search" in data:
+            return {"web_search_preview": data["web_search"], **data}
+        return data
+
     @model_validator(mode="after")
     def _standard_tier_is_the_model_s_own(self) -> ModelPrice:
         standard = sorted(STANDARD_TIERS & set(self.service_tiers))
@@ -267,7 +289,9 @@ def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal | None:
     remainder counts as zero. A call whose input tokens (cache reads and writes included) are more
     than the price's long-context threshold is priced, every token of it, at the long-context rates
     (as Gemini and Anthropic bill their prompts above 200k tokens). A call in a priced tier is priced at
-    that tier's rates whatever its length.
+    that tier's rates whatever its length. Web searches the provider ran for the call are added at the
+    price's rate per thousand (of the tool that made them); a call that searched is unpriced if the
+    price names no such rate.
     """
     rates: Rates = price
     tier = usage.service_tier
@@ -293,7 +317,14 @@ def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal | None:
         + hour * units.cache_write_1h
         + usage.output_tokens * units.output
     )
-    return Decimal(total) / units.per_unit
+    cost = Decimal(total) / units.per_unit
+    searches = usage.web_searches
+    if searches:
+        rate = price.web_search_preview if usage.web_search_preview else price.web_search
+        if rate is None:
+            return None
+        cost += searches * rate / 1000
+    return cost
 
 
 def parse_price_table(data: object, source: str) -> PriceTable:
@@ -354,11 +385,14 @@ def _parse_yaml(text: str, source: str) -> object:
         loader.dispose()
 
 
+_DEFAULTED_RATES = frozenset({"cached_input", "cache_write", "cache_write_1h", "web_search_preview"})
+
+
 def _repeats_input(error: ErrorDetails, data: dict[Any, Any]) -> bool:
-    """An error in a cache rate the file left out: the error of the rate it defaults to (input, or
-    cache_write for cache_write_1h), copied with its value."""
+    """An error in a rate the file left out: the error of the rate it defaults to (input for the cache
+    rates, cache_write for cache_write_1h, web_search for web_search_preview), copied with its value."""
     *path, rate = error["loc"]
-    if len(path) not in (2, 3) or rate not in ("cached_input", "cache_write", "cache_write_1h"):
+    if len(path) not in (2, 3) or rate not in _DEFAULTED_RATES:
         return False
     entry: Any = data
     for key in path:  # section, model (, long_context)

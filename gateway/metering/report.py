@@ -8,20 +8,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from gateway.storage.usage import Dimension, UsageFilter, UsagePage, UsageRow
+from gateway.storage.usage import SUMMED, Dimension, UsageFilter, UsagePage, UsageRow
 
 DEFAULT_SINCE = "30d"
-FIELDS = (
-    "requests",
-    "input_tokens",
-    "output_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "cost_usd",
-    "unpriced_requests",
-    "estimated_requests",
-)
+FIELDS = ("requests", *SUMMED, "cost_usd", "unpriced_requests", "estimated_requests")
 _SPAN = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 

@@ -49,6 +49,11 @@ class TokenUsage(NamedTuple):
     # The processing tier that served the call when it is not the standard one (OpenAI's `flex`,
     # `priority`, `scale`): priced at that tier's rates (see `prices.cost_of`).
     service_tier: str | None = None
+    # Web searches the provider ran for the call and bills apiece, on top of the tokens: Anthropic's
+    # `server_tool_use.web_search_requests`, the `web_search_call` items of an OpenAI response.
+    web_searches: int = 0
+    # The searches were made by OpenAI's earlier `web_search_preview` tool, billed at its own rate.
+    web_search_preview: bool = False
 
     @property
     def total_tokens(self) -> int:
@@ -71,7 +76,8 @@ class Extraction(NamedTuple):
 
 # Made from a tuple in C, without the generated `__new__`'s Python frame (half the cost), where the hot
 # path makes one per request: `new_token_usage((input, output, cached, cache_write, reasoning, 1h_writes,
-# service_tier))`, every field given (`new_extraction((usage, model, output_chars, pending))` alike).
+# service_tier, web_searches, web_search_preview))`, every field given (`new_extraction((usage, model,
+# output_chars, pending))` alike).
 new_token_usage = partial(tuple.__new__, TokenUsage)
 new_extraction = partial(tuple.__new__, Extraction)
 

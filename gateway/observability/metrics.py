@@ -58,14 +58,16 @@ class _Histogram:
 
 
 class _ModelTally:
-    """One (provider, model)'s requests by status, tokens by kind (as `_TOKEN_KINDS`) and cost."""
+    """One (provider, model)'s requests by status, tokens by kind (as `_TOKEN_KINDS`), web searches
+    and cost."""
 
-    __slots__ = ("cost", "requests", "tokens")
+    __slots__ = ("cost", "requests", "searches", "tokens")
 
     def __init__(self) -> None:
         self.requests: dict[int, int] = {}
         self.tokens = [0] * len(_TOKEN_KINDS)
         self.cost = Decimal(0)  # summed exactly (and cheaper than a float() per request)
+        self.searches = 0
 
     def add_tokens(self, usage: TokenUsage) -> None:
         # Unrolled, as the hot path wants; counters only go up.
@@ -80,6 +82,8 @@ class _ModelTally:
             tokens[3] += usage.cache_write_tokens
         if usage.reasoning_tokens > 0:
             tokens[4] += usage.reasoning_tokens
+        if usage.web_searches > 0:
+            self.searches += usage.web_searches
 
 
 class _ProviderTally:
@@ -179,6 +183,11 @@ class GatewayMetrics:
         cost = CounterMetricFamily(
             "tollgate_cost_usd", "Cost metered, in US dollars", labels=["provider", "model"]
         )
+        searches = CounterMetricFamily(
+            "tollgate_web_searches",
+            "Web searches providers ran for the calls and billed apiece",
+            labels=["provider", "model"],
+        )
         for provider, tally in providers:
             for model, counts in tally.models.items():
                 for status, count in counts.requests.items():
@@ -188,6 +197,8 @@ class GatewayMetrics:
                         tokens.add_metric([provider, model, kind], count)
                 if counts.cost:
                     cost.add_metric([provider, model], float(counts.cost))
+                if counts.searches:
+                    searches.add_metric([provider, model], counts.searches)
         yield requests
         for name, documentation, histogram in _HISTOGRAMS:
             family = HistogramMetricFamily(name, documentation, labels=["provider"])
@@ -196,6 +207,7 @@ class GatewayMetrics:
             yield family
         yield tokens
         yield cost
+        yield searches
         estimated = CounterMetricFamily(
             "tollgate_usage_estimated", "Calls whose usage was estimated (none reported)", labels=["provider"]
         )

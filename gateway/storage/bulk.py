@@ -37,7 +37,7 @@ from gateway.storage.errors import StorageUnavailable
 from gateway.storage.records import UsageRecord
 
 COLUMNS = UsageRecord._fields
-# 22 columns x 100 rows stays far below SQLite's limit on bound parameters (32,766 since 3.32).
+# 23 columns x 100 rows stays far below SQLite's limit on bound parameters (32,766 since 3.32).
 ROWS_PER_STATEMENT = 100 if sqlite3.sqlite_version_info >= (3, 32) else 40
 STATEMENT_SIZES = (ROWS_PER_STATEMENT, 10, 1)  # rows per INSERT, largest first
 
@@ -67,7 +67,7 @@ def sqlite_values(records: Sequence[UsageRecord]) -> list[Any]:
     second, second_text = None, ""  # the last whole second formatted, and its text
     for (created_at, request_id, tenant, team, user, key, provider, upstream, model, endpoint, status,
          streamed, input_tokens, output_tokens, cached, cache_write, reasoning, cost, duration, ttfb,
-         estimated, tier) in records:  # fmt: skip
+         estimated, tier, searches) in records:  # fmt: skip
         # the microseconds as `datetime.fromtimestamp` rounds them (half to even); before 1970 its own way
         whole = int(created_at)
         micros = round((created_at - whole) * 1e6)
@@ -82,7 +82,7 @@ def sqlite_values(records: Sequence[UsageRecord]) -> list[Any]:
             user or "", key or "", provider, upstream, model or "", endpoint, status, 1 if streamed else 0,
             input_tokens, output_tokens, cached, cache_write, reasoning,
             -1.0 if cost is None else float(cost), duration, -1.0 if ttfb is None else ttfb,
-            1 if estimated else 0, tier or "",
+            1 if estimated else 0, tier or "", searches,
         ))  # fmt: skip
     return values
 

@@ -169,6 +169,7 @@ usage_records = Table(
     Column("ttfb_ms", Float, nullable=True),
     Column("estimated", Boolean, nullable=False),
     Column("service_tier", String(32), nullable=True),
+    Column("web_searches", Integer, nullable=False, server_default="0"),
     Index(None, "created_at"),
     Index(None, "tenant_id", "created_at"),
 )

@@ -96,3 +96,5 @@ class UsageRecord(NamedTuple):
     # The processing tier that served the call when not the standard one (OpenAI's flex, priority):
     # the rates its cost is at. None for the standard tier.
     service_tier: str | None = None
+    # Web searches the provider ran for the call and billed apiece (in cost_usd, on top of the tokens).
+    web_searches: int = 0

@@ -74,6 +74,7 @@ class UsageRow:
     cached_input_tokens: int
     cache_write_tokens: int
     reasoning_tokens: int
+    web_searches: int  # searches the providers ran for the calls and billed apiece (in cost_usd)
     cost_usd: Decimal  # the sum of the known costs
     unpriced_requests: int  # records whose cost is unknown (null), not in cost_usd
     estimated_requests: int  # records whose tokens were estimated, not reported by the provider
@@ -85,7 +86,14 @@ class UsagePage:
     next_offset: int | None  # the offset of the next page, None when this is the last
 
 
-_SUMMED = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
+SUMMED = (  # the columns summed, in the order reports show them
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "web_searches",
+)
 
 
 class UsageRepository:
@@ -182,7 +190,7 @@ def _summing(dialect: str, groups: Sequence[ColumnElement[Any]], filters: UsageF
     return select(
         *groups,
         func.count().label("requests"),
-        *(func.coalesce(func.sum(columns[name]), 0).label(name) for name in _SUMMED),
+        *(func.coalesce(func.sum(columns[name]), 0).label(name) for name in SUMMED),
         _cost_sum(dialect).label("cost"),
         (func.count() - func.count(columns.cost_usd)).label("unpriced_requests"),
         func.count().filter(columns.estimated).label("estimated_requests"),
@@ -218,6 +226,7 @@ def _usage_row(row: Row[Any], dimensions: Sequence[Dimension]) -> UsageRow:
         cached_input_tokens=int(values["cached_input_tokens"]),
         cache_write_tokens=int(values["cache_write_tokens"]),
         reasoning_tokens=int(values["reasoning_tokens"]),
+        web_searches=int(values["web_searches"]),
         cost_usd=_cost(values["cost"]),
         unpriced_requests=int(values["unpriced_requests"]),
         estimated_requests=int(values["estimated_requests"]),

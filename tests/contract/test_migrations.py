@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import command
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -13,6 +13,7 @@ from gateway.storage.engine import create_engine
 from gateway.storage.migrate import alembic_config, current_revision, head_revision, upgrade_async
 from gateway.storage.models import metadata
 from gateway.storage.repositories import TenantRepository
+from gateway.storage.usage import UsageFilter, UsageRepository
 from tests.contract.builders import T0
 
 SCHEMA_TABLES = set(metadata.tables)
@@ -75,5 +76,28 @@ async def test_downgrade_to_base_removes_the_schema_and_upgrade_restores_it(empt
         await no_drift(empty_database_url)
         await TenantRepository(engine).create("acme", "Acme", T0)
         assert await TenantRepository(engine).get("acme") is not None
+    finally:
+        await engine.dispose()
+
+
+async def test_calls_recorded_before_web_searches_were_counted_read_as_none(empty_database_url: str) -> None:
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "0003")
+    engine = create_engine(empty_database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO usage_records (created_at, request_id, provider, upstream, endpoint, status,"
+                    " streamed, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens,"
+                    " reasoning_tokens, duration_ms, estimated) VALUES (:at, 'req-old', 'anthropic',"
+                    " 'api.anthropic.com', 'messages', 200, false, 10, 5, 0, 0, 0, 12.5, false)"
+                ),
+                {"at": T0},
+            )
+
+        await upgrade_async(empty_database_url)
+
+        totals = await UsageRepository(engine).totals(UsageFilter())
+        assert (totals.requests, totals.input_tokens, totals.web_searches) == (1, 10, 0)
     finally:
         await engine.dispose()

@@ -72,10 +72,10 @@ LEDGER = [
     usage(DAY2 - timedelta(microseconds=1), **ACME_ML, user="bob", key_id="key_a2", model="gpt-4o-mini",
           **tokens(500, 50, reasoning=10), cost_usd=Decimal("0.20"), service_tier="priority"),
     usage(DAY2, key_id="key_a3", provider="anthropic", model="claude-sonnet-4",
-          **tokens(2000, 300, cached=1000, cache_write=500)),
+          **tokens(2000, 300, cached=1000, cache_write=500), web_searches=3),
     usage(DAY2 + timedelta(hours=12), **GLOBEX_CORE, **tokens(10, 1), cost_usd=TINY, estimated=True),
     usage(DAY3 + timedelta(hours=8), **GLOBEX_CORE, provider="gemini", model="gemini-2.5-flash",
-          **tokens(40, 4, reasoning=4), cost_usd=Decimal("0.05")),
+          **tokens(40, 4, reasoning=4), cost_usd=Decimal("0.05"), web_searches=1),
     usage(DAY3 + timedelta(hours=10), tenant_id=None, model=None, status=401),
 ]  # fmt: skip
 
@@ -106,7 +106,7 @@ async def everything(repository: UsageRepository, *group_by: Dimension, **filter
 async def test_totals_of_an_empty_ledger_are_zeros(engine: AsyncEngine) -> None:
     totals = await UsageRepository(engine).totals(UsageFilter())
 
-    assert totals == UsageRow({}, 0, 0, 0, 0, 0, 0, Decimal(0), 0, 0)
+    assert totals == UsageRow({}, 0, 0, 0, 0, 0, 0, 0, Decimal(0), 0, 0)
 
 
 async def test_totals_sum_every_token_kind_and_count_every_record(ledger: UsageRepository) -> None:
@@ -120,6 +120,7 @@ async def test_totals_sum_every_token_kind_and_count_every_record(ledger: UsageR
         cached_input_tokens=1200,
         cache_write_tokens=500,
         reasoning_tokens=14,
+        web_searches=4,
         cost_usd=Decimal("0.3500000001"),
         unpriced_requests=2,
         estimated_requests=1,
@@ -175,9 +176,9 @@ async def test_grouping_by_tenant_sums_every_column_per_tenant_and_puts_no_tenan
 
     assert page.next_offset is None
     assert page.rows == [
-        UsageRow({Dimension.TENANT: "acme"}, 3, 3500, 450, 1200, 500, 10, Decimal("0.30"), 1, 0),
-        UsageRow({Dimension.TENANT: "globex"}, 2, 50, 5, 0, 0, 4, Decimal("0.0500000001"), 0, 1),
-        UsageRow({Dimension.TENANT: None}, 1, 0, 0, 0, 0, 0, Decimal(0), 1, 0),
+        UsageRow({Dimension.TENANT: "acme"}, 3, 3500, 450, 1200, 500, 10, 3, Decimal("0.30"), 1, 0),
+        UsageRow({Dimension.TENANT: "globex"}, 2, 50, 5, 0, 0, 4, 1, Decimal("0.0500000001"), 0, 1),
+        UsageRow({Dimension.TENANT: None}, 1, 0, 0, 0, 0, 0, 0, Decimal(0), 1, 0),
     ]
 
 
@@ -274,6 +275,7 @@ async def test_token_kinds_and_estimates_are_summed_per_group(ledger: UsageRepos
         0,
         0,
         4,
+        1,
         Decimal("0.05"),
         0,
         0,

@@ -62,11 +62,12 @@ def ledger(now: datetime) -> list[UsageRecord]:
         usage(now - timedelta(hours=1), "acme", "gpt-4o", "0.0035", team="ml"),
         usage(now - timedelta(days=2), "acme", "gpt-4o-mini", "0.00021", team="ml"),
         usage(now - timedelta(days=3), "acme", "llama-3.3-70b", None, provider="local"),
-        usage(now - timedelta(days=5), "globex", "gpt-4o", "0.0035", cached_input_tokens=400),
+        usage(now - timedelta(days=5), "globex", "gpt-4o", "0.0035", cached_input_tokens=400, web_searches=2),
         usage(now - timedelta(days=40), "acme", "gpt-4o", "9"),  # outside the default 30 days
         usage(MARCH + timedelta(hours=23, minutes=59), "acme", "gpt-4o", "0.1"),
         usage(MARCH + timedelta(days=1), "acme", "gpt-4o", "0.2"),
-        usage(MARCH + timedelta(days=1, hours=5), "globex", "claude-sonnet-4", TINY, provider="anthropic"),
+        usage(MARCH + timedelta(days=1, hours=5), "globex", "claude-sonnet-4", TINY, provider="anthropic",
+              web_searches=1),
         usage(MARCH + timedelta(days=2), None, None, None, status=401, input_tokens=0, output_tokens=0),
     ]  # fmt: skip
 
@@ -103,12 +104,12 @@ def test_by_default_it_prints_cost_per_tenant_over_the_last_30_days_as_a_table(f
     lines = filled.usage().stdout.splitlines()
 
     assert lines[0].split() == [
-        "TENANT", "REQUESTS", "INPUT", "OUTPUT", "CACHED", "CACHE", "WRITE", "REASONING", "COST", "USD",
-        "UNPRICED", "ESTIMATED",
+        "TENANT", "REQUESTS", "INPUT", "OUTPUT", "CACHED", "CACHE", "WRITE", "REASONING", "SEARCHES", "COST",
+        "USD", "UNPRICED", "ESTIMATED",
     ]  # fmt: skip
     assert [line.split() for line in lines[1:]] == [
-        ["acme", "3", "3000", "300", "0", "0", "0", "0.003710", "1", "0"],
-        ["globex", "1", "1000", "100", "400", "0", "0", "0.003500", "0", "0"],
+        ["acme", "3", "3000", "300", "0", "0", "0", "0", "0.003710", "1", "0"],
+        ["globex", "1", "1000", "100", "400", "0", "0", "2", "0.003500", "0", "0"],
     ]
 
 
@@ -121,13 +122,13 @@ def test_json_has_counts_as_numbers_and_costs_as_exact_decimal_strings(filled: L
     assert report["next_offset"] is None
     assert report["rows"] == [
         {"model": "claude-sonnet-4", "requests": 1, "input_tokens": 1000, "output_tokens": 100,
-         "cached_input_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
+         "cached_input_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0, "web_searches": 1,
          "cost_usd": "0.0000000001", "unpriced_requests": 0, "estimated_requests": 0},
         {"model": "gpt-4o", "requests": 2, "input_tokens": 2000, "output_tokens": 200,
-         "cached_input_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
+         "cached_input_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0, "web_searches": 0,
          "cost_usd": "0.3", "unpriced_requests": 0, "estimated_requests": 0},
         {"model": None, "requests": 1, "input_tokens": 0, "output_tokens": 0,
-         "cached_input_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
+         "cached_input_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0, "web_searches": 0,
          "cost_usd": "0", "unpriced_requests": 1, "estimated_requests": 0},
     ]  # fmt: skip
 
@@ -140,13 +141,14 @@ def test_csv_has_a_header_row_then_one_row_per_tenant_and_utc_day(filled: Ledger
     rows = list(csv.reader(io.StringIO(output.stdout)))
     assert rows[0] == [
         "tenant", "day", "requests", "input_tokens", "output_tokens", "cached_input_tokens",
-        "cache_write_tokens", "reasoning_tokens", "cost_usd", "unpriced_requests", "estimated_requests",
+        "cache_write_tokens", "reasoning_tokens", "web_searches", "cost_usd", "unpriced_requests",
+        "estimated_requests",
     ]  # fmt: skip
-    assert [(row[0], row[1], row[2], row[8]) for row in rows[1:]] == [
-        ("acme", "2020-03-01", "1", "0.1"),
-        ("acme", "2020-03-02", "1", "0.2"),
-        ("globex", "2020-03-02", "1", "0.0000000001"),
-        ("", "2020-03-03", "1", "0"),
+    assert [(row[0], row[1], row[2], row[8], row[9]) for row in rows[1:]] == [
+        ("acme", "2020-03-01", "1", "0", "0.1"),
+        ("acme", "2020-03-02", "1", "0", "0.2"),
+        ("globex", "2020-03-02", "1", "1", "0.0000000001"),
+        ("", "2020-03-03", "1", "0", "0"),
     ]
 
 

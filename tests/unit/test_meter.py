@@ -254,6 +254,34 @@ def test_an_anthropic_call_served_from_priority_capacity_is_recorded_so_at_the_m
     assert record.cost_usd == Decimal("0.06") and record.service_tier == "priority"
 
 
+def test_web_searches_are_recorded_and_priced_on_top_of_the_tokens() -> None:
+    usage = TokenUsage(input_tokens=10_000, output_tokens=2_000, web_searches=3)
+    ctx = context("claude", "/v1/messages", MESSAGE)
+
+    record = observe(answered(ctx, usage=usage, model="claude-sonnet-4-5-20250929"))
+
+    # 0.06 for the tokens (as above), 3 searches at $10 per 1,000
+    assert record.cost_usd == Decimal("0.09") and record.web_searches == 3
+
+
+def test_a_call_that_only_searched_is_priced_not_free() -> None:
+    usage = TokenUsage(web_searches=2)
+    ctx = context("claude", "/v1/messages", MESSAGE)
+
+    record = observe(answered(ctx, usage=usage, model="claude-haiku-4-5"))
+
+    assert record.cost_usd == Decimal("0.02")
+
+
+def test_a_call_that_searched_with_a_model_priced_for_no_searches_costs_null() -> None:
+    usage = TokenUsage(input_tokens=10, output_tokens=5, web_searches=1)
+    ctx = context("openai", "/v1/responses", {"model": "gpt-4.1-nano", "input": "hi"})
+
+    record = observe(answered(ctx, usage=usage, model="gpt-4.1-nano"))
+
+    assert record.cost_usd is None and record.web_searches == 1
+
+
 def test_a_cut_stream_that_asked_anthropic_for_the_standard_tier_only_is_estimated_unmarked() -> None:
     ctx = context("claude", "/v1/messages", {**MESSAGE, "stream": True, "service_tier": "standard_only"})
     prepare(ctx)
@@ -325,9 +353,12 @@ def test_an_unknown_billable_looking_call_that_reported_nothing_has_unknown_cost
 def test_token_kinds_are_stored_in_the_ledgers_column_order() -> None:
     first = UsageRecord._fields.index("input_tokens")
     # the hour-long cache writes are part of cache_write_tokens: they change the cost, not the columns;
-    # the service tier has a column of its own, the last
-    stored = tuple(name for name in TokenUsage._fields[:-1] if name != "cache_write_1h_tokens")
+    # the service tier and the web searches have columns of their own, the last; the tool that made the
+    # searches changes their price, not the columns
+    kept_apart = ("cache_write_1h_tokens", "service_tier", "web_searches", "web_search_preview")
+    stored = tuple(name for name in TokenUsage._fields if name not in kept_apart)
 
     assert UsageRecord._fields[first : first + len(stored)] == stored
     assert "cache_write_1h_tokens" not in UsageRecord._fields
-    assert TokenUsage._fields[-1] == UsageRecord._fields[-1] == "service_tier"
+    assert "web_search_preview" not in UsageRecord._fields
+    assert UsageRecord._fields[-2:] == ("service_tier", "web_searches")

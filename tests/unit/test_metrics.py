@@ -170,6 +170,19 @@ def test_tokens_are_counted_by_kind_and_kinds_never_seen_are_absent() -> None:
     }
 
 
+def test_web_searches_are_counted_by_provider_and_model_apart_from_tokens() -> None:
+    metrics = observed(
+        request("claude", "claude-sonnet-4", usage=TokenUsage(7, 3, web_searches=2), cost="0.02"),
+        request("claude", "claude-sonnet-4", usage=TokenUsage(7, 3, web_searches=1), cost="0.01"),
+        request("openai", "gpt-4o", usage=TokenUsage(5, 5), cost="0.01"),  # no search: no sample
+    )
+
+    samples = scrape(metrics)
+
+    assert samples["tollgate_web_searches_total"] == {labels(provider="claude", model="claude-sonnet-4"): 3.0}
+    assert {dict(label)["kind"] for label in samples["tollgate_tokens_total"]} == {"input", "output"}
+
+
 def test_cost_is_summed_in_dollars_and_unpriced_and_estimated_calls_are_counted() -> None:
     usage = TokenUsage(10, 10)
     metrics = observed(
@@ -227,6 +240,7 @@ def test_every_family_is_exposed_with_its_type_and_help_even_before_any_request(
         ("tollgate_time_to_first_byte_seconds", "histogram", "From sending upstream to the first body byte"),
         ("tollgate_tokens", "counter", "Tokens metered"),
         ("tollgate_cost_usd", "counter", "Cost metered, in US dollars"),
+        ("tollgate_web_searches", "counter", "Web searches providers ran for the calls and billed apiece"),
         ("tollgate_usage_estimated", "counter", "Calls whose usage was estimated (none reported)"),
         (
             "tollgate_usage_unpriced",

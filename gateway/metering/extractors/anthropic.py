@@ -1,7 +1,8 @@
 """Anthropic's Messages API, as a JSON body and as an event stream.
 
     usage {input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
-           cache_creation {ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}, service_tier}
+           cache_creation {ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}, service_tier,
+           server_tool_use {web_search_requests, web_fetch_requests}}
 
 Anthropic's `input_tokens` leave out the tokens read from and written to the prompt cache, so the
 normalised input is their sum: input = input + cache_read + cache_creation, cached = cache_read,
@@ -9,6 +10,8 @@ cache_write = cache_creation, and of those, cache_write_1h = the writes kept for
 higher than the default five minutes). Thinking tokens are part of `output_tokens` and not reported
 apart. The usage's `service_tier` (`standard`, or `priority` for a call served from Priority Tier
 capacity, `batch` for a batch) marks the usage unless it is the standard one, as OpenAI's tiers do.
+The web searches of the server-side web search tool (`server_tool_use.web_search_requests`) are
+billed apiece; web fetches cost only the tokens they bring, and are not counted.
 
 Streamed, `message_start` carries the input and cache counts with an initial `output_tokens`, and
 `message_delta` the cumulative `output_tokens` (newer API versions repeat the input and cache counts
@@ -52,6 +55,7 @@ USAGE_FIELDS = (
     "cache_read_input_tokens",
     "cache_creation",
     "service_tier",
+    "server_tool_use",
 )
 DELTA_TEXT_KEY = re.compile(rb'"(?:text|thinking|partial_json)"\s*:\s*"')
 
@@ -64,7 +68,8 @@ def messages_usage(usage: object) -> TokenUsage | None:
     written = count(usage, "cache_creation_input_tokens")
     prompt = count(usage, "input_tokens") + read + written
     hour = min(count(mapping(usage, "cache_creation"), "ephemeral_1h_input_tokens"), written)
-    total = TokenUsage(prompt, count(usage, "output_tokens"), read, written, 0, hour)  # positional: faster
+    searches = count(mapping(usage, "server_tool_use"), "web_search_requests")
+    total = TokenUsage(prompt, count(usage, "output_tokens"), read, written, 0, hour, None, searches)
     return in_service_tier(total, usage.get("service_tier"))
 
 

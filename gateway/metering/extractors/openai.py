@@ -9,6 +9,10 @@ completions, embeddings and the Responses API, as JSON bodies and as event strea
                         `response.completed` (or `.incomplete`, `.failed`)
     embeddings          usage {prompt_tokens}, input only
 
+A Responses API call that searched the web with the built-in tool is billed per search on top of its
+tokens: each `web_search_call` item of its `output` counts one, at the rate of the tool its `tools`
+name (`web_search`, or the earlier `web_search_preview`, priced apart for some models).
+
 OpenAI's input counts include cached tokens and its output counts include reasoning tokens, as the
 normalised `TokenUsage` wants. DeepSeek-style `prompt_cache_hit_tokens` are read as cached tokens.
 Generated text is counted only when a body or event reports no usage (it feeds the estimate).
@@ -17,7 +21,7 @@ Generated text is counted only when a body or event reports no usage (it feeds t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from gateway.metering.extractors.base import (
@@ -47,6 +51,9 @@ CHOICE_TEXT_FIELDS = frozenset({"content", "reasoning_content", "reasoning", "re
 RESPONSES_TERMINAL = frozenset({b"response.completed", b"response.incomplete", b"response.failed"})
 # A background response (`"background": true`) in these states has not ended: it is billed when it does.
 RESPONSE_RUNNING = frozenset({"queued", "in_progress"})
+SEARCH = "web_search_call"  # an output item: one search, billed
+SEARCH_TOOLS = frozenset({"web_search", "web_search_2025_08_26"})
+PREVIEW_SEARCH_TOOLS = frozenset({"web_search_preview", "web_search_preview_2025_03_11"})
 RESPONSE_ID = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what may go into the URL that retrieves a response
 BACKGROUND = re.compile(rb'"background"\s*:\s*true')
 # where a chunk's text value starts: the head of a content event ends there
@@ -73,7 +80,9 @@ def chat_usage(usage: object) -> TokenUsage | None:
         )
         reasoning = count(mapping(usage, "completion_tokens_details"), "reasoning_tokens")
     elif prompt >= 0 and output >= 0 and 0 <= cached <= prompt and 0 <= reasoning <= output:
-        return new_token_usage((prompt, output, cached, 0, reasoning, 0, None))  # as providers send it
+        return new_token_usage(
+            (prompt, output, cached, 0, reasoning, 0, None, 0, False)
+        )  # as providers send it
     return _usage(prompt, output, cached, reasoning)
 
 
@@ -146,11 +155,24 @@ def responses_texts(response: object) -> Iterator[str]:
 def read_responses(payload: Any) -> Reading:
     """A whole Responses API body; a background response still running is `pending`, by its id."""
     reading = read_body(payload, responses_usage, responses_texts)
-    if reading.usage is None:
-        pending = running_background_response(payload)
-        if pending is not None:
-            return reading._replace(pending=pending)
-    return reading
+    if reading.usage is not None:
+        searched = with_web_searches(reading.usage, payload)
+        return reading if searched is reading.usage else reading._replace(usage=searched)
+    pending = running_background_response(payload)
+    return reading if pending is None else reading._replace(pending=pending)
+
+
+def with_web_searches(usage: TokenUsage, response: object) -> TokenUsage:
+    """`usage` with the web searches `response` made: its `web_search_call` output items, and whether
+    they were made by the preview tool (named in its `tools`, the generally available one not)."""
+    searches = sum(
+        1 for item in items(response, "output") if type(item) is dict and item.get("type") == SEARCH
+    )
+    if not searches:
+        return usage
+    tools = {tool.get("type") for tool in items(response, "tools") if type(tool) is dict}
+    preview = not tools.isdisjoint(PREVIEW_SEARCH_TOOLS) and tools.isdisjoint(SEARCH_TOOLS)
+    return usage._replace(web_searches=searches, web_search_preview=preview)
 
 
 def running_background_response(response: object) -> str | None:
@@ -196,9 +218,7 @@ class ResponsesDialect:
         name = event_name(event)
         if name in RESPONSES_TERMINAL:
             response = mapping(payload_of(event), "response")
-            self._usage = in_service_tier(
-                responses_usage(response.get("usage")), response.get("service_tier")
-            )
+            self._usage = _terminal_usage(response)
             self._model = model_of(response) or self._model
             self.pending = None  # it ended, and the stream said so
         elif name == b"response.created" and self._model is None:
@@ -229,9 +249,17 @@ class ResponsesDialect:
         if after is None or any(event_name(following) in RESPONSES_TERMINAL for following in after):
             return None
         response = mapping(payload_of(event), "response")
-        usage = in_service_tier(responses_usage(response.get("usage")), response.get("service_tier"))
+        usage = _terminal_usage(response)
         model = model_of(response)
         return None if usage is None or model is None else (usage, model)
+
+
+def _terminal_usage(response: Mapping[str, Any]) -> TokenUsage | None:
+    """The usage of the `response` a terminal event holds: in its tier, with its web searches."""
+    usage = responses_usage(response.get("usage"))
+    if usage is None:
+        return None
+    return with_web_searches(in_service_tier(usage, response.get("service_tier")), response)
 
 
 def _is_content(name: bytes) -> bool:

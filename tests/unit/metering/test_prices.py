@@ -503,6 +503,8 @@ def test_the_example_override_file_is_valid_and_prices_a_local_provider(builtin:
     assert discounted.input == listed.input * Decimal("0.8")
     assert discounted.long_context is not None and listed.long_context is not None
     assert discounted.long_context.output == listed.long_context.output * Decimal("0.8")
+    assert discounted.web_search == listed.web_search == Decimal("10")  # restated, not discounted
+    assert discounted.cache_write_1h == listed.cache_write_1h * Decimal("0.8")
     coder = merged.price_for("local", "openai-compatible", "Qwen/Qwen2.5-Coder-32B-Instruct")
     assert coder is not None and coder.long_context is not None
     assert coder.long_context.above_input_tokens == 32_000

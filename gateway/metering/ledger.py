@@ -3,10 +3,12 @@
 `record()` never waits: it appends to a bounded in-memory buffer. A background task writes batches
 of up to `batch_size` records, at least every `flush_interval` seconds. While the database refuses
 writes, records wait and the batch is retried with exponential backoff; only when the buffer is
-full are new records dropped, each drop counted and logged. A batch that keeps failing while the
-database accepts single records holds a record the database rejects: the batch is then written
-record by record and only the rejected ones are dropped (counted and logged). `close()` drains the
-buffer before returning, for up to a grace period.
+full are new records dropped, each drop counted and logged. A batch the database refuses while it is
+up (`StorageRejected`: a value it cannot store) is written record by record: a refused record is
+written as the database can hold it (`records.storable`: no NUL in its texts, counts within 64 bits),
+else dropped as rejected (counted and logged); the others are written. `close()` drains the buffer
+before returning, for up to a grace period: it cuts a back-off short, and a batch still being written
+when the grace period ends is counted among the records lost.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from gateway.storage.errors import StorageError
-from gateway.storage.records import UsageRecord
+from gateway.storage.errors import StorageError, StorageRejected
+from gateway.storage.records import UsageRecord, storable
 
 logger = logging.getLogger("tollgate.ledger")
 _FIRST_BACKOFF = 0.05
 _DROP_LOG_INTERVAL = 10.0
+_CLOSING_RETRY = 0.25  # seconds between writes to a database still down while closing
 
 
 class LedgerStore(Protocol):
@@ -61,6 +64,7 @@ class UsageLedger:
         self._buffer: deque[UsageRecord] = deque()
         self._in_flight = 0
         self._wake = asyncio.Event()
+        self._closed = asyncio.Event()  # set by close(): cuts a back-off short
         self._closing = False
         self._writer: asyncio.Task[None] | None = None
         self._last_drop_log = float("-inf")
@@ -90,6 +94,7 @@ class UsageLedger:
         """Write what is queued, waiting at most `grace` seconds; returns how many records were lost."""
         self._closing = True
         self._wake.set()
+        self._closed.set()
         if self._writer is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._writer), grace)
@@ -116,7 +121,7 @@ class UsageLedger:
             if await self._write_batch():
                 backoff = _FIRST_BACKOFF
             else:
-                await asyncio.sleep(backoff)
+                await self._back_off(backoff)
                 backoff = min(backoff * 2, self._retry_max)
 
     async def _wait(self, seconds: float) -> None:
@@ -127,53 +132,93 @@ class UsageLedger:
             await asyncio.wait_for(self._wake.wait(), seconds)
         self._wake.clear()
 
+    async def _back_off(self, seconds: float) -> None:
+        """Wait `seconds` before writing to a database that was down; `close()` cuts the wait short (the
+        database may be back, and the grace period is short), and once closing the retries come at
+        most `_CLOSING_RETRY` apart."""
+        if self._closing:
+            await asyncio.sleep(min(seconds, _CLOSING_RETRY))
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closed.wait(), seconds)
+
     async def _write_batch(self) -> bool:
-        """Write the oldest batch; False when the database refused it and it must wait."""
+        """Write the oldest batch; False when the database is down and the batch must wait."""
         batch = [self._buffer.popleft() for _ in range(min(self._batch_size, len(self._buffer)))]
         self._in_flight = len(batch)
         try:
             await self._store.insert_many(batch)
+        except StorageRejected:
+            return await self._write_one_by_one(batch)
         except StorageError as exc:
-            written = await self._write_one_by_one(batch) if len(batch) > 1 else None
-            if written is None:
-                self._buffer.extendleft(reversed(batch))
-                logger.warning(
-                    "usage ledger write failed; will retry",
-                    extra={"fields": {"error": str(exc), "waiting": self.depth}},
-                )
-                return False
-            self.written += written
-            return True
+            self._wait_again(batch, exc)
+            return False
+        except asyncio.CancelledError:  # closing, past its grace: the batch is counted as lost
+            self._buffer.extendleft(reversed(batch))
+            raise
+        except Exception:  # a bug, not the database: the writer carries on, record by record
+            logger.exception(
+                "usage ledger write failed unexpectedly", extra={"fields": {"records": len(batch)}}
+            )
+            return await self._write_one_by_one(batch)
         finally:
             self._in_flight = 0
         self.written += len(batch)
         return True
 
-    async def _write_one_by_one(self, batch: list[UsageRecord]) -> int | None:
-        """Tell a rejected record from an unavailable database; None: the database looks down.
-
-        The first and the last record are tried alone: if both fail, the database is taken to be
-        down (two probes, not one per record). Otherwise every record is written on its own, those
-        refused get one more try, and those refused twice are dropped as rejected.
-        """
-        first, last = await self._accepts(batch[0]), await self._accepts(batch[-1])
-        if not first and not last:
-            return None
-        refused = [record for record, ok in ((batch[0], first), (batch[-1], last)) if not ok]
-        for record in batch[1:-1]:
-            if not await self._accepts(record):
-                refused.append(record)
-        rejected = [record for record in refused if not await self._accepts(record)]
+    async def _write_one_by_one(self, batch: list[UsageRecord]) -> bool:
+        """Write a batch the database refused record by record: a record it refuses is written again as
+        it can hold it (`storable`), else dropped as rejected. Should the database turn out to be
+        down, the records not written yet wait again (False)."""
+        rejected = 0
+        for index, record in enumerate(batch):
+            try:
+                accepted = await self._write_one(record)
+            except StorageError as exc:
+                self.written += index - rejected
+                if rejected:
+                    self._dropped("rejected", rejected)
+                self._wait_again(batch[index:], exc)
+                return False
+            except asyncio.CancelledError:
+                self.written += index - rejected
+                self._buffer.extendleft(reversed(batch[index:]))
+                raise
+            rejected += not accepted
+        self.written += len(batch) - rejected
         if rejected:
-            self._dropped("rejected", len(rejected))
-        return len(batch) - len(rejected)
-
-    async def _accepts(self, record: UsageRecord) -> bool:
-        try:
-            await self._store.insert_many([record])
-        except StorageError:
-            return False
+            self._dropped("rejected", rejected)
         return True
+
+    async def _write_one(self, record: UsageRecord) -> bool:
+        """Write `record`, or what of it the database can hold; False if refused either way. Raises
+        `StorageError` when the database is down."""
+        cleaned = storable(record)
+        for attempt in (record, cleaned) if cleaned is not record else (record,):
+            try:
+                await self._store.insert_many([attempt])
+            except StorageRejected:
+                continue
+            except StorageError:
+                raise
+            except Exception:  # a bug: this record is not written, the others may be
+                logger.exception("usage record write failed unexpectedly")
+                continue
+            if attempt is cleaned and cleaned is not record:
+                logger.warning(
+                    "usage record written without what the database refused",
+                    extra={"fields": {"request_id": cleaned.request_id}},
+                )
+            return True
+        return False
+
+    def _wait_again(self, records: list[UsageRecord], error: Exception) -> None:
+        """Put `records` back at the head of the queue, the database being down."""
+        self._buffer.extendleft(reversed(records))
+        logger.warning(
+            "usage ledger write failed; will retry",
+            extra={"fields": {"error": str(error), "waiting": self.depth}},
+        )
 
     def _dropped(self, reason: str, count: int) -> None:
         self._on_drop(reason, count)

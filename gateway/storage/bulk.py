@@ -33,10 +33,21 @@ import asyncpg
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.storage.errors import StorageUnavailable
+from gateway.storage.errors import StorageRejected, StorageUnavailable
 from gateway.storage.records import UsageRecord
 
 COLUMNS = UsageRecord._fields
+# What a database (or its driver, binding the values) raises for values it cannot store, while it is up.
+REFUSED_VALUES = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    OverflowError,
+    UnicodeError,
+    ValueError,
+    TypeError,
+)
 # 23 columns x 100 rows stays far below SQLite's limit on bound parameters (32,766 since 3.32).
 ROWS_PER_STATEMENT = 100 if sqlite3.sqlite_version_info >= (3, 32) else 40
 STATEMENT_SIZES = (ROWS_PER_STATEMENT, 10, 1)  # rows per INSERT, largest first
@@ -115,5 +126,7 @@ async def insert_usage(db: AsyncConnection, table: Table, records: Sequence[Usag
             await driver.copy_records_to_table(table.name, records=rows, columns=list(COLUMNS))
         else:
             await _insert_sqlite(driver, table.name, records)
+    except REFUSED_VALUES as exc:
+        raise StorageRejected(f"database refused a value: {type(exc).__name__}") from exc
     except (asyncpg.PostgresError, asyncpg.InterfaceError, sqlite3.Error, OSError) as exc:
         raise StorageUnavailable(f"database error: {type(exc).__name__}") from exc

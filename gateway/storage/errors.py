@@ -11,6 +11,11 @@ class StorageUnavailable(StorageError):
     """The database cannot be reached or failed to answer."""
 
 
+class StorageRejected(StorageError):
+    """The database is up but refused what was written: a value it cannot store (a NUL in a text, an
+    integer past 64 bits, a number too large for its column)."""
+
+
 class AlreadyExists(StorageError):
     """A record with that identity exists already."""
 

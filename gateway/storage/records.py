@@ -98,3 +98,27 @@ class UsageRecord(NamedTuple):
     service_tier: str | None = None
     # Web searches the provider ran for the call and billed apiece (in cost_usd, on top of the tokens).
     web_searches: int = 0
+
+
+INT64_MAX = 2**63 - 1
+COST_LIMIT = Decimal(10) ** 10  # usage_records.cost_usd is NUMERIC(20, 10): below ten billion dollars
+
+
+def storable(record: UsageRecord) -> UsageRecord:
+    """`record` as every database can hold it, for one a database refused: texts without NUL
+    characters (which PostgreSQL refuses), counts within 64 bits, and a cost that fits its column
+    (else unknown: a cost made of counts past 64 bits is no cost at all). The record itself if it
+    needed nothing."""
+    values: list[object] = []
+    clamped = False
+    for value in record:
+        if isinstance(value, str) and "\x00" in value:
+            value = value.replace("\x00", "")
+        elif type(value) is int and not -INT64_MAX <= value <= INT64_MAX:
+            value, clamped = (INT64_MAX if value > 0 else -INT64_MAX), True
+        values.append(value)
+    cleaned = UsageRecord._make(values)
+    cost = cleaned.cost_usd
+    if cost is not None and (clamped or not -COST_LIMIT < cost < COST_LIMIT):
+        cleaned = cleaned._replace(cost_usd=None)
+    return record if cleaned == record else cleaned

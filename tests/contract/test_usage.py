@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.storage.bulk import ROWS_PER_STATEMENT
 from gateway.storage.engine import async_url, create_engine
-from gateway.storage.records import UsageRecord
+from gateway.storage.errors import StorageRejected
+from gateway.storage.records import UsageRecord, storable
 from gateway.storage.usage import Dimension, UsageFilter, UsagePage, UsageRepository, UsageRow
 
 DAY1 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -433,3 +434,44 @@ async def test_impossible_pages_and_repeated_dimensions_are_refused(
 ) -> None:
     with pytest.raises(ValueError):
         await UsageRepository(engine).aggregate(group_by, UsageFilter(), limit, offset)
+
+
+# -- values a database cannot store ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"input_tokens": 2**63},  # past 64 bits: what a broken upstream may report
+        {"cost_usd": Decimal(10) ** 12},  # past the column's twenty digits
+    ],
+    ids=["count", "cost"],
+)
+async def test_a_value_no_database_can_store_is_refused_as_such_and_its_storable_record_written(
+    engine: AsyncEngine, backend: str, fields: dict[str, Any]
+) -> None:
+    repository = UsageRepository(engine)
+    record = usage(DAY1, **fields)
+
+    if backend == "postgresql" or "cost_usd" not in fields:  # SQLite keeps a cost as a double
+        with pytest.raises(StorageRejected):
+            await repository.insert_many([record])
+    await repository.insert_many([storable(record)])
+
+    totals = await repository.totals(UsageFilter())
+    assert totals.requests == 1 and totals.unpriced_requests == 1  # the cost is unknown, not wrong
+
+
+async def test_a_text_holding_a_nul_is_written_without_it_once_cleaned(
+    engine: AsyncEngine, backend: str
+) -> None:
+    repository = UsageRepository(engine)
+    record = usage(DAY1, model="gpt-4o\x00", cost_usd=Decimal("0.25"))
+
+    if backend == "postgresql":  # SQLite keeps the NUL; PostgreSQL refuses any text holding one
+        with pytest.raises(StorageRejected):
+            await repository.insert_many([record])
+    await repository.insert_many([storable(record)])
+
+    page = await everything(repository, Dimension.MODEL)
+    assert [(row.group[Dimension.MODEL], row.cost_usd) for row in page.rows] == [("gpt-4o", Decimal("0.25"))]

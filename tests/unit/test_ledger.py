@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from gateway.metering.ledger import UsageLedger
-from gateway.storage.errors import StorageUnavailable
+from gateway.storage.errors import StorageRejected, StorageUnavailable
 from gateway.storage.records import UsageRecord
 
 
@@ -41,22 +41,34 @@ def usage_record(number: int) -> UsageRecord:
 
 
 class FakeStore:
-    """An in-memory ledger table that can be taken down and can refuse particular records."""
+    """An in-memory ledger table that can be taken down, can refuse particular records (and, as
+    PostgreSQL does, any text holding a NUL), can fail as a bug would, and can hang."""
 
     def __init__(self) -> None:
         self.rows: list[UsageRecord] = []
         self.batches: list[int] = []
         self.down = False
         self.poison: set[str] = set()
+        self.broken: set[str] = set()  # records whose writing raises what no database would
+        self.hang = False
+        self.down_after_writes: int | None = None  # goes down after this many more writes
 
     async def insert_many(self, records: Sequence[UsageRecord]) -> None:
         await asyncio.sleep(0)
+        if self.hang:
+            await asyncio.sleep(3600)
+        if self.down_after_writes is not None and self.down_after_writes <= 0:
+            self.down = True
         if self.down:
             raise StorageUnavailable("database error: OperationalError")
-        if any(record.request_id in self.poison for record in records):
-            raise StorageUnavailable("database error: DataError")
+        if any(record.request_id in self.broken for record in records):
+            raise RuntimeError("a bug")
+        if any(record.request_id in self.poison or "\x00" in (record.model or "") for record in records):
+            raise StorageRejected("database refused a value: DataError")
         self.batches.append(len(records))
         self.rows.extend(records)
+        if self.down_after_writes is not None:
+            self.down_after_writes -= 1
 
 
 class Drops:
@@ -169,3 +181,127 @@ async def test_nothing_is_accepted_after_close() -> None:
 
     assert ledger.record(usage_record(1)) is False
     assert drops.counts == {"closed": 1}
+
+
+async def test_a_batch_of_refused_records_never_holds_up_the_records_after_it() -> None:
+    store = FakeStore()
+    store.poison = {f"req-{n}" for n in range(100)}  # a whole batch, first and last records included
+    drops = Drops()
+    ledger = ledger_over(store, drops)
+    ledger.start()
+
+    for number in range(150):
+        ledger.record(usage_record(number))
+    lost = await ledger.close(grace=5)
+
+    assert lost == 0
+    assert sorted(row.input_tokens for row in store.rows) == list(range(100, 150))
+    assert drops.counts == {"rejected": 100}
+
+
+async def test_a_single_refused_record_is_dropped_not_retried_forever() -> None:
+    store = FakeStore()
+    store.poison = {"req-0"}
+    drops = Drops()
+    ledger = ledger_over(store, drops)
+    ledger.start()
+
+    ledger.record(usage_record(0))
+    await asyncio.sleep(0.1)
+    ledger.record(usage_record(1))
+    lost = await ledger.close(grace=5)
+
+    assert (lost, [row.request_id for row in store.rows]) == (0, ["req-1"])
+    assert drops.counts == {"rejected": 1}
+
+
+async def test_a_record_refused_for_what_its_texts_hold_is_written_without_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = FakeStore()
+    drops = Drops()
+    ledger = ledger_over(store, drops)
+    ledger.start()
+
+    ledger.record(usage_record(1)._replace(model="gpt-4o\x00"))  # as a caller may name a model
+    ledger.record(usage_record(2))
+    await ledger.close(grace=5)
+
+    assert [(row.request_id, row.model) for row in store.rows] == [("req-1", "gpt-4o"), ("req-2", "gpt-4o")]
+    assert drops.counts == {}
+    assert "usage record written without what the database refused" in caplog.text
+
+
+async def test_an_unexpected_error_drops_that_record_alone_and_the_writer_carries_on() -> None:
+    store = FakeStore()
+    store.broken = {"req-2"}
+    drops = Drops()
+    ledger = ledger_over(store, drops)
+    ledger.start()
+
+    for number in range(5):
+        ledger.record(usage_record(number))
+    await asyncio.sleep(0.1)
+    for number in range(5, 8):
+        ledger.record(usage_record(number))
+    lost = await ledger.close(grace=5)
+
+    assert lost == 0
+    assert sorted(row.input_tokens for row in store.rows) == [0, 1, 3, 4, 5, 6, 7]
+    assert drops.counts == {"rejected": 1}
+
+
+async def test_an_outage_while_a_refused_batch_is_written_one_by_one_keeps_the_rest_waiting() -> None:
+    store = FakeStore()
+    store.poison = {"req-0"}
+    store.down_after_writes = 2  # the database goes down after two of the records written alone
+    drops = Drops()
+    ledger = ledger_over(store, drops)
+    ledger.start()
+
+    for number in range(10):
+        ledger.record(usage_record(number))
+    await asyncio.sleep(0.1)
+    waiting = ledger.depth
+    store.down_after_writes, store.down = None, False
+    lost = await ledger.close(grace=5)
+
+    assert waiting == 7  # req-0 refused, req-1 and req-2 written, the rest waiting: none dropped
+    assert lost == 0
+    assert sorted(row.input_tokens for row in store.rows) == list(range(1, 10))
+    assert drops.counts == {"rejected": 1}
+
+
+async def test_close_cuts_a_long_back_off_short_and_writes_to_a_database_that_is_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("gateway.metering.ledger._FIRST_BACKOFF", 60.0)  # as after a long outage
+    store = FakeStore()
+    store.down = True
+    ledger = ledger_over(store)
+    ledger.start()
+
+    for number in range(20):
+        ledger.record(usage_record(number))
+    await asyncio.sleep(0.1)  # the first write failed: the writer backs off for a minute
+    store.down = False
+    lost = await ledger.close(grace=1)
+
+    assert lost == 0
+    assert len(store.rows) == 20
+
+
+async def test_a_batch_still_being_written_when_the_grace_period_ends_is_counted_as_lost() -> None:
+    store = FakeStore()
+    store.hang = True
+    drops = Drops()
+    ledger = ledger_over(store, drops)
+    ledger.start()
+
+    for number in range(120):
+        ledger.record(usage_record(number))
+    await asyncio.sleep(0.1)  # a batch of 100 is being written
+    lost = await ledger.close(grace=0.1)
+
+    assert lost == 120
+    assert drops.counts == {"shutdown": 120}

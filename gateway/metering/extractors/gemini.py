@@ -110,7 +110,7 @@ class GeminiArrayStream:
     def finish(self) -> Extraction:
         try:
             tail = _tail(self._chunks)
-            if tail.rstrip().endswith(b"]"):  # complete: its last usageMetadata is the response's
+            if tail.rstrip().endswith(b"]") and _ends_final(tail):  # its last usageMetadata is the total
                 usage = _last_usage(tail)
                 if usage is not None:
                     return Extraction(usage, _last_model(tail))
@@ -133,12 +133,14 @@ def read_array(body: bytes) -> Extraction:
     """The extraction from a streamed JSON array, complete or cut.
 
     Usage: the last `usageMetadata` object, located with `rfind` and parsed alone, if the array is
-    closed (a cut array has none). Generated characters, when there is no usage: exact for small
-    arrays (parsed whole, a cut one closed after its last whole element); for larger ones the bytes of
-    the array minus, per element, the envelope around the text of the first elements.
+    closed and that object is its final chunk's (`_ends_final`): an array cut inside an element just
+    after a `]` of its own ends with `]` too, but its last usage is a running total. Generated
+    characters, when there is no usage: exact for small arrays (parsed whole, a cut one closed after
+    its last whole element); for larger ones the bytes of the array minus, per element, the envelope
+    around the text of the first elements.
     """
     complete = body.rstrip().endswith(b"]")
-    usage = _last_usage(body) if complete else None
+    usage = _last_usage(body) if complete and _ends_final(body) else None
     if usage is not None:
         return Extraction(usage, _last_model(body))
     if len(body) <= SMALL_ARRAY:
@@ -146,6 +148,16 @@ def read_array(body: bytes) -> Extraction:
         read = _read_elements(elements if isinstance(elements, list) else _whole_elements(body))
         return Extraction(None, read.model, read.output_chars)
     return Extraction(None, _last_model(body), _array_chars(body))
+
+
+def _ends_final(data: bytes) -> bool:
+    """Whether the last `usageMetadata` in `data`, the end of a streamed array, is its final chunk's
+    (see `is_final`): after a `finishReason` that follows the last `candidates`, or with no candidates
+    at all (a blocked prompt). Keys, not values: a quote inside a text is escaped."""
+    candidates = data.rfind(b'"candidates"')
+    if candidates < 0:
+        return True
+    return candidates < data.rfind(b'"finishReason"') < data.rfind(b'"usageMetadata"')
 
 
 def _last_model(body: bytes) -> str | None:

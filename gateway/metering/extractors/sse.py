@@ -229,6 +229,9 @@ def text_size_after(event: bytes, start: int) -> int:
     return max(string_end(event, start) - start, 0)
 
 
+MAX_KINDS = 32  # kinds of content event whose envelope a stream learns (see `Envelopes.sample`)
+
+
 class Envelopes:
     """Learns, per kind of content event (its head), the size of the JSON envelope around its text."""
 
@@ -237,6 +240,10 @@ class Envelopes:
     def __init__(self) -> None:
         self._samples: dict[bytes, list[int]] = {}
         self.known: dict[bytes, int] = {}
+
+    def __len__(self) -> int:
+        """Kinds of content event learnt or being learnt."""
+        return len(self.known) + len(self._samples)
 
     def head_of(self, event: bytes) -> bytes | None:
         """The head of a kind seen before that `event` starts with, if any (no pattern search)."""
@@ -249,8 +256,17 @@ class Envelopes:
         return None
 
     def sample(self, kind: bytes, event_size: int, text_size: int) -> int | None:
-        """Record one exactly measured event; the envelope once `kind` has enough samples."""
-        samples = self._samples.setdefault(kind, [])
+        """Record one exactly measured event; the envelope once `kind` has enough samples.
+
+        At most `MAX_KINDS` kinds are kept: past them a new kind is not learnt, its events measured
+        one by one. (A head that changes with every event, a growing `sequence_number` before the text
+        of data-only Responses API events, would otherwise make every event a kind of its own, and
+        `head_of` a search through all of them: quadratic in the stream's length.)"""
+        samples = self._samples.get(kind)
+        if samples is None:
+            if len(self._samples) + len(self.known) >= MAX_KINDS:
+                return None
+            samples = self._samples[kind] = []
         samples.append(event_size - text_size)
         if len(samples) < ENVELOPE_SAMPLES:
             return None

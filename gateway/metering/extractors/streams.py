@@ -268,12 +268,23 @@ class PassingStream(EventStream):
         return extraction if extraction.usage is None else extraction._replace(output_chars=0)
 
 
+def _unfinished_choices(payload: object) -> bool:
+    """An OpenAI-style chunk with choices none of which has a `finish_reason`: a chunk mid-stream."""
+    choices = payload.get("choices") if type(payload) is dict else None
+    if type(choices) is not list or not choices:
+        return False
+    return not any(type(choice) is dict and choice.get("finish_reason") for choice in choices)
+
+
 class DataDialect:
     """Data-only events (OpenAI-style chunks, Gemini `alt=sse`), each read alike by `read_payload`.
 
     Usage may ride on any event, content events included (a compatible server's last chunk, every
     Gemini chunk): other events are parsed as they pass if they hold a usage object, the last content
-    event at finish. A final usage read as it passed (a usage-only chunk) is preferred to the latter.
+    event at finish. A final usage read as it passed (a usage-only chunk, or a last chunk with a
+    `finish_reason` and no text) is preferred to the latter; the running total of an OpenAI-style chunk
+    none of whose choices has finished (vLLM's `continuous_usage_stats` puts one on every chunk, the
+    first role-only chunk included) is not a final usage, and is left for the last chunk to say.
     """
 
     __slots__ = ("_key", "_late", "_model", "_passed", "_read_payload")
@@ -299,8 +310,10 @@ class DataDialect:
     def note(self, event: bytes) -> None:
         if event.find(b"usage") < 0 or not USAGE_OBJECT.search(event):  # `find`: see `meter.PrepareMetering`
             return  # nothing to learn here: not worth parsing
-        reading = self._read(event)
-        if reading.usage is not None:
+        payload = payload_of(event)
+        reading = NOTHING if payload is None else self._read_payload(payload)
+        self._model = self._model or reading.model
+        if reading.usage is not None and not _unfinished_choices(payload):
             self._passed = reading
 
     def read_last(self, event: bytes) -> Reading:

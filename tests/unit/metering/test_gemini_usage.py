@@ -103,6 +103,30 @@ def test_a_cut_json_array_reports_no_usage_and_the_text_of_its_whole_elements() 
     assert extraction.output_chars == len(STREAM_TEXT) - len("dreaming of summer")
 
 
+def test_an_array_cut_just_after_a_bracket_of_its_own_is_not_taken_for_a_whole_one() -> None:
+    """Cut inside an element right after its `parts` list closes, the array ends with `]`; its last
+    usage is the previous chunk's running total, no final one."""
+    stream = fixture("gemini_stream_array.json")
+    second = stream.index(b'"dreaming of summer"')
+    cut = stream[: stream.index(b"]", second) + 1]
+
+    extraction = extract_every_way("gemini", Endpoint.STREAM_GENERATE_CONTENT, JSON, cut)
+
+    assert cut.rstrip().endswith(b"]")
+    assert extraction.usage is None
+    assert extraction.output_chars > 0
+
+
+def test_a_long_array_cut_just_after_a_bracket_of_its_own_reports_no_usage() -> None:
+    body, _ = long_array(400)
+    cut = body[: body.rindex(b'"text"')]
+    cut = cut[: cut.rindex(b"]") + 1]  # inside an element, after the `parts` list of the one before
+
+    extraction = extract_every_way("gemini", Endpoint.STREAM_GENERATE_CONTENT, JSON, cut)
+
+    assert extraction.usage is None
+
+
 def long_array(elements: int, *, closed: bool = True) -> tuple[bytes, int]:
     """A compact streamed array of `elements` chunks, the last one final, and the characters of its text."""
     chunks, text = [], 0

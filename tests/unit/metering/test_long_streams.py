@@ -12,7 +12,7 @@ import pytest
 
 from gateway.metering.extractors import extractor_for, openai
 from gateway.metering.extractors.openai_strip import StripCount
-from gateway.metering.extractors.sse import PROBE, PROBE_CHUNKS, RETAIN
+from gateway.metering.extractors.sse import MAX_KINDS, PROBE, PROBE_CHUNKS, RETAIN, Envelopes
 from gateway.metering.extractors.streams import DataDialect, IncrementalStream, Kept
 from gateway.metering.usage import Endpoint, Extraction, TokenUsage, UsageExtractor
 from tests.unit.metering.support import SSE, fixture, near, random_pieces, run
@@ -238,3 +238,37 @@ def test_a_caller_that_keeps_the_bound_feed_gets_the_same_reading(usage: bool) -
 
     assert reads_as_it_passes(extractor)
     assert (extractor.finish(), relayed) == run("openai", Endpoint.CHAT_COMPLETIONS, SSE, events)
+
+
+def test_a_stream_whose_every_event_starts_differently_is_read_event_by_event_not_learnt() -> None:
+    """Data-only Responses API events (no `event:` lines) lead with a growing `sequence_number`: every
+    content event's head differs. The stream learns at most `MAX_KINDS` kinds of event, so that each
+    later event is looked up among as many, not among all before it."""
+    envelopes = Envelopes()
+    for number in range(2000):
+        head = b'data: {"type":"response.output_text.delta","sequence_number":%d,"delta":"' % number
+        envelopes.sample(head, len(head) + 10, 5)
+
+    assert len(envelopes) == MAX_KINDS
+
+
+def test_a_long_data_only_responses_stream_is_read_exactly() -> None:
+    events = [b'data: {"type":"response.created","sequence_number":0,"response":{"model":"gpt-4.1"}}\n\n']
+    events += [
+        b'data: {"type":"response.output_text.delta","sequence_number":%d,"item_id":"m","delta":"w%d"}\n\n'
+        % (number, number)
+        for number in range(1, 30000)
+    ]
+    events.append(
+        b'data: {"type":"response.completed","sequence_number":30000,"response":{"model":"gpt-4.1",'
+        b'"usage":{"input_tokens":5,"output_tokens":29999}}}\n\n'
+    )
+    body = b"".join(events)
+    assert len(body) > RETAIN  # read as it passes, event by event
+
+    extraction, relayed = run(
+        "openai", Endpoint.RESPONSES, SSE, [body[i : i + 4096] for i in range(0, len(body), 4096)]
+    )
+
+    assert relayed == body
+    assert extraction.usage == TokenUsage(5, 29999)

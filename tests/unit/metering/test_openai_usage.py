@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from gateway.metering.usage import Endpoint, TokenUsage
 from tests.unit.metering.support import (
     JSON,
@@ -84,6 +86,64 @@ def test_usage_on_the_last_content_chunk_is_read_too() -> None:
     )
 
     assert extraction.usage == TokenUsage(input_tokens=9, output_tokens=5, cached_input_tokens=8)
+
+
+@pytest.mark.parametrize("strip", [False, True], ids=["asked", "added"])
+def test_running_usage_on_every_chunk_counts_the_last_one_not_the_first(strip: bool) -> None:
+    """vLLM with `continuous_usage_stats` puts the running usage on every chunk, the role-only first one
+    (no text, so read as it passes) included: the total is the last chunk's."""
+    events: list[dict[str, object]] = [
+        {
+            "id": "c",
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}],
+        }
+    ]
+    events += [
+        {
+            "id": "c",
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}],
+        }
+        for word in ("Hi", " there", " you")
+    ]
+    events[-1]["choices"][0]["finish_reason"] = "stop"  # type: ignore[index]
+    for number, event in enumerate(events):
+        event["usage"] = {"prompt_tokens": 6, "completion_tokens": number, "total_tokens": 6 + number}
+    stream = (
+        b"".join(b"data: " + json.dumps(event).encode() + b"\n\n" for event in events) + b"data: [DONE]\n\n"
+    )
+
+    extraction = extract_every_way("openai-compatible", Endpoint.CHAT_COMPLETIONS, SSE, stream)
+    stripped, _ = run("openai-compatible", Endpoint.CHAT_COMPLETIONS, SSE, [stream], strip=strip)
+
+    assert extraction.usage == stripped.usage == TokenUsage(input_tokens=6, output_tokens=3)
+
+
+def test_a_last_chunk_with_a_finish_reason_and_no_text_gives_the_total() -> None:
+    events: list[dict[str, object]] = [
+        {
+            "id": "c",
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}],
+        }
+        for word in ("One", " two")
+    ]
+    events.append(
+        {
+            "id": "c",
+            "model": "m",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6},
+        }
+    )
+    stream = (
+        b"".join(b"data: " + json.dumps(event).encode() + b"\n\n" for event in events) + b"data: [DONE]\n\n"
+    )
+
+    extraction = extract_every_way("openai-compatible", Endpoint.CHAT_COMPLETIONS, SSE, stream)
+
+    assert extraction.usage == TokenUsage(input_tokens=4, output_tokens=2)
 
 
 def test_azure_chat_stream_with_content_filter_events_reports_the_usage_chunk() -> None:

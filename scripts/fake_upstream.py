@@ -50,7 +50,9 @@ Control request headers:
                                  `standard`; `priority` as Priority Tier capacity reports it). OpenAI
                                  reports the tier its request asks for (flex, priority, scale)
 
-Every response carries `x-fake-request-count: K`, the number of requests served so far.
+Every response carries `x-fake-request-count: K`, the number of requests served so far. A whole JSON
+body is gzipped (`content-encoding: gzip`) when the request's `accept-encoding` names gzip, as
+providers behind a CDN answer the official SDKs; event streams never are.
 
     with FakeUpstream() as upstream:          # listens on 127.0.0.1, a free port
         httpx.post(upstream.url + "/v1/chat/completions", json={...})
@@ -64,6 +66,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gzip
 import json
 import signal
 import socket
@@ -788,7 +791,7 @@ def respond(request: RecordedRequest, number: int) -> Reply:
     """The full reply to one request, the `x-fake-*` controls applied."""
     try:
         controls = parse_controls(request.headers)
-        reply = _route(request, number, controls)
+        reply = _compressed_if_asked(request, _route(request, number, controls))
     except BadRequest as error:
         return error_reply(request, 400, str(error))
     if request.method == "GET" and "/responses/" in request.path:
@@ -801,6 +804,21 @@ def respond(request: RecordedRequest, number: int) -> Reply:
         ]
     reply.delay_s, reply.chunk_delay_s = controls.delay_s, controls.chunk_delay_s
     reply.reset_after = controls.reset_after
+    return reply
+
+
+def _compressed_if_asked(request: RecordedRequest, reply: Reply) -> Reply:
+    """A whole JSON body gzipped when the request accepts gzip, as providers behind a CDN answer (the
+    official SDKs accept it); streams go as they are."""
+    accepted = (request.header("accept-encoding") or "").lower()
+    if (
+        "gzip" in accepted
+        and reply.events is None
+        and reply.body
+        and (reply.content_type or "").startswith("application/json")
+    ):
+        reply.body = gzip.compress(reply.body, compresslevel=6, mtime=0)
+        reply.headers.append(("content-encoding", "gzip"))
     return reply
 
 

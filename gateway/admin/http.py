@@ -25,6 +25,7 @@ from gateway.errors import (
     BadRequest,
     Dialect,
     GatewayError,
+    MethodNotAllowed,
     NotFound,
     PermissionDenied,
     render_error,
@@ -32,9 +33,10 @@ from gateway.errors import (
 from gateway.errors import ServiceUnavailable as Unavailable
 from gateway.metering.report import DEFAULT_SINCE, page_as_json, parse_dimensions, parse_instant
 from gateway.storage.errors import StorageError
-from gateway.storage.usage import Dimension, UsageFilter, UsageRepository
+from gateway.storage.usage import MAX_OFFSET, Dimension, UsageFilter, UsageRepository
 
 MAX_LIMIT = 10_000
+ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 DEFAULT_LIMIT = 1000
 _FILTERS = ("tenant", "team", "user", "key", "model", "provider")
 
@@ -55,7 +57,17 @@ class AdminAPI:
         self._engine = engine
 
     def routes(self) -> list[BaseRoute]:
-        return [Mount("/admin", routes=[Route("/usage", self._usage), Route("/{path:path}", self._unknown)])]
+        # Every method reaches the handlers, so that a closed API is 404 to all of them and an open one
+        # asks for the token before it says which methods a path takes.
+        return [
+            Mount(
+                "/admin",
+                routes=[
+                    Route("/usage", self._usage, methods=ANY_METHOD),
+                    Route("/{path:path}", self._unknown, methods=ANY_METHOD),
+                ],
+            )
+        ]
 
     def _authorize(self, request: Request) -> None:
         if self._digest is None:
@@ -79,6 +91,8 @@ class AdminAPI:
     async def _usage(self, request: Request) -> Response:
         try:
             self._authorize(request)
+            if request.method not in ("GET", "HEAD"):
+                raise MethodNotAllowed(f"{request.method} is not allowed on /admin/usage; use GET")
             group_by, filters, limit, offset = _usage_query(request)
             engine = self._engine()
             if engine is None:
@@ -106,10 +120,13 @@ def _usage_query(request: Request) -> tuple[tuple[Dimension, ...], UsageFilter, 
         raise BadRequest(str(exc)) from None
     if until is not None and since >= until:
         raise BadRequest("since must be before until")
-    if not 1 <= limit <= MAX_LIMIT or offset < 0:
-        raise BadRequest(f"limit must be 1..{MAX_LIMIT} and offset at least 0")
+    if not 1 <= limit <= MAX_LIMIT or not 0 <= offset <= MAX_OFFSET:
+        raise BadRequest(f"limit must be 1..{MAX_LIMIT} and offset 0..{MAX_OFFSET}")
     unknown = sorted(set(query) - {"by", "since", "until", "limit", "offset", *_FILTERS})
     if unknown:
         raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)}")
-    filters = UsageFilter(since, until, *(query.get(name) for name in _FILTERS))
+    try:
+        filters = UsageFilter(since, until, *(query.get(name) for name in _FILTERS))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
     return group_by, filters, limit, offset

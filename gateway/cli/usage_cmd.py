@@ -18,7 +18,7 @@ from gateway.metering.report import (
     parse_instant,
     row_values,
 )
-from gateway.storage.usage import Dimension, UsageFilter, UsagePage, UsageRepository
+from gateway.storage.usage import MAX_OFFSET, Dimension, UsageFilter, UsagePage, UsageRepository
 
 DEFAULT_LIMIT = 1000
 _TABLE_HEADINGS = (
@@ -114,7 +114,7 @@ def register(commands: Any) -> None:
         filters.add_argument(f"--{name}", metavar=name.upper(), help=what)
     usage.add_argument("--format", choices=("table", "json", "csv"), default="table", help="(default: table)")
     usage.add_argument("--limit", type=_positive, default=DEFAULT_LIMIT, help="most groups shown")
-    usage.add_argument("--offset", type=_non_negative, default=0, help="groups skipped first (for paging)")
+    usage.add_argument("--offset", type=_offset, default=0, help="groups skipped first (for paging)")
     usage.set_defaults(handler=_usage)
 
 
@@ -139,10 +139,10 @@ def _positive(text: str) -> int:
     return number
 
 
-def _non_negative(text: str) -> int:
+def _offset(text: str) -> int:
     number = int(text)
-    if number < 0:
-        raise argparse.ArgumentTypeError("must be at least 0")
+    if not 0 <= number <= MAX_OFFSET:
+        raise argparse.ArgumentTypeError(f"must be 0..{MAX_OFFSET}")
     return number
 
 

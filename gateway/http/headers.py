@@ -1,4 +1,9 @@
-"""Which headers cross the gateway: hop-by-hop headers never, caller credentials never, cookies never."""
+"""Which headers cross the gateway: hop-by-hop headers never, caller credentials never, cookies never.
+
+The caller's `accept-encoding` does not go upstream either: the gateway asks every provider for an
+uncompressed body (`IDENTITY`), which it reads for the usage and strips of what it added to a stream,
+and relays as it comes (a compressed body would be metered as unknown and a stream not stripped).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ _NOT_FORWARDED_UP = (
     | {
         b"host",
         b"content-length",
+        b"accept-encoding",
         b"expect",
         b"cookie",
         b"x-request-id",
@@ -35,6 +41,7 @@ _NOT_FORWARDED_UP = (
         b"x-forwarded-proto",
     }
 )
+IDENTITY = ("accept-encoding", "identity")  # sent upstream instead of the caller's (see above)
 _NOT_RELAYED_DOWN = HOP_BY_HOP | {b"set-cookie", b"set-cookie2", b"x-request-id"}
 _NOT_RELAYED_DOWN_RESIZED = _NOT_RELAYED_DOWN | {b"content-length"}
 

@@ -59,7 +59,10 @@ BACKOFF = 1.5
 MAX_POLL = 30.0  # seconds
 MAX_BODY = 32 * 1024 * 1024  # bytes of a polled response read at most
 # The request's own headers that do not belong on a GET without a body.
-BODY_HEADERS = frozenset({"content-type", "content-encoding", "accept-encoding"})
+BODY_HEADERS = frozenset({"content-type", "content-encoding"})
+# The only query parameter a retrieve keeps of its call's (Azure OpenAI's API version): others, such as
+# `stream=true`, would change what the provider answers.
+KEPT_QUERY = "api-version"
 
 # Called once per followed response: the call's context, and what the provider said when the response
 # ended (None: its end was not seen). It writes the call's record.
@@ -254,9 +257,17 @@ def retrieve_request(ctx: RequestContext, response_id: str, timeouts: Timeouts) 
     """The GET that retrieves response `response_id` from the provider `ctx`'s call went to, with the
     call's headers (less those of its body), without a credential yet."""
     path = f"{ctx.path.rstrip('/')}/{response_id}"
-    url = ctx.provider.upstream_url(path, query_without_key(ctx.query_string))
+    url = ctx.provider.upstream_url(path, _retrieve_query(ctx.query_string))
     headers = [(name, value) for name, value in headers_for_upstream(ctx, None) if name not in BODY_HEADERS]
     return UpstreamRequest("GET", url, headers, b"", timeouts)
+
+
+def _retrieve_query(query_string: bytes) -> str:
+    """Of the call's query string, what a retrieve of its response keeps: the API version, if any."""
+    kept = [
+        part for part in query_without_key(query_string).split("&") if part.partition("=")[0] == KEPT_QUERY
+    ]
+    return "&".join(kept)
 
 
 async def _nothing_to_receive() -> Message:

@@ -35,15 +35,18 @@ def parse_instant(text: str, now: datetime) -> datetime:
     The result is in UTC.
     """
     span = _SPAN.match(text)
-    if span:
-        return now - timedelta(**{_UNITS[span.group(2)]: int(span.group(1))})
     try:
-        instant = datetime.fromisoformat(text)  # a date alone is its midnight
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is not a span (7d, 24h, 30m, 2w), a date or an ISO 8601 instant"
-        ) from None
-    return instant.astimezone(UTC) if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
+        if span:
+            return now - timedelta(**{_UNITS[span.group(2)]: int(span.group(1))})
+        try:
+            instant = datetime.fromisoformat(text)  # a date alone is its midnight
+        except ValueError:
+            raise ValueError(
+                f"{text!r} is not a span (7d, 24h, 30m, 2w), a date or an ISO 8601 instant"
+            ) from None
+        return instant.astimezone(UTC) if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
+    except OverflowError:  # 999999999d, or a zoned instant at the edge of the calendar
+        raise ValueError(f"{text!r} is out of the range of dates") from None
 
 
 def exact(cost: Decimal) -> str:

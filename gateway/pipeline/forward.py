@@ -13,7 +13,7 @@ from typing import Protocol
 from gateway.auth.extract import query_without_key
 from gateway.context import RequestContext
 from gateway.credentials.store import ResolvedCredential
-from gateway.http.headers import upstream_headers
+from gateway.http.headers import IDENTITY, upstream_headers
 from gateway.settings.schema import Timeouts
 from gateway.upstream.transport import Transport, UpstreamRequest, UpstreamResponse
 
@@ -25,9 +25,11 @@ class Forward(Protocol):
 
 
 def headers_for_upstream(ctx: RequestContext, credential: ResolvedCredential | None) -> list[tuple[str, str]]:
-    """The caller's headers that may travel upstream, the request id, and the tenant's `credential`."""
+    """The caller's headers that may travel upstream, the request id, a request for an uncompressed
+    body, and the tenant's `credential`."""
     headers = upstream_headers(ctx.headers)
     headers.append(("x-request-id", ctx.request_id))
+    headers.append(IDENTITY)
     if credential is not None:
         headers.append(ctx.provider.credential.header_for(credential.secret.reveal()))
     return headers

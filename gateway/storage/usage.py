@@ -29,6 +29,7 @@ from gateway.storage.records import UsageRecord
 from gateway.storage.repositories import transaction
 
 COST_SCALE = 10  # decimal places of usage_records.cost_usd
+MAX_OFFSET = 10**12  # groups skipped at most: more than a ledger holds, and what every database binds
 
 
 class Dimension(StrEnum):
@@ -61,6 +62,10 @@ class UsageFilter:
         for bound in (self.since, self.until):
             if bound is not None and bound.tzinfo is None:
                 raise ValueError("usage filters take aware datetimes (UTC), not naive ones")
+        for name in ("tenant", "team", "user", "key", "model", "provider"):
+            value = getattr(self, name)
+            if value is not None and "\x00" in value:
+                raise ValueError(f"the {name} filter holds a NUL character, which no recorded value does")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +116,8 @@ class UsageRepository:
         self, group_by: Sequence[Dimension], filters: UsageFilter, limit: int, offset: int = 0
     ) -> UsagePage:
         """Sums per group of the records `filters` selects, ordered by the group values (nulls last)."""
-        if limit < 1 or offset < 0:
-            raise ValueError("limit must be at least 1 and offset at least 0")
+        if limit < 1 or not 0 <= offset <= MAX_OFFSET:
+            raise ValueError(f"limit must be at least 1 and offset 0..{MAX_OFFSET}")
         if len(set(group_by)) != len(group_by):
             raise ValueError("each dimension may be grouped by once")
         dimensions = [Dimension(dimension) for dimension in group_by]

@@ -60,11 +60,34 @@ def test_a_tenants_key_reads_no_usage_not_even_its_own(world: World) -> None:
         assert "rows" not in response.text
 
 
-def test_bad_admin_queries_are_400(world: World) -> None:
-    assert admin_get(world, "?by=colour").status_code == 400
-    assert admin_get(world, "?since=yesterday").status_code == 400
-    assert admin_get(world, "?limit=0").status_code == 400
-    assert admin_get(world, "?tenant_id=acme").status_code == 400
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?by=colour",
+        "?since=yesterday",
+        "?limit=0",
+        "?tenant_id=acme",
+        "?since=999999999d",  # past the calendar
+        "?since=9999-12-31T23:59:59-05:00",
+        "?offset=" + "9" * 30,  # past what a database binds
+        "?tenant=%00",  # a NUL, which no recorded value holds (PostgreSQL would refuse it)
+    ],
+)
+def test_bad_admin_queries_are_400_with_a_json_error(world: World, query: str) -> None:
+    response = admin_get(world, query)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["message"]
+
+
+def test_the_admin_api_takes_gets_only_and_says_so_in_json(world: World) -> None:
+    headers = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    posted = httpx.post(world.url + "/admin/usage", headers=headers)
+    anonymous = httpx.delete(world.url + "/admin/usage")
+
+    assert posted.status_code == 405 and posted.json()["error"]["message"]
+    assert anonymous.status_code == 401  # the token first: no method is told to a stranger
 
 
 def test_the_admin_api_is_closed_when_no_token_is_configured(tmp_path: object) -> None:
@@ -75,13 +98,15 @@ def test_the_admin_api_is_closed_when_no_token_is_configured(tmp_path: object) -
     gateway.start()
     try:
         responses = [
-            httpx.get(gateway.url + "/admin/usage", headers={"authorization": f"Bearer {token}"})
+            httpx.request(method, gateway.url + "/admin/usage", headers={"authorization": f"Bearer {token}"})
             for token in ("anything", ADMIN_TOKEN)
+            for method in ("GET", "POST", "DELETE")
         ]
     finally:
         gateway.stop()
 
-    assert [response.status_code for response in responses] == [404, 404]
+    assert [response.status_code for response in responses] == [404] * 6
+    assert all(response.headers["content-type"] == "application/json" for response in responses)
 
 
 def test_metrics_expose_requests_latency_tokens_cost_and_the_ledger_queue(world: World) -> None:

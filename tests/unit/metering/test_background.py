@@ -259,8 +259,29 @@ async def test_the_polls_go_to_the_response_with_the_tenants_credential_and_not_
     )
     assert headers["authorization"] == f"Bearer {SECRET}"
     assert headers["openai-organization"] == "org-acme" and headers["x-request-id"] == "req-bg"
-    assert not {"content-type", "content-length", "accept-encoding"} & set(headers)
+    assert not {"content-type", "content-length"} & set(headers)
+    assert headers["accept-encoding"] == "identity"  # not the caller's gzip: the body is read here
     assert all("tg_live" not in value for value in headers.values())
+
+
+@pytest.mark.parametrize(
+    ("query", "polled"),
+    [
+        (b"stream=true", ""),  # would answer the poll with a stream of events, never an ended response
+        (b"api-version=2025-04-01-preview&stream=true&key=tg_live_x", "?api-version=2025-04-01-preview"),
+        (b"include[]=reasoning.encrypted_content", ""),
+    ],
+)
+async def test_a_poll_keeps_only_the_api_version_of_the_call_s_query(query: bytes, polled: str) -> None:
+    upstream = ScriptedUpstream((200, response("completed", usage=USAGE)))
+    ctx = started_call()
+    ctx.query_string = query
+
+    [record] = await metered(upstream, ctx)
+
+    [poll] = upstream.requests
+    assert poll.url == "https://api.openai.com/v1/responses/resp_0123abc" + polled
+    assert not record.estimated
 
 
 async def test_each_poll_presents_the_credential_the_tenant_has_then() -> None:

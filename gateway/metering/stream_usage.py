@@ -3,26 +3,29 @@ that refuse to be asked.
 
 OpenAI reports a stream's usage only when the request says `"stream_options": {"include_usage":
 true}`. For a chat or completions stream whose caller did not say so, `ask_for_stream_usage` adds it
-(the tap then hides the extra usage event from the caller, see `extractors.openai_strip`).
+(the tap then hides the extra usage event from the caller, see `extractors.openai_strip`), to the
+caller's bytes, never re-serialised: a member in front, or, where the caller sent `stream_options`
+null or without `include_usage`, into that value.
 
 Some OpenAI-compatible servers, and Azure OpenAI before API version 2024-09-01-preview, answer such a
 request with 400 or 422 ("Unrecognized request argument supplied: stream_options", "Extra inputs are
 not permitted"): a call the caller made correctly would fail because of the gateway. So
 `ResendWithoutStreamUsage` watches the answers to requests it changed: a 400 or 422 whose error body
-names `stream_options` is not relayed; the caller's own request is sent again, unchanged, and its
-answer relayed. The refusal is remembered for the provider (and Azure API version) for
-`REMEMBER_SECONDS`, during which its streams are sent as their callers wrote them and metered from
-what they report, else estimated. A provider known to refuse can be configured so
-(`providers.<name>.inject_stream_usage: false`) and is never asked.
+names `stream_options` (other than in an echo of the request: `refuses_stream_options`) is not
+relayed; the caller's own request is sent again, unchanged, and its answer relayed. The refusal is
+remembered for the provider (and Azure API version) for `REMEMBER_SECONDS`, during which its streams
+are sent as their callers wrote them and metered from what they report, else estimated. A provider
+known to refuse can be configured so (`providers.<name>.inject_stream_usage: false`) and is never
+asked.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-
-import orjson
 
 from gateway.context import RequestContext
 from gateway.errors import InvalidJSON
@@ -34,10 +37,17 @@ from gateway.upstream.transport import UpstreamResponse
 
 logger = logging.getLogger("tollgate.metering")
 
-_INCLUDE_USAGE_MEMBER = b'"stream_options":{"include_usage":true}'
-_OPENING_WITH_INCLUDE_USAGE = b"{" + _INCLUDE_USAGE_MEMBER + b","
+_INCLUDE_USAGE = b'"include_usage":true'
+_INCLUDE_USAGE_OBJECT = b"{" + _INCLUDE_USAGE + b"}"
+_OPENING_WITH_INCLUDE_USAGE = b'{"stream_options":' + _INCLUDE_USAGE_OBJECT + b","
+# The member metering adds, as an error body may echo the request (pydantic's `input`, in JSON or in a
+# Python repr inside a message): not a refusal of it.
+_ECHOED_MEMBER = re.compile(
+    rb"""["']stream_options["']\s*:\s*\{[^{}]*["']include_usage["']\s*:\s*(?:true|True)[^{}]*\}"""
+)
 REFUSAL_STATUSES = frozenset({400, 422})
 REFUSAL_MARK = b"stream_options"  # what every such refusal seen names: the member it refuses
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
 MAX_REFUSAL_BYTES = 16 * 1024  # an error body longer than this is relayed without a look
 REMEMBER_SECONDS = 3600.0
 MAX_REMEMBERED = 1024
@@ -53,15 +63,24 @@ def ask_for_stream_usage(ctx: RequestContext) -> None:
     if type(payload) is not dict or not request_wants_stream(ctx.endpoint or Endpoint.OTHER, payload):
         return
     body = ctx.body
-    options = payload.get("stream_options")
-    if options is None:  # the usual case: one member added in front, the caller's bytes kept as they are
+    if "stream_options" not in payload:  # the usual case: one member added in front, the rest as it was
         payload["stream_options"] = {"include_usage": True}
         ctx.body = body.replace(b"{", _OPENING_WITH_INCLUDE_USAGE, 1)  # a JSON object's first brace
-    elif isinstance(options, dict) and options.get("include_usage") is None:
-        payload["stream_options"] = {**options, "include_usage": True}
-        ctx.body = orjson.dumps(payload)
-    else:
-        return  # the caller asked for something explicit: leave it alone
+    else:  # null, or an object without include_usage: the caller's value changed in place
+        options = payload["stream_options"]
+        if not (options is None or (type(options) is dict and "include_usage" not in options)):
+            return  # the caller asked for something explicit: leave it alone
+        span = _last_member_value(body, "stream_options")
+        if span is None:
+            return
+        start, end = span
+        if options is None:
+            changed = body[:start] + _INCLUDE_USAGE_OBJECT + body[end:]
+        else:  # the caller's object, `include_usage` first among its members
+            inside = _INCLUDE_USAGE + (b"," if options else b"")
+            changed = body[: start + 1] + inside + body[start + 1 :]
+        payload["stream_options"] = {**(options or {}), "include_usage": True}
+        ctx.body = changed
     ctx.body_before_injection = body
     ctx.stream_usage_injected = True
 
@@ -79,6 +98,46 @@ def providers_to_ask(settings: Settings) -> frozenset[str]:
         if provider.type in _ASKABLE_TYPES
         and (default if provider.inject_stream_usage is None else provider.inject_stream_usage)
     )
+
+
+def _last_member_value(body: bytes, key: str) -> tuple[int, int] | None:
+    """The byte span of the value of the top-level object's last `key` member (the one a JSON parser
+    keeps), found member by member with the standard decoder, so that whatever the caller's spacing,
+    escapes or nesting, nothing else is touched; None if `body` is no such object."""
+    try:
+        text = body.decode("utf-8")
+        decoder = json.JSONDecoder()
+        at = _WHITESPACE.match(text, 0).end()  # type: ignore[union-attr]
+        if text[at : at + 1] != "{":
+            return None
+        at, found = at + 1, None
+        while True:
+            at = _WHITESPACE.match(text, at).end()  # type: ignore[union-attr]
+            if text[at : at + 1] == "}":
+                break
+            name, at = decoder.raw_decode(text, at)
+            at = _WHITESPACE.match(text, at).end()  # type: ignore[union-attr]
+            if text[at : at + 1] != ":":
+                return None
+            start = _WHITESPACE.match(text, at + 1).end()  # type: ignore[union-attr]
+            _, at = decoder.raw_decode(text, start)
+            if name == key:
+                found = (start, at)
+            at = _WHITESPACE.match(text, at).end()  # type: ignore[union-attr]
+            if text[at : at + 1] == ",":
+                at += 1
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if found is None:
+        return None
+    start, end = found
+    return len(text[:start].encode()), len(text[:end].encode())
+
+
+def refuses_stream_options(error_body: bytes) -> bool:
+    """Whether an upstream's error names `stream_options` other than by echoing the request it got
+    (FastAPI servers put the whole request in a validation error about another field)."""
+    return REFUSAL_MARK in _ECHOED_MEMBER.sub(b"", error_body)
 
 
 def _api_version(query: bytes) -> str:
@@ -182,7 +241,7 @@ class ResendWithoutStreamUsage:
         if not ctx.stream_usage_injected or response.status not in REFUSAL_STATUSES:
             return response
         read, rest = await _read_error(response)
-        if rest is not None or REFUSAL_MARK not in b"".join(read):
+        if rest is not None or not refuses_stream_options(b"".join(read)):
             return _Replayed(response, read, rest)  # an error of the caller's own: it is theirs to read
         await response.aclose()
         self._refusals.note(ctx)

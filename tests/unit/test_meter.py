@@ -98,8 +98,49 @@ def test_other_stream_options_of_the_caller_are_kept_beside_include_usage() -> N
 
     prepare(ctx)
 
-    assert orjson.loads(ctx.body)["stream_options"] == {"x": 1, "include_usage": True}
+    assert orjson.loads(ctx.body)["stream_options"] == {"include_usage": True, "x": 1}
+    assert ctx.json_body()["stream_options"] == {"x": 1, "include_usage": True}
     assert ctx.stream_usage_injected
+
+
+@pytest.mark.parametrize(
+    ("options", "sent"),
+    [
+        (b"{}", b'{"include_usage":true}'),
+        (b'{ "continuous_usage_stats" : true }', b'{"include_usage":true, "continuous_usage_stats" : true }'),
+        (b"null", b'{"include_usage":true}'),
+    ],
+    ids=["empty", "vllm", "null"],
+)
+def test_the_callers_own_stream_options_get_include_usage_in_place_and_nothing_else_changes(
+    options: bytes, sent: bytes
+) -> None:
+    """Never re-serialised: a big integer, escapes, spacing and a key repeated elsewhere stay as sent,
+    and the member is not doubled (a parser would keep the caller's null, the last of two)."""
+    ctx = context("openai", "/v1/chat/completions")
+    before = b'{"model": "gpt-4o-mini", "stream": true, "seed": 123456789012345678901,\n "stream_options": '
+    after = b', "messages": [{"role": "user", "content": "caf\\u00e9 \\"stream_options\\": null"}]}'
+    ctx.body = before + options + after
+
+    prepare(ctx)
+
+    assert ctx.body == before + sent + after
+    assert orjson.loads(ctx.body.replace(b"123456789012345678901", b"1"))["stream_options"]["include_usage"]
+    assert ctx.stream_usage_injected
+
+
+def test_a_stream_options_member_repeated_is_changed_where_parsers_read_it_the_last() -> None:
+    ctx = context("openai", "/v1/chat/completions")
+    ctx.body = (
+        b'{"stream_options": {"include_usage": true}, "stream": true, "stream_options": null, "model": "m"}'
+    )
+
+    prepare(ctx)
+
+    assert ctx.body == (
+        b'{"stream_options": {"include_usage": true}, "stream": true,'
+        b' "stream_options": {"include_usage":true}, "model": "m"}'
+    )
 
 
 @pytest.mark.parametrize(

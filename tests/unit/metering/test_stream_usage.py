@@ -125,6 +125,41 @@ def test_an_error_that_is_not_about_stream_options_goes_to_the_caller_whole() ->
     assert ctx.stream_usage_injected and not refusals.refused(ctx)
 
 
+# FastAPI / pydantic servers (vLLM, LiteLLM) put the request they got in a validation error about
+# another field: the member the gateway added is echoed, not refused.
+ECHOING_ERRORS = [
+    b'{"detail":[{"type":"missing","loc":["body","messages"],"msg":"Field required",'
+    b'"input":{"model":"m","stream":true,"stream_options":{"include_usage":true}}}]}',
+    b"{\"object\":\"error\",\"message\":\"[{'type': 'missing', 'loc': ('body', 'messages'), 'msg': 'Field "
+    b"required', 'input': {'model': 'm', 'stream': True, 'stream_options': {'include_usage': True, "
+    b'\'continuous_usage_stats\': True}}}]","type":"BadRequestError","code":400}',
+]
+
+
+@pytest.mark.parametrize("error", ECHOING_ERRORS, ids=["fastapi-json", "vllm-repr"])
+def test_an_error_that_only_echoes_the_added_member_is_the_caller_s_and_refuses_nothing(error: bytes) -> None:
+    upstream = Upstream([Canned(422, [error])])
+    refusals = StreamUsageRefusals()
+    ctx = streaming_request()
+
+    response, body = forward(upstream, ctx, refusals)
+
+    assert len(upstream.sent) == 1 and response.status == 422 and body == error
+    assert not refusals.refused(ctx)  # one malformed request does not switch usage off for everyone
+
+
+def test_a_refusal_that_also_echoes_the_member_is_still_a_refusal() -> None:
+    refusal = (
+        b'{"detail":[{"type":"extra_forbidden","loc":["body","stream_options"],'
+        b'"msg":"Extra inputs are not permitted","input":{"include_usage":true}}]}'
+    )
+    upstream = Upstream([Canned(422, [refusal]), Canned(200, STREAM)])
+
+    response, _ = forward(upstream, streaming_request(), StreamUsageRefusals())
+
+    assert len(upstream.sent) == 2 and response.status == 200
+
+
 def test_a_long_error_body_is_relayed_whole_without_a_second_request() -> None:
     long_error = [b"x" * 4096 for _ in range(MAX_REFUSAL_BYTES // 4096 + 3)] + [b"stream_options"]
     upstream = Upstream([Canned(400, long_error)])

@@ -4,9 +4,11 @@ Paths are the ones the caller used below the provider's mount (`/v1/chat/complet
 `/openai/deployments/d/chat/completions`, `/v1beta/models/m:streamGenerateContent`). A query string,
 if one is still attached, is ignored.
 
-Reads (GET, HEAD, OPTIONS), deletions and the bookkeeping APIs (models, files, batches, fine-tuning,
-vector stores, cached contents...) are UNMETERED: the provider does not bill them per token, or bills
-them later and elsewhere (batches). A POST that is neither metered nor bookkeeping is OTHER.
+Reads (GET, HEAD, OPTIONS), deletions and the bookkeeping APIs (models, files, vector stores, cached
+contents, a batch's or a job's cancel...) are UNMETERED: the provider does not bill them. The calls that
+start work the provider bills when it is done, elsewhere than in their response (creating a batch, a
+fine-tuning job, an eval run, a container), are BILLED_LATER: their cost is unknown here, not zero. A
+POST that is none of these is OTHER.
 """
 
 from __future__ import annotations
@@ -51,8 +53,8 @@ GEMINI_METHODS: Mapping[str, Endpoint] = MappingProxyType(
         "embedContent": Endpoint.EMBED_CONTENT,
         "batchEmbedContents": Endpoint.EMBED_CONTENT,
         "countTokens": Endpoint.COUNT_TOKENS,
-        "batchGenerateContent": Endpoint.UNMETERED,
-        "asyncBatchEmbedContent": Endpoint.UNMETERED,
+        "batchGenerateContent": Endpoint.BILLED_LATER,
+        "asyncBatchEmbedContent": Endpoint.BILLED_LATER,
     }
 )
 
@@ -98,9 +100,13 @@ def _openai(segments: list[str]) -> Endpoint:
     if "deployments" in segments[:-1]:  # Azure: the deployment name is the caller's, not a resource
         at = segments.index("deployments")
         segments = segments[:at] + segments[at + 2 :]
+    tail = segments[-2:]
+    if tail[-1:] in (["batches"], ["containers"]) or tail == ["fine_tuning", "jobs"]:
+        return Endpoint.BILLED_LATER
+    if tail[-1:] == ["runs"] and "evals" in segments:
+        return Endpoint.BILLED_LATER
     if any(segment in OPENAI_BOOKKEEPING for segment in segments):
         return Endpoint.UNMETERED
-    tail = segments[-2:]
     if tail == ["chat", "completions"]:
         return Endpoint.CHAT_COMPLETIONS
     if tail[-1:] == ["completions"]:
@@ -121,6 +127,8 @@ def _anthropic(segments: list[str]) -> Endpoint:
         return Endpoint.MESSAGES
     if segments == ["v1", "messages", "count_tokens"]:
         return Endpoint.COUNT_TOKENS
+    if segments == ["v1", "messages", "batches"]:
+        return Endpoint.BILLED_LATER
     if any(segment in ANTHROPIC_BOOKKEEPING for segment in segments):
         return Endpoint.UNMETERED
     return Endpoint.OTHER

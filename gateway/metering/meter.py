@@ -158,7 +158,7 @@ class Meter:
         answered = ctx.upstream_responded > 0 and (ctx.status < 400 or ctx.client_disconnected)
         if not answered:
             return NO_USAGE, False, True
-        if ctx.endpoint is Endpoint.OTHER:
+        if ctx.endpoint is Endpoint.OTHER or ctx.endpoint is Endpoint.BILLED_LATER:
             return NO_USAGE, False, False
         if ctx.endpoint not in BILLABLE:
             return NO_USAGE, False, True

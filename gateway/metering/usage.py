@@ -33,6 +33,9 @@ class Endpoint(StrEnum):
     EMBED_CONTENT = "embedContent"
     COUNT_TOKENS = "count_tokens"
     UNMETERED = "unmetered"  # reads and bookkeeping calls the provider does not bill (models, files, ...)
+    # Work the provider bills when it is done, not in this response (a batch, a fine-tuning job, an eval
+    # run, a container): recorded with its cost unknown, never as free.
+    BILLED_LATER = "billed_later"
     OTHER = "other"  # a billable-looking call with no known usage format
 
 

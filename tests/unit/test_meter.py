@@ -391,6 +391,20 @@ def test_an_unknown_billable_looking_call_that_reported_nothing_has_unknown_cost
     assert record.endpoint == "other" and record.cost_usd is None and not record.estimated
 
 
+@pytest.mark.parametrize(
+    ("provider", "path"),
+    [("openai", "/v1/batches"), ("openai", "/v1/fine_tuning/jobs"), ("claude", "/v1/messages/batches")],
+)
+def test_work_the_provider_bills_later_is_recorded_with_its_cost_unknown_never_free(
+    provider: str, path: str
+) -> None:
+    created = observe(answered(context(provider, path, {"input_file_id": "file-1"}), usage=None))
+    refused = observe(answered(context(provider, path, {"input_file_id": "file-1"}), status=400))
+
+    assert created.endpoint == "billed_later" and created.cost_usd is None and not created.estimated
+    assert refused.cost_usd == Decimal(0)  # a request refused started no work
+
+
 def test_token_kinds_are_stored_in_the_ledgers_column_order() -> None:
     first = UsageRecord._fields.index("input_tokens")
     # the hour-long cache writes are part of cache_write_tokens: they change the cost, not the columns;

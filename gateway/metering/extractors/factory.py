@@ -47,6 +47,8 @@ def extractor_factory(
     """
     if endpoint in (Endpoint.COUNT_TOKENS, Endpoint.UNMETERED):
         return partial(Fixed, ZERO)
+    if endpoint is Endpoint.BILLED_LATER:
+        return partial(Fixed, UNKNOWN)  # the response tells nothing of what the work will cost
     media = (content_type or b"").lower()
     if b"event-stream" in media:
         if strip_injected_usage and endpoint in STRIPPABLE and kind in OPENAI_STYLE:

@@ -42,6 +42,9 @@ Control request headers:
     x-fake-cache-write-tokens: N[,H]  Anthropic: report N prompt tokens written to the cache, H of
                                  them kept an hour (`cache_creation.ephemeral_1h_input_tokens`)
     x-fake-background-ms: N      how long a background response runs before it completes (default 200)
+    x-fake-echo-headers: 1       an error (x-fake-status >= 400) or redirect echoes the request's headers
+                                 in its message, its `x-echo-*` headers and its Location, as a
+                                 debugging server or a proxy's error page may
     x-fake-web-searches: N       run N web searches: Anthropic reports them in the usage
                                  (`server_tool_use.web_search_requests`), a Responses API answer lists
                                  N `web_search_call` items before its message (and echoes the request's
@@ -149,6 +152,7 @@ class Controls:
     service_tier: str = "standard"
     background_s: float = 0.2
     web_searches: int = 0
+    echo_headers: bool = False
 
 
 DEFAULT_CONTROLS = Controls()
@@ -764,6 +768,7 @@ def parse_controls(headers: list[tuple[str, str]]) -> Controls:
             service_tier=values.get("service-tier", "standard"),
             background_s=float(values.get("background-ms", 200)) / 1000,
             web_searches=int(values.get("web-searches", 0)),
+            echo_headers=values.get("echo-headers") == "1",
         )
     except ValueError as error:
         raise BadRequest(f"bad x-fake-* header: {error}") from error
@@ -823,10 +828,20 @@ def _compressed_if_asked(request: RecordedRequest, reply: Reply) -> Reply:
 
 
 def _route(request: RecordedRequest, number: int, controls: Controls) -> Reply:
+    echoed = [(name, value) for name, value in request.headers if not name.startswith("x-fake-")]
     if controls.redirect is not None:
-        return Reply(302, content_type=None, headers=[("location", controls.redirect)])
+        location = controls.redirect
+        if controls.echo_headers:
+            location += "?" + "&".join(f"{name}={value}" for name, value in echoed)
+        return Reply(302, content_type=None, headers=[("location", location)])
     if controls.status is not None and controls.status >= 400:
-        return error_reply(request, controls.status, f"fake error: x-fake-status {controls.status}")
+        message = f"fake error: x-fake-status {controls.status}"
+        if controls.echo_headers:
+            message += f"; you sent {dict(echoed)}"
+        reply = error_reply(request, controls.status, message)
+        if controls.echo_headers:
+            reply.headers += [(f"x-echo-{name}", value) for name, value in echoed]
+        return reply
     handler = find_handler(request.method, request.path)
     if handler is None:
         return error_reply(request, 404, f"Invalid URL ({request.method} {request.path})")

@@ -2,6 +2,11 @@
 
 Nothing is buffered: each chunk is sent on as soon as it arrives, after the metering tap (if any)
 has seen it; what the tap found is read later, by the meter (`ctx.tap`), off the response's path.
+
+One exception to "as they are": a response that is no success (status 300 and up: an error, a
+redirect) is relayed without the tenant's provider credential, should the upstream echo it back (a
+server that reflects request headers, a proxy's error page, a `Location` built from the request): it is
+replaced by `REDACTED` in headers and body, whatever chunks it spans. Successes are not searched.
 If the upstream fails after the response has started, a server-sent event stream gets one
 well-formed error event in the caller's dialect and ends; any other body is cut off (the connection
 closes) so the caller cannot mistake a truncated body for a whole one.
@@ -38,8 +43,13 @@ async def relay(
     ctx: RequestContext, response: UpstreamResponse, send: Send, open_tap: TapFactory | None
 ) -> None:
     """Stream `response` to the caller; always releases it, and leaves the tap in `ctx.tap`."""
-    # the tap may remove bytes the caller did not ask for (see `Meter.open_tap`): no content-length then
-    headers = downstream_headers(response.headers, resized=ctx.stream_usage_injected)
+    redactor = _redactor_for(ctx) if response.status >= 300 else None
+    # the tap may remove bytes the caller did not ask for (see `Meter.open_tap`), the redactor change
+    # them: no content-length then
+    resized = ctx.stream_usage_injected or redactor is not None
+    headers = downstream_headers(response.headers, resized=resized)
+    if redactor is not None:
+        headers = [(name, redactor.whole(value)) for name, value in headers]
     content_type = _content_type(headers)
     tap = ctx.tap = open_tap(ctx, response.status, content_type) if open_tap is not None else None
     try:
@@ -47,15 +57,21 @@ async def relay(
         ctx.status = response.status
         ctx.streamed = content_type is not None and content_type.startswith(b"text/event-stream")
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await _relay_body(ctx, response, send, tap)
+        await _relay_body(ctx, response, send, tap, redactor)
     finally:
         await response.aclose()
     ctx.response_complete = True
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    rest = redactor.rest() if redactor is not None else b""
+    ctx.bytes_out += len(rest)
+    await send({"type": "http.response.body", "body": rest, "more_body": False})
 
 
 async def _relay_body(
-    ctx: RequestContext, response: UpstreamResponse, send: Send, tap: UsageExtractor | None
+    ctx: RequestContext,
+    response: UpstreamResponse,
+    send: Send,
+    tap: UsageExtractor | None,
+    redactor: Redactor | None = None,
 ) -> None:
     try:
         async for chunk in response.chunks():
@@ -63,6 +79,10 @@ async def _relay_body(
                 ctx.first_byte = time.perf_counter()
             if tap is not None:
                 chunk = tap.feed(chunk)
+                if not chunk:
+                    continue
+            if redactor is not None:
+                chunk = redactor.feed(chunk)
                 if not chunk:
                     continue
             ctx.bytes_out += len(chunk)
@@ -74,3 +94,41 @@ async def _relay_body(
         await send(
             {"type": "http.response.body", "body": render_stream_error(error, ctx.dialect), "more_body": True}
         )
+
+
+REDACTED = b"[redacted]"
+MIN_SECRET = 8  # shorter "secrets" (none a provider issues) would blot out ordinary text
+
+
+class Redactor:
+    """Replaces a secret in a body as it passes chunk by chunk, wherever chunks cut it: the last bytes of
+    each chunk that could begin it wait for the next one."""
+
+    __slots__ = ("_held", "_secret")
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+        self._held = b""
+
+    def whole(self, data: bytes) -> bytes:
+        """`data` complete in itself (a header value), without the secret."""
+        return data.replace(self._secret, REDACTED) if self._secret in data else data
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = (self._held + chunk).replace(self._secret, REDACTED)
+        keep = len(self._secret) - 1
+        self._held = data[-keep:] if keep else b""
+        return data[:-keep] if keep else data
+
+    def rest(self) -> bytes:
+        held, self._held = self._held, b""
+        return held
+
+
+def _redactor_for(ctx: RequestContext) -> Redactor | None:
+    """A redactor of the provider credential `ctx`'s request carried, if it carried one."""
+    credential = ctx.credential
+    if credential is None:
+        return None
+    secret = credential.secret.reveal().encode()
+    return Redactor(secret) if len(secret) >= MIN_SECRET else None

@@ -60,3 +60,36 @@ def test_canary_key_and_credential_never_reach_logs_or_error_bodies(world: World
     assert CANARY_CREDENTIAL not in stored.stdout + stored.stderr
     listing = gateway.cli("key", "list").stdout + gateway.cli("credential", "list", "--json").stdout
     assert key not in listing and CANARY_CREDENTIAL not in listing
+
+
+def test_an_upstream_that_echoes_the_request_never_hands_the_provider_credential_to_the_caller(
+    world: World,
+) -> None:
+    gateway = world.gateway
+    gateway.cli("tenant", "create", "echoed")
+    gateway.cli("credential", "set", "--tenant", "echoed", "--provider", "openai", stdin=CANARY_CREDENTIAL)
+    gateway.cli("credential", "set", "--tenant", "echoed", "--provider", "anthropic", stdin=CANARY_CREDENTIAL)
+    key = gateway.create_key("echoed", "--label", "echoed")
+    echo = {"authorization": f"Bearer {key}", "x-fake-echo-headers": "1"}
+    message = {"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+
+    responses = [
+        httpx.post(
+            f"{world.url}/openai/v1/chat/completions", json=CHAT, headers={**echo, "x-fake-status": "401"}
+        ),
+        httpx.post(
+            f"{world.url}/anthropic/v1/messages", json=message, headers={**echo, "x-fake-status": "500"}
+        ),
+        httpx.post(
+            f"{world.url}/openai/v1/chat/completions",
+            json=CHAT,
+            headers={**echo, "x-fake-redirect": "https://elsewhere.example/"},
+        ),
+    ]
+
+    assert [response.status_code for response in responses] == [401, 500, 302]
+    assert "you sent" in responses[0].text and "[redacted]" in responses[0].text  # echoed, then cleaned
+    for response in responses:
+        assert CANARY_CREDENTIAL not in response.text
+        assert all(CANARY_CREDENTIAL not in value for value in response.headers.values())
+        assert key not in response.text  # never sent upstream in the first place

@@ -36,6 +36,7 @@ class RequestContext:
     credential: ResolvedCredential | None = None
     upstream_url: str = ""
     status: int = 0
+    upstream_status: int = 0  # the status the upstream answered with (0: no answer); `status` may differ
     streamed: bool = False
     upstream_started: float = 0.0
     upstream_responded: float = 0.0

@@ -6,9 +6,10 @@ Method: 4 characters per token, OpenAI's rule of thumb for English text, rounded
 * Input: the characters of the request's text, found by walking the request JSON through the members
   that hold text: `messages`, `input`, `prompt`, `contents`, `system`, `instructions` and, inside those,
   `content`, `text`, `parts` and the like (`TEXT_KEYS`); tool-call arguments and tool results count
-  as their JSON text (`RAW_KEYS`). Other members (the model name, roles, settings, tool definitions,
-  image data) do not count. A token-id array (`"input": [1, 2, 3]`)
-  counts one token per id.
+  as their JSON text (`RAW_KEYS`), an Anthropic text document (`source` of type `text` or `content`)
+  as its text. Other members (the model name, roles, settings, tool definitions, image and file data)
+  do not count, nor does anything nested deeper than `MAX_DEPTH` (no request nests text so deep). A
+  token-id array (`"input": [1, 2, 3]`) counts one token per id.
 * Output: `output_chars`, the characters of generated text the extractor saw pass.
 * Calls that produce no text (embeddings) have no output; COUNT_TOKENS and UNMETERED calls cost nothing.
 * The processing tier is the one the request asked for (OpenAI's `service_tier`: `flex`,
@@ -48,9 +49,16 @@ TEXT_KEYS = frozenset(
         "function",
         "functionCall",
         "functionResponse",
+        "function_call",  # OpenAI's legacy assistant message: its `arguments`
         "output",
+        "summary",  # reasoning items given back to the Responses API
+        "refusal",
+        "executableCode",  # Gemini's code execution: the code, and `output` of its result
+        "codeExecutionResult",
+        "code",
     }
 )
+MAX_DEPTH = 64
 RAW_KEYS = frozenset({"arguments", "args", "response"})  # tool arguments and results: counted as JSON text
 
 
@@ -70,31 +78,36 @@ def tokens(chars: int) -> int:
     return -(-chars // CHARS_PER_TOKEN)
 
 
-def text_chars(value: object, *, in_list: bool = False) -> int:
-    """Characters of text in `value`, following only `TEXT_KEYS` through objects.
+def text_chars(value: object, *, in_list: bool = False, depth: int = 0) -> int:
+    """Characters of text in `value`, following only `TEXT_KEYS` through objects, `MAX_DEPTH` deep.
 
     An integer in a list under a text member is a token id (`"input": [[1, 2, 3]]`) and counts as one
     token's worth of characters.
     """
     if isinstance(value, str):
         return len(value)
-    if isinstance(value, bool):
+    if isinstance(value, bool) or depth > MAX_DEPTH:
         return 0
     if isinstance(value, int):
         return CHARS_PER_TOKEN if in_list else 0
     if isinstance(value, list):
-        return sum(text_chars(item, in_list=True) for item in value)
+        return sum(text_chars(item, in_list=True, depth=depth + 1) for item in value)
     if isinstance(value, dict):
-        return sum(_member_chars(key, member) for key, member in value.items())
+        return sum(_member_chars(key, member, depth + 1) for key, member in value.items())
     return 0
 
 
-def _member_chars(key: str, member: object) -> int:
+def _member_chars(key: str, member: object, depth: int) -> int:
     if key in RAW_KEYS or (key == "input" and isinstance(member, dict)):  # an Anthropic tool_use input
         if isinstance(member, str):
             return len(member)
         try:
             return len(orjson.dumps(member))
-        except orjson.JSONEncodeError:
+        except orjson.JSONEncodeError:  # deeper than orjson writes, among others
             return 0
-    return text_chars(member) if key in TEXT_KEYS else 0
+    if key == "source" and isinstance(member, dict):  # an Anthropic document: text counts, files not
+        kind = member.get("type")
+        if kind == "text":
+            return text_chars(member.get("data"), depth=depth)
+        return text_chars(member.get("content"), depth=depth) if kind == "content" else 0
+    return text_chars(member, depth=depth) if key in TEXT_KEYS else 0

@@ -153,10 +153,16 @@ class Meter:
 
     def _usage_without_report(self, ctx: RequestContext) -> tuple[TokenUsage, bool, bool]:
         """(usage, estimated, known) of a call whose response reported none: estimated for billable
-        calls that reached the provider, else zero; `known` is False for a call of unknown kind."""
+        calls the provider took on, else zero; `known` is False for a call of unknown kind.
+
+        The provider took a call on when it answered with a success (whatever the caller did then), or
+        when the caller left before any answer, the call sent (the provider works on regardless). An
+        error or a redirect it answered with, a call never sent or never answered (a timeout: the
+        gateway cannot tell), is not billed."""
         extraction = ctx.extraction
-        answered = ctx.upstream_responded > 0 and (ctx.status < 400 or ctx.client_disconnected)
-        if not answered:
+        upstream = ctx.upstream_status
+        taken_on = upstream < 300 if upstream else ctx.client_disconnected and ctx.upstream_started > 0
+        if not taken_on:
             return NO_USAGE, False, True
         if ctx.endpoint is Endpoint.OTHER or ctx.endpoint is Endpoint.BILLED_LATER:
             return NO_USAGE, False, False
@@ -167,7 +173,13 @@ class Meter:
         except InvalidJSON:
             request = None
         output_chars = extraction.output_chars if extraction is not None else 0
-        return estimate_usage(ctx.endpoint, request, output_chars), True, True
+        try:
+            return estimate_usage(ctx.endpoint, request, output_chars), True, True
+        except Exception:  # a bug, or a request beyond the method: recorded all the same, cost unknown
+            logger.exception(
+                "estimating a call's usage failed", extra={"fields": {"request_id": ctx.request_id}}
+            )
+            return NO_USAGE, False, False
 
     def _upstream(self, ctx: RequestContext) -> str:
         name = ctx.provider.name

@@ -54,7 +54,7 @@ async def relay(
     tap = ctx.tap = open_tap(ctx, response.status, content_type) if open_tap is not None else None
     try:
         headers.append((b"x-request-id", ctx.request_id.encode()))
-        ctx.status = response.status
+        ctx.status = ctx.upstream_status = response.status
         ctx.streamed = content_type is not None and content_type.startswith(b"text/event-stream")
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await _relay_body(ctx, response, send, tap, redactor)

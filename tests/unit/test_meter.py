@@ -54,7 +54,7 @@ def answered(
     ctx.upstream_started = ctx.upstream_responded = ctx.started + 0.001
     ctx.first_byte = ctx.started + 0.002
     ctx.finished = ctx.started + 0.003
-    ctx.status = status
+    ctx.status = ctx.upstream_status = status
     ctx.extraction = Extraction(usage, model, chars)
     return ctx
 
@@ -245,7 +245,8 @@ def test_the_meter_reads_the_tap_the_relay_left_with_the_request() -> None:
     for chunk in (body[:40], body[40:]):
         assert ctx.tap.feed(chunk) == chunk
     ctx.upstream_started = ctx.upstream_responded = ctx.started + 0.001
-    ctx.status, ctx.finished = 200, ctx.started + 0.002
+    ctx.status = ctx.upstream_status = 200
+    ctx.finished = ctx.started + 0.002
 
     meter.observe(ctx)
 
@@ -341,6 +342,43 @@ def test_a_caller_that_left_mid_stream_is_estimated_too() -> None:
     record = observe(ctx)
 
     assert record.estimated and record.status == 499 and record.output_tokens == 10
+
+
+def test_a_caller_that_left_while_an_upstream_error_arrived_is_not_charged() -> None:
+    ctx = answered(context("openai", "/v1/chat/completions", CHAT), status=429, usage=None, chars=40)
+    ctx.client_disconnected, ctx.status = True, 499
+
+    record = observe(ctx)
+
+    assert (record.input_tokens, record.output_tokens, record.estimated) == (0, 0, False)
+    assert record.cost_usd == Decimal(0) and record.status == 499
+
+
+def test_a_redirect_is_not_charged() -> None:
+    record = observe(answered(context("openai", "/v1/chat/completions", CHAT), status=302, usage=None))
+
+    assert (record.input_tokens, record.estimated, record.cost_usd) == (0, False, Decimal(0))
+
+
+def test_a_caller_that_left_before_any_answer_is_estimated_as_the_provider_took_the_call_on() -> None:
+    ctx = context("openai", "/v1/chat/completions", CHAT)
+    ctx.upstream_started = ctx.started + 0.001  # sent, never answered: the caller left first
+    ctx.client_disconnected, ctx.status, ctx.finished = True, 499, ctx.started + 0.5
+
+    record = observe(ctx)
+
+    assert record.estimated and record.input_tokens > 0 and record.output_tokens == 0
+    assert record.cost_usd is not None and record.cost_usd > 0
+
+
+def test_a_call_never_sent_or_never_answered_is_not_charged() -> None:
+    unsent = context("openai", "/v1/chat/completions", CHAT)
+    unsent.client_disconnected, unsent.status = True, 499  # left before the gateway forwarded it
+    timed_out = context("openai", "/v1/chat/completions", CHAT)
+    timed_out.upstream_started, timed_out.status = timed_out.started + 0.001, 504
+
+    for record in (observe(unsent), observe(timed_out)):
+        assert (record.input_tokens, record.estimated, record.cost_usd) == (0, False, Decimal(0))
 
 
 def test_refusals_and_upstream_errors_cost_nothing_and_are_not_estimated() -> None:

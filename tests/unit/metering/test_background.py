@@ -110,6 +110,7 @@ def started_call(body: dict[str, Any] | None = None) -> RequestContext:
         credential=ResolvedCredential("cred_1", "api_key", Secret(SECRET), shared=False),
         endpoint=Endpoint.RESPONSES,
         status=200,
+        upstream_status=200,
     )
     ctx.received_at = time.time()
     ctx.upstream_started = ctx.upstream_responded = ctx.started + 0.001

@@ -73,3 +73,88 @@ def test_unmetered_calls_are_estimated_at_zero(endpoint: Endpoint) -> None:
 @pytest.mark.parametrize("request_json", [None, "not an object", [1, 2], {"messages": 5}, {}])
 def test_a_request_without_text_estimates_no_input_and_never_a_negative_count(request_json: object) -> None:
     assert estimate_usage(Endpoint.CHAT_COMPLETIONS, request_json, -7) == TokenUsage()
+
+
+TEXT = "x" * 1200  # 300 tokens
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "request_json"),
+    [
+        (  # OpenAI's legacy function call, as an assistant message given back
+            Endpoint.CHAT_COMPLETIONS,
+            {"messages": [{"role": "assistant", "function_call": {"name": "f", "arguments": TEXT}}]},
+        ),
+        (  # an Anthropic plain-text document
+            Endpoint.MESSAGES,
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "document", "source": {"type": "text", "data": TEXT}}],
+                    }
+                ]
+            },
+        ),
+        (  # an Anthropic document of content blocks
+            Endpoint.MESSAGES,
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "document",
+                                "source": {"type": "content", "content": [{"type": "text", "text": TEXT}]},
+                            }
+                        ],
+                    }
+                ]
+            },
+        ),
+        (  # Gemini's code execution given back: the code and its output
+            Endpoint.GENERATE_CONTENT,
+            {
+                "contents": [
+                    {
+                        "role": "model",
+                        "parts": [
+                            {"executableCode": {"language": "PYTHON", "code": TEXT[:600]}},
+                            {"codeExecutionResult": {"outcome": "OUTCOME_OK", "output": TEXT[600:]}},
+                        ],
+                    }
+                ]
+            },
+        ),
+        (  # a reasoning item and a refusal given back to the Responses API
+            Endpoint.RESPONSES,
+            {
+                "input": [
+                    {"type": "reasoning", "summary": [{"type": "summary_text", "text": TEXT[:600]}]},
+                    {"role": "assistant", "content": [{"type": "refusal", "refusal": TEXT[600:]}]},
+                ]
+            },
+        ),
+    ],
+    ids=["function_call", "text-document", "content-document", "code-execution", "reasoning-refusal"],
+)
+def test_text_given_back_in_every_documented_shape_counts(endpoint: Endpoint, request_json: object) -> None:
+    assert estimate_usage(endpoint, request_json, 0).input_tokens == 300
+
+
+def test_an_image_or_file_document_counts_no_text() -> None:
+    image = {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0x" * 1000}
+    request = {"messages": [{"role": "user", "content": [{"type": "document", "source": image}]}]}
+
+    assert estimate_usage(Endpoint.MESSAGES, request, 0).input_tokens == 0
+
+
+def test_text_nested_beyond_any_real_request_is_not_followed_and_nothing_fails() -> None:
+    nested: object = TEXT
+    for _ in range(5000):
+        nested = [{"type": "text", "content": nested}]
+    request = {"messages": [{"role": "user", "content": nested}]}
+
+    usage = estimate_usage(Endpoint.CHAT_COMPLETIONS, request, 0)
+
+    assert usage.input_tokens == 0

@@ -2,14 +2,14 @@
 
 Nothing is buffered: each chunk is sent on as soon as it arrives, after the metering tap (if any)
 has seen it; what the tap found is read later, by the meter (`ctx.tap`), off the response's path.
+If the upstream fails after the response has started, a server-sent event stream gets one
+well-formed error event in the caller's dialect and ends; any other body is cut off (the connection
+closes) so the caller cannot mistake a truncated body for a whole one.
 
 One exception to "as they are": a response that is no success (status 300 and up: an error, a
 redirect) is relayed without the tenant's provider credential, should the upstream echo it back (a
 server that reflects request headers, a proxy's error page, a `Location` built from the request): it is
 replaced by `REDACTED` in headers and body, whatever chunks it spans. Successes are not searched.
-If the upstream fails after the response has started, a server-sent event stream gets one
-well-formed error event in the caller's dialect and ends; any other body is cut off (the connection
-closes) so the caller cannot mistake a truncated body for a whole one.
 """
 
 from __future__ import annotations
@@ -91,8 +91,13 @@ async def _relay_body(
         ctx.error = error
         if not ctx.streamed:
             raise ResponseCut() from None
+        held = redactor.rest() if redactor is not None else b""  # what came before the error, first
         await send(
-            {"type": "http.response.body", "body": render_stream_error(error, ctx.dialect), "more_body": True}
+            {
+                "type": "http.response.body",
+                "body": held + render_stream_error(error, ctx.dialect),
+                "more_body": True,
+            }
         )
 
 

@@ -73,7 +73,10 @@ def _expiry(args: argparse.Namespace) -> datetime | None:
         match = _DURATION.match(args.expires_in)
         if not match:
             raise CliError("--expires-in takes a number and a unit (s, m, h, d, w), e.g. 90d")
-        return datetime.now(UTC) + timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        try:
+            return datetime.now(UTC) + timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        except OverflowError:
+            raise CliError(f"--expires-in {args.expires_in} ends past the calendar's last year") from None
     if args.expires_at:
         try:
             instant = datetime.fromisoformat(args.expires_at.replace("Z", "+00:00"))

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections.abc import Sequence
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import __version__
 from gateway.cli import (
@@ -61,8 +64,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-    except (CliError, MasterKeyError, DatabaseURLError, StorageError, ValueError) as exc:
+    except StorageError as exc:
+        print(
+            f"tollgate: {exc} (is the database reachable, and up to date? `tollgate db upgrade`)",
+            file=sys.stderr,
+        )
+    except (CliError, MasterKeyError, DatabaseURLError, ValueError) as exc:
         print(f"tollgate: {exc}", file=sys.stderr)
+    except (OSError, SQLAlchemyError, sqlite3.Error) as exc:  # a database or a file out of reach
+        first_line = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        print(f"tollgate: {type(exc).__name__}: {first_line}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130
     return 1

@@ -29,8 +29,10 @@ def register(commands: Any) -> None:
         "failure stops it with a message.",
     )
     serve.add_argument("--host", help="interface to bind (default: server.host)")
-    serve.add_argument("--port", type=int, help="port to bind (default: server.port)")
-    serve.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
+    serve.add_argument("--port", type=_bounded(1, 65535), help="port to bind (default: server.port)")
+    serve.add_argument(
+        "--workers", type=_bounded(1, 64), help="worker processes, 1..64 (default: server.workers)"
+    )
     serve.set_defaults(handler=_serve)
 
 
@@ -72,3 +74,18 @@ def _serve(args: argparse.Namespace) -> int:
         lifespan="on",
     )
     return 0
+
+
+def _bounded(low: int, high: int) -> Any:
+    """An argparse type: a whole number from `low` to `high`."""
+
+    def number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low}..{high}")
+        return value
+
+    return number

@@ -21,6 +21,7 @@ from gateway.metering.report import (
 from gateway.storage.usage import MAX_OFFSET, Dimension, UsageFilter, UsagePage, UsageRepository
 
 DEFAULT_LIMIT = 1000
+MAX_LIMIT = 1_000_000  # groups in one answer: more than a ledger of a million records holds
 _TABLE_HEADINGS = (
     "requests",
     "input",
@@ -113,7 +114,7 @@ def register(commands: Any) -> None:
     ):
         filters.add_argument(f"--{name}", metavar=name.upper(), help=what)
     usage.add_argument("--format", choices=("table", "json", "csv"), default="table", help="(default: table)")
-    usage.add_argument("--limit", type=_positive, default=DEFAULT_LIMIT, help="most groups shown")
+    usage.add_argument("--limit", type=_limit, default=DEFAULT_LIMIT, help="most groups shown")
     usage.add_argument("--offset", type=_offset, default=0, help="groups skipped first (for paging)")
     usage.set_defaults(handler=_usage)
 
@@ -132,18 +133,25 @@ def _instant(text: str) -> datetime:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive(text: str) -> int:
-    number = int(text)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+def _limit(text: str) -> int:
+    number = _whole(text)
+    if not 1 <= number <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be 1..{MAX_LIMIT}")
     return number
 
 
 def _offset(text: str) -> int:
-    number = int(text)
+    number = _whole(text)
     if not 0 <= number <= MAX_OFFSET:
         raise argparse.ArgumentTypeError(f"must be 0..{MAX_OFFSET}")
     return number
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
 def _usage(args: argparse.Namespace) -> int:

@@ -44,7 +44,10 @@ def load_settings(path: Path | str | None, environ: Mapping[str, str] | None = N
     env = os.environ if environ is None else environ
     raw = _read_yaml(Path(path), source)
     problems: list[Problem] = []
-    data = _interpolate(raw, "", env, problems)
+    try:
+        data = _interpolate(raw, "", env, problems)
+    except RecursionError:  # an alias that contains itself (`a: &a [*a]`), or nesting no config has
+        raise ConfigError(source, [Problem("", "invalid YAML: an alias refers to itself")]) from None
     try:
         settings = parse_settings(data, source)
     except ConfigError as exc:
@@ -79,7 +82,11 @@ def _read_yaml(path: Path, source: str) -> object:
     except UnicodeDecodeError:
         raise ConfigError(source, [Problem("", "cannot read: not UTF-8 text")]) from None
     try:
-        return yaml.safe_load(text)
+        loader = _StrictLoader(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -87,8 +94,25 @@ def _read_yaml(path: Path, source: str) -> object:
         raise ConfigError(source, [Problem("", f"invalid YAML: {where}{problem}")]) from None
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML in which a key given twice in one mapping is an error, not the last one silently kept
+    (a second `providers:` would otherwise drop every provider of the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _interpolate(node: object, path: str, env: Mapping[str, str], problems: list[Problem]) -> object:
-    """Replace `${VAR}` and `${VAR:-default}` in string values; `$$` is a literal `$`."""
+    """Replace `${VAR}` and `${VAR:-default}` in string values (the default when VAR is unset or empty,
+    as the shell and docker compose read it); `$$` is a literal `$`."""
     if isinstance(node, dict):
         return {key: _interpolate(value, _join(path, key), env, problems) for key, value in node.items()}
     if isinstance(node, list):
@@ -101,9 +125,9 @@ def _interpolate(node: object, path: str, env: Mapping[str, str], problems: list
             return "$"
         name, default = match.group(1), match.group(2)
         value = env.get(name)
+        if default is not None and not value:
+            return default
         if value is None:
-            if default is not None:
-                return default
             problems.append(Problem(path, f"environment variable {name} is not set"))
             return ""
         return value

@@ -219,7 +219,10 @@ def test_the_table_shows_a_dash_where_a_group_has_no_value(filled: Ledger) -> No
         ),
         (["--by", "day,day"], "names a dimension twice"),
         (["--since", "last tuesday"], "is not a span (7d, 24h, 30m, 2w), a date or an ISO 8601 instant"),
-        (["--limit", "0"], "must be at least 1"),
+        (["--limit", "0"], "must be 1..1000000"),
+        (["--limit", "9223372036854775807"], "must be 1..1000000"),
+        (["--limit", "abc"], "'abc' is not a whole number"),
+        (["--offset", "9" * 30], "must be 0..1000000000000"),
         (["--format", "xml"], "invalid choice"),
     ],
 )
@@ -244,3 +247,23 @@ def test_help_explains_dimensions_times_formats_and_gives_examples(filled: Ledge
     for expected in ("dimensions (--by)", "30m, 24h, 7d, 2w", "cost_usd is a string", "examples:"):
         assert expected in text
     assert "tollgate usage --by model,day --tenant acme --since 7d" in text
+
+
+@pytest.mark.parametrize(
+    ("arguments", "complaint"),
+    [
+        (["serve", "--port", "70000"], "must be 1..65535"),
+        (["serve", "--workers", "0"], "must be 1..64"),
+        (
+            ["key", "create", "--tenant", "acme", "--expires-in", "9999999d"],
+            "ends past the calendar's last year",
+        ),
+    ],
+)
+def test_out_of_range_numbers_are_refused_with_a_line_not_a_traceback(
+    filled: Ledger, arguments: list[str], complaint: str
+) -> None:
+    result = filled.gateway.cli(*arguments, check=False)
+
+    assert result.returncode in (1, 2)
+    assert complaint in result.stderr and "Traceback" not in result.stderr

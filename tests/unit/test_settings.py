@@ -155,6 +155,31 @@ def test_a_python_object_tag_is_an_error_and_is_never_executed(
     assert not marker.exists()
 
 
+def test_a_key_given_twice_is_an_error_not_the_last_one_kept(write_config: WriteConfig) -> None:
+    path = write_config(
+        "providers:\n  openai: {type: openai}\n"
+        "providers:\n  local: {type: openai-compatible, base_url: 'http://x:1/v1'}\n"
+    )
+
+    with pytest.raises(
+        ConfigError, match=r"invalid YAML: line 3, column 1: the key 'providers' is given twice"
+    ):
+        load_settings(path, environ={})
+
+
+def test_an_alias_that_contains_itself_is_an_error_not_a_crash(write_config: WriteConfig) -> None:
+    path = write_config("server: &loop [*loop]\n")
+
+    with pytest.raises(ConfigError, match="an alias refers to itself"):
+        load_settings(path, environ={})
+
+
+def test_the_shipped_configuration_holds_objects_where_its_schema_wants_them() -> None:
+    settings = load_settings(Path(__file__).resolve().parents[2] / "config" / "gateway.yaml", environ={})
+
+    assert settings.admin.token_sha256 is None  # `admin: {}`, not null: the JSON Schema wants an object
+
+
 # -- environment interpolation ------------------------------------------------------------------------
 
 
@@ -165,6 +190,14 @@ def test_a_variable_reference_takes_the_environment_value(write_config: WriteCon
 
     assert settings.server.host == "10.0.0.5"
     assert settings.server.port == 9000
+
+
+def test_a_default_stands_in_for_a_variable_unset_or_empty_as_in_the_shell(write_config: WriteConfig) -> None:
+    path = write_config("server:\n  host: ${HOST:-127.0.0.1}\n")
+
+    assert load_settings(path, environ={"HOST": ""}).server.host == "127.0.0.1"
+    assert load_settings(path, environ={}).server.host == "127.0.0.1"
+    assert load_settings(path, environ={"HOST": "10.0.0.5"}).server.host == "10.0.0.5"
 
 
 def test_a_reference_inside_a_longer_string_is_replaced_in_place(write_config: WriteConfig) -> None:

@@ -59,10 +59,19 @@ def upstream_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]
     """The caller's headers that may travel to the provider (ASGI names are already lower-case)."""
     extra = _named_in_connection(headers)
     return [
-        (name.decode("latin-1"), value.decode("latin-1"))
+        (name.decode("latin-1"), value.decode("latin-1") if value.isascii() else _as_text(value))
         for name, value in headers
         if name not in _NOT_FORWARDED_UP and name not in extra
     ]
+
+
+def _as_text(value: bytes) -> str:
+    """A header value beyond ASCII as the text the transport writes back as the same bytes (it writes
+    UTF-8): UTF-8 read as such (`X-Title: Café`); other bytes, which no client should send, as latin-1."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
 
 
 def downstream_headers(

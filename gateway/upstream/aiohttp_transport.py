@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
+from yarl import URL
 
 from gateway.errors import UpstreamStreamBroken, UpstreamTimeout, UpstreamUnavailable
 from gateway.providers.base import ProviderAdapter
@@ -69,6 +70,15 @@ def proxy_for(url: str, trust_env: bool) -> str | None:
     return getproxies().get(parts.scheme)
 
 
+def _as_sent(url: str) -> str | URL:
+    """The URL as the caller's request spelled its path and query, escapes included: yarl would decode
+    `%3A` to `:`, upper-case `%c3` and re-escape `%zz`. A URL that is not plain printable ASCII (no
+    caller sends one) is left for yarl to escape."""
+    if url.isascii() and url.isprintable() and " " not in url:
+        return URL(url, encoded=True)
+    return url
+
+
 class AiohttpTransport:
     def __init__(self, settings: ProviderSettings, base_url: str) -> None:
         self._settings = settings
@@ -97,7 +107,7 @@ class AiohttpTransport:
         try:
             response = await self._session.request(
                 request.method,
-                request.url,
+                _as_sent(request.url),
                 headers=request.headers,
                 data=request.body or None,
                 allow_redirects=False,

@@ -111,3 +111,22 @@ def test_a_non_streamed_body_cut_by_the_upstream_is_cut_for_the_caller_too(fresh
             json=CHAT,
             headers={**auth(fresh), "x-fake-reset-after": "0"},
         )
+
+
+def test_the_path_query_and_header_bytes_reach_the_upstream_as_the_caller_wrote_them(fresh: World) -> None:
+    """Escapes are not decoded, re-cased or re-escaped (`%3A` stays, `%zz` stays), and a UTF-8 header
+    value is not encoded a second time."""
+    target = "/v1/files/ft%3Agpt-4o%3Aacme%40x%2Ce%7Ef%c3%a9?page=abc%2Fdef%3D&sig=x%7Ey&bad=%zz"
+    headers = [
+        (b"authorization", f"Bearer {fresh.keys['acme']}".encode()),
+        (b"x-title", "Café".encode()),
+    ]
+
+    with httpx.Client() as client:
+        request = client.build_request("GET", fresh.url + "/openai" + target, headers=headers)
+        request.url = httpx.URL(fresh.url + "/openai" + target)
+        client.send(request)
+
+    received = fresh.upstream.requests[-1]
+    assert received.target == target
+    assert received.header("x-title").encode("latin-1") == "Café".encode()

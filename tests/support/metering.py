@@ -1,9 +1,13 @@
 """What the meter's and the metrics' unit tests share: three providers, the built-in prices, a caller,
-a ledger that keeps what it is given."""
+a ledger that keeps what it is given, and the context of a chat completion call."""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from gateway.auth.keys import Principal
+from gateway.context import RequestContext
 from gateway.metering.prices import load_price_table
 from gateway.providers import build_adapters
 from gateway.settings import parse_settings
@@ -32,3 +36,19 @@ class ListLedger:
     def record(self, record: UsageRecord) -> bool:
         self.records.append(record)
         return True
+
+
+def chat_call(request_id: str = "req-1", **fields: Any) -> RequestContext:
+    """The context of a `POST /v1/chat/completions` to the `openai` provider, `fields` set on it."""
+    return RequestContext(
+        request_id=request_id,
+        started=time.perf_counter(),
+        method="POST",
+        provider=ADAPTERS["openai"],
+        raw_path=b"/v1/chat/completions",
+        query_string=b"",
+        headers=[],
+        receive=None,  # type: ignore[arg-type]
+        path="/v1/chat/completions",
+        **fields,
+    )

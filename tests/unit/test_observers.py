@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import pytest
 
 from gateway.context import RequestContext
 from gateway.pipeline.observers import ObserverBatch
-from tests.support.metering import ADAPTERS
+from tests.support.metering import chat_call
 
 
 def finished(request_id: str, bytes_out: int = 0) -> RequestContext:
-    ctx = RequestContext(
-        request_id=request_id,
-        started=time.perf_counter(),
-        method="POST",
-        provider=ADAPTERS["openai"],
-        raw_path=b"/v1/chat/completions",
-        query_string=b"",
-        headers=[],
-        receive=None,  # type: ignore[arg-type]
-    )
-    ctx.bytes_out = bytes_out
-    return ctx
+    return chat_call(request_id, bytes_out=bytes_out)
 
 
 class Journal:

@@ -4,7 +4,6 @@ should the upstream echo it back; a success goes byte for byte."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,7 @@ from gateway.context import RequestContext
 from gateway.credentials.secret import Secret
 from gateway.credentials.store import ResolvedCredential
 from gateway.pipeline.relay import REDACTED, Redactor, relay
-from tests.support.metering import ADAPTERS
+from tests.support.metering import chat_call
 from tests.unit.metering.support import splittings
 
 SECRET = "sk-proj-0123456789abcdef"
@@ -37,20 +36,9 @@ class Canned:
 
 
 def call(credential: str | None = SECRET) -> RequestContext:
-    return RequestContext(
-        request_id="req-1",
-        started=time.perf_counter(),
-        method="POST",
-        provider=ADAPTERS["openai"],
-        raw_path=b"/v1/chat/completions",
-        query_string=b"",
-        headers=[],
-        receive=None,  # type: ignore[arg-type]
-        path="/v1/chat/completions",
-        credential=None
-        if credential is None
-        else ResolvedCredential("cred_1", "api_key", Secret(credential), shared=False),
-    )
+    if credential is None:
+        return chat_call()
+    return chat_call(credential=ResolvedCredential("cred_1", "api_key", Secret(credential), shared=False))
 
 
 def relayed(ctx: RequestContext, response: Canned) -> tuple[dict[bytes, bytes], bytes]:

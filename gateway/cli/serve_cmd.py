@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import tempfile
 from typing import Any
 
 import uvicorn
@@ -14,6 +16,7 @@ from gateway.credentials.crypto import load_master_key
 from gateway.credentials.store import verify_master_key
 from gateway.metering.prices import load_price_table
 from gateway.observability.logging import configure_logging
+from gateway.observability.workers import METRICS_DIR_ENV
 from gateway.settings import Settings, load_settings
 from gateway.storage.repositories import KeyringRepository
 
@@ -61,19 +64,35 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ[CONFIG_ENV] = str(path.resolve())
     else:
         os.environ.pop(CONFIG_ENV, None)
-    uvicorn.run(
-        "gateway.cli.serve_cmd:application",
-        factory=True,
-        host=args.host or settings.server.host,
-        port=args.port if args.port is not None else settings.server.port,
-        workers=args.workers or settings.server.workers,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        date_header=False,
-        lifespan="on",
-    )
+    workers = args.workers or settings.server.workers
+    shared = _metrics_directory() if workers > 1 and settings.metrics.enabled else None
+    if shared is None:
+        os.environ.pop(METRICS_DIR_ENV, None)
+    try:
+        uvicorn.run(
+            "gateway.cli.serve_cmd:application",
+            factory=True,
+            host=args.host or settings.server.host,
+            port=args.port if args.port is not None else settings.server.port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            date_header=False,
+            lifespan="on",
+        )
+    finally:
+        if shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)
     return 0
+
+
+def _metrics_directory() -> str:
+    """A fresh directory for this start's workers to share their metrics in (`observability.workers`),
+    named to them in the environment they inherit."""
+    directory = tempfile.mkdtemp(prefix="tollgate-metrics-")
+    os.environ[METRICS_DIR_ENV] = directory
+    return directory
 
 
 def _bounded(low: int, high: int) -> Any:

@@ -9,6 +9,9 @@ on the event loop's thread. prometheus-client's own metric objects take a lock p
 a histogram's buckets in Python, ~8 µs a request; here a request costs about a microsecond. The
 gateway is the registry's collector: it turns the tallies into metric families when /metrics is
 read, and prometheus-client renders them (no `_created` samples).
+
+A server of several worker processes shares each worker's tallies through a directory (see
+`observability.workers`), and every scrape shows their sums.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from itertools import accumulate
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -30,6 +34,7 @@ from prometheus_client.utils import floatToGoString
 
 from gateway.context import RequestContext
 from gateway.metering.usage import TokenUsage
+from gateway.observability.workers import WorkerDirectory
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -55,6 +60,16 @@ class _Histogram:
     def add_to(self, family: HistogramMetricFamily, labels: list[str]) -> None:
         if any(self.counts):
             family.add_metric(labels, list(zip(_LE, accumulate(self.counts), strict=True)), self.sum)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"counts": self.counts, "sum": self.sum}
+
+    def absorb(self, data: dict[str, Any]) -> None:
+        counts = data["counts"]
+        if len(counts) != len(self.counts):
+            raise ValueError("histogram buckets differ")
+        self.counts = [mine + int(theirs) for mine, theirs in zip(self.counts, counts, strict=True)]
+        self.sum += float(data["sum"])
 
 
 class _ModelTally:
@@ -85,6 +100,24 @@ class _ModelTally:
         if usage.web_searches > 0:
             self.searches += usage.web_searches
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requests": {str(status): count for status, count in self.requests.items()},
+            "tokens": self.tokens,
+            "cost": str(self.cost),
+            "searches": self.searches,
+        }
+
+    def absorb(self, data: dict[str, Any]) -> None:
+        for status, count in data["requests"].items():
+            self.requests[int(status)] = self.requests.get(int(status), 0) + int(count)
+        tokens = data["tokens"]
+        if len(tokens) != len(self.tokens):
+            raise ValueError("token kinds differ")
+        self.tokens = [mine + int(theirs) for mine, theirs in zip(self.tokens, tokens, strict=True)]
+        self.cost += Decimal(data["cost"])
+        self.searches += int(data["searches"])
+
 
 class _ProviderTally:
     """One provider's latencies, estimated and unpriced calls, and its models' tallies."""
@@ -104,6 +137,25 @@ class _ProviderTally:
         if found is None:
             found = self.models[model] = _ModelTally()
         return found
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "request_seconds": self.request_seconds.to_json(),
+            "upstream_seconds": self.upstream_seconds.to_json(),
+            "ttfb_seconds": self.ttfb_seconds.to_json(),
+            "estimated": self.estimated,
+            "unpriced": self.unpriced,
+            "models": {model: tally.to_json() for model, tally in self.models.items()},
+        }
+
+    def absorb(self, data: dict[str, Any]) -> None:
+        self.request_seconds.absorb(data["request_seconds"])
+        self.upstream_seconds.absorb(data["upstream_seconds"])
+        self.ttfb_seconds.absorb(data["ttfb_seconds"])
+        self.estimated += int(data["estimated"])
+        self.unpriced += int(data["unpriced"])
+        for model, tally in data["models"].items():
+            self.model(str(model)).absorb(tally)
 
 
 class _FunctionGauge:
@@ -143,11 +195,14 @@ _HISTOGRAMS: tuple[tuple[str, str, Callable[[_ProviderTally], _Histogram]], ...]
 class GatewayMetrics:
     """The tallies, and the registry's collector that exposes them."""
 
-    def __init__(self) -> None:
+    def __init__(self, workers: WorkerDirectory | None = None) -> None:
+        """`workers`: the directory this server's worker processes share their tallies in, if it has
+        several; a scrape then shows the sums of all of them."""
         self._providers: dict[str, _ProviderTally] = {}
         self._dropped: dict[str, int] = {}
         self.ledger_depth = _FunctionGauge()
         self.background_followed = _FunctionGauge()
+        self.workers = workers
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self)
 
@@ -171,9 +226,57 @@ class GatewayMetrics:
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
+    def snapshot(self) -> dict[str, Any]:
+        """This process's tallies as plain data (JSON), as `publish` writes them for the other workers."""
+        return {
+            "providers": {name: tally.to_json() for name, tally in self._providers.items()},
+            "dropped": self._dropped,
+            "ledger_depth": self.ledger_depth.get(),
+            "background_followed": self.background_followed.get(),
+        }
+
+    def publish(self) -> None:
+        """Write this worker's tallies where the other workers' scrapes read them (if it has peers)."""
+        if self.workers is not None:
+            self.workers.publish(self.snapshot())
+
     def collect(self) -> Iterator[Metric]:
         """The metric families, in a fixed order; a label set appears once it has counted something."""
-        providers = list(self._providers.items())
+        if self.workers is None:
+            return self._families(
+                self._providers, self._dropped, self.ledger_depth.get(), self.background_followed.get()
+            )
+        return self._summed_over_workers(self.workers)
+
+    def _summed_over_workers(self, workers: WorkerDirectory) -> Iterator[Metric]:
+        providers: dict[str, _ProviderTally] = {}
+        dropped: dict[str, int] = {}
+        depth, followed = 0.0, 0.0
+        for peer in [None, *workers.peers()]:
+            data = self.snapshot() if peer is None else peer.data
+            try:  # read whole before adding anything: a malformed file adds nothing
+                their_providers, their_dropped = _tallies_of(data)
+                their_depth, their_followed = float(data["ledger_depth"]), float(data["background_followed"])
+            except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+                workers.unreadable(peer.file_name if peer else "self", f"malformed: {type(exc).__name__}")
+                continue
+            for name, tally in their_providers.items():
+                providers.setdefault(name, _ProviderTally()).absorb(tally.to_json())
+            for reason, count in their_dropped.items():
+                dropped[reason] = dropped.get(reason, 0) + count
+            if peer is None or peer.alive:  # a worker that has exited queues and follows nothing
+                depth += their_depth
+                followed += their_followed
+        return self._families(providers, dropped, depth, followed)
+
+    def _families(
+        self,
+        tallies: dict[str, _ProviderTally],
+        dropped_by_reason: dict[str, int],
+        ledger_depth: float,
+        background_followed: float,
+    ) -> Iterator[Metric]:
+        providers = list(tallies.items())
         requests = CounterMetricFamily(
             "tollgate_requests", "Proxied requests", labels=["provider", "model", "status"]
         )
@@ -228,17 +331,26 @@ class GatewayMetrics:
             "Usage records that never reached the ledger",
             labels=["reason"],
         )
-        for reason, count in self._dropped.items():
+        for reason, count in dropped_by_reason.items():
             dropped.add_metric([reason], count)
         yield dropped
         yield GaugeMetricFamily(
-            "tollgate_ledger_queue_depth", "Usage records waiting for the database", self.ledger_depth.get()
+            "tollgate_ledger_queue_depth", "Usage records waiting for the database", ledger_depth
         )
         yield GaugeMetricFamily(
             "tollgate_background_responses_followed",
             "OpenAI background responses followed to their end, their calls not recorded yet",
-            self.background_followed.get(),
+            background_followed,
         )
+
+
+def _tallies_of(data: dict[str, Any]) -> tuple[dict[str, _ProviderTally], dict[str, int]]:
+    """One worker's tallies and dropped counts, from its `GatewayMetrics.snapshot()`."""
+    providers: dict[str, _ProviderTally] = {}
+    for name, tally in data["providers"].items():
+        providers.setdefault(str(name), _ProviderTally()).absorb(tally)
+    dropped = {str(reason): int(count) for reason, count in data["dropped"].items()}
+    return providers, dropped
 
 
 class RequestMetrics:

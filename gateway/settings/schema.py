@@ -29,7 +29,9 @@ class ServerSettings(Frozen):
     max_body_bytes: int = Field(
         10 * 1024 * 1024, gt=0, description="Largest request body accepted; larger ones get 413."
     )
-    workers: int = Field(1, ge=1, le=64, description="Worker processes (each with its own caches).")
+    workers: int = Field(
+        1, ge=1, le=64, description="Worker processes (each with its own caches; /metrics sums them all)."
+    )
 
 
 class DatabaseSettings(Frozen):

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+from pathlib import Path
+
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.observability.workers import PUBLISH_INTERVAL_SECONDS
+from scripts.fake_upstream import FakeUpstream
 from tests.integration.conftest import ADMIN_TOKEN, World
 from tests.support.gateway import GatewayHarness, wait_for_usage_rows
 
@@ -122,3 +130,67 @@ def test_metrics_expose_requests_latency_tokens_cost_and_the_ledger_queue(world:
     assert "tollgate_time_to_first_byte_seconds_bucket" in text
     assert "tollgate_ledger_queue_depth" in text
     assert "key_" not in text and "acme" not in text
+
+
+def test_every_scrape_of_a_server_with_several_workers_counts_every_workers_requests(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    gateway = GatewayHarness(
+        tmp_path / "gateway",
+        {"openai": {"type": "openai", "base_url": upstream.url + "/v1"}},
+        overrides={"server": {"workers": 2}},
+        environment={"TMPDIR": str(temporary)},
+    )
+    gateway.cli("db", "upgrade")
+    gateway.cli("tenant", "create", "acme")
+    gateway.cli("credential", "set", "--tenant", "acme", "--provider", "openai", stdin="sk-workers-0001")
+    key = gateway.create_key("acme")
+    gateway.start()
+    try:
+        asyncio.run(_chats_on_fresh_connections(gateway.url, key, 40))
+        time.sleep(2.5 * PUBLISH_INTERVAL_SECONDS)  # each worker has published since its last call
+        shared = list(temporary.glob("tollgate-metrics-*/*.json"))
+        per_worker = [_requests_counted_in(json.loads(file.read_bytes())) for file in shared]
+        scrapes = [_requests_counted(httpx.get(gateway.url + "/metrics").text) for _ in range(20)]
+    finally:
+        gateway.stop()
+
+    assert len(per_worker) == 2 and sum(per_worker) == 40
+    assert scrapes == [40.0] * 20
+    assert list(temporary.iterdir()) == []  # the shared directory goes with the server
+
+
+async def _chats_on_fresh_connections(url: str, key: str, calls: int) -> None:
+    async def one(n: int) -> None:
+        async with httpx.AsyncClient() as client:  # a connection of its own: either worker may take it
+            response = await client.post(
+                url + "/openai/v1/chat/completions",
+                json=CHAT,
+                headers={"authorization": f"Bearer {key}", "x-request-id": f"workers-{n}"},
+            )
+            assert response.status_code == 200
+
+    await asyncio.gather(*(one(n) for n in range(calls)))
+
+
+def _requests_counted(exposition: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(exposition)
+        if family.name == "tollgate_requests"
+        for sample in family.samples
+        if sample.name == "tollgate_requests_total"
+    )
+
+
+def _requests_counted_in(published: dict[str, object]) -> int:
+    providers = published["providers"]
+    assert isinstance(providers, dict)
+    return sum(
+        count
+        for provider in providers.values()
+        for model in provider["models"].values()
+        for count in model["requests"].values()
+    )

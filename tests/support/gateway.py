@@ -43,6 +43,7 @@ class GatewayHarness:
     providers: dict[str, dict[str, Any]]
     overrides: dict[str, Any] = field(default_factory=dict)
     database_url: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)  # for the server, on top of ours
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -103,7 +104,7 @@ class GatewayHarness:
             [sys.executable, "-m", "gateway", "--config", str(self.config_path), "serve"],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=_environment(),
+            env={**_environment(), **self.environment},
         )
         log.close()
         deadline = time.monotonic() + STARTUP_TIMEOUT

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import orjson
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.context import RequestContext
 from gateway.metering.usage import Extraction, TokenUsage
 from gateway.observability.metrics import GatewayMetrics, RequestMetrics
+from gateway.observability.workers import WorkerDirectory
 from tests.support.metering import ADAPTERS, PRICES, PRINCIPAL
 
 LE = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0")
@@ -60,8 +67,8 @@ def request(
     return ctx
 
 
-def observed(*contexts: RequestContext) -> GatewayMetrics:
-    metrics = GatewayMetrics()
+def observed(*contexts: RequestContext, workers: WorkerDirectory | None = None) -> GatewayMetrics:
+    metrics = GatewayMetrics(workers)
     observer = RequestMetrics(metrics, PRICES.model_label)
     for ctx in contexts:
         observer.observe(ctx)
@@ -269,3 +276,115 @@ def test_label_values_stay_bounded_and_no_created_samples_are_exposed() -> None:
 
     assert "acme" not in text and "key_1" not in text and "secret" not in text
     assert not any(name.endswith("_created") for name in names)
+
+
+# A server of several worker processes: each publishes its tallies to a directory they share.
+
+
+def exited_pid() -> int:
+    """The pid of a process that has run and exited."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_scrape_answered_by_any_worker_sums_every_workers_tallies(tmp_path: Path) -> None:
+    first = observed(
+        request("openai", "gpt-4o", seconds=0.25, usage=TokenUsage(input_tokens=10), cost="0.5"),
+        request("openai", "gpt-4o", 429, seconds=0.25),
+        workers=WorkerDirectory(tmp_path, pid=999_999_001),
+    )
+    first.count_dropped("overflow", 2)
+    first.ledger_depth.set_function(lambda: 3)
+    second = observed(
+        request(
+            "openai", "gpt-4o", seconds=2.0, usage=TokenUsage(input_tokens=5, output_tokens=7), cost="0.25"
+        ),
+        request("claude", None, 502, seconds=0.01),
+        workers=WorkerDirectory(tmp_path, pid=999_999_002),
+    )
+    second.count_dropped("overflow", 1)
+    second.count_dropped("rejected", 4)
+    second.ledger_depth.set_function(lambda: 4)
+    second.publish()
+
+    samples = scrape(first)  # the peer's pid is not a running process: its gauges do not count
+
+    assert samples["tollgate_requests_total"] == {
+        labels(provider="openai", model="gpt-4o", status="200"): 2.0,
+        labels(provider="openai", model="gpt-4o", status="429"): 1.0,
+        labels(provider="claude", model="other", status="502"): 1.0,
+    }
+    assert samples["tollgate_tokens_total"] == {
+        labels(provider="openai", model="gpt-4o", kind="input"): 15.0,
+        labels(provider="openai", model="gpt-4o", kind="output"): 7.0,
+    }
+    assert samples["tollgate_cost_usd_total"] == {labels(provider="openai", model="gpt-4o"): 0.75}
+    assert buckets(samples, "tollgate_request_duration_seconds", "openai") == cumulative(
+        ("0.25", 2), ("2.5", 1)
+    )
+    assert samples["tollgate_request_duration_seconds_sum"][labels(provider="openai")] == 2.5
+    assert samples["tollgate_ledger_records_dropped_total"] == {
+        labels(reason="overflow"): 3.0,
+        labels(reason="rejected"): 4.0,
+    }
+    assert samples["tollgate_ledger_queue_depth"] == {(): 3.0}
+
+
+def test_gauges_sum_over_running_workers_and_counters_over_all_that_ever_ran(tmp_path: Path) -> None:
+    running = observed(request("openai", "gpt-4o"), workers=WorkerDirectory(tmp_path, pid=os.getppid()))
+    running.ledger_depth.set_function(lambda: 5)
+    running.background_followed.set_function(lambda: 1)
+    running.publish()
+    exited = observed(request("openai", "gpt-4o"), workers=WorkerDirectory(tmp_path, pid=exited_pid()))
+    exited.ledger_depth.set_function(lambda: 100)
+    exited.background_followed.set_function(lambda: 100)
+    exited.publish()
+    answering = observed(request("openai", "gpt-4o"), workers=WorkerDirectory(tmp_path))
+    answering.ledger_depth.set_function(lambda: 2)
+
+    samples = scrape(answering)
+
+    assert samples["tollgate_requests_total"] == {
+        labels(provider="openai", model="gpt-4o", status="200"): 3.0
+    }
+    assert samples["tollgate_ledger_queue_depth"] == {(): 7.0}
+    assert samples["tollgate_background_responses_followed"] == {(): 1.0}
+
+
+def test_what_a_worker_counts_after_publishing_reaches_the_others_at_its_next_publish(tmp_path: Path) -> None:
+    worker = GatewayMetrics(WorkerDirectory(tmp_path, pid=999_999_003))
+    observer = RequestMetrics(worker, PRICES.model_label)
+    other = GatewayMetrics(WorkerDirectory(tmp_path, pid=999_999_004))
+    observer.observe(request("openai", "gpt-4o"))
+    worker.publish()
+    observer.observe(request("openai", "gpt-4o"))
+
+    assert scrape(other)["tollgate_requests_total"] == {
+        labels(provider="openai", model="gpt-4o", status="200"): 1.0
+    }
+    worker.publish()
+    assert scrape(other)["tollgate_requests_total"] == {
+        labels(provider="openai", model="gpt-4o", status="200"): 2.0
+    }
+
+
+def test_a_file_that_cannot_be_read_adds_nothing_and_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "999999005.json").write_bytes(b'{"providers": {"openai": ')  # cut short
+    (tmp_path / "999999006.json").write_bytes(b'{"providers": {"openai": {"models": 1}}, "dropped": {}}')
+    (tmp_path / "999999007.json").write_bytes(b"[]")
+    (tmp_path / "notes.json").write_bytes(b"{}")  # not a worker's file
+    worker = observed(request("openai", "gpt-4o"), workers=WorkerDirectory(tmp_path, pid=999_999_008))
+
+    with caplog.at_level(logging.WARNING, logger="tollgate.metrics"):
+        first, second = scrape(worker), scrape(worker)
+
+    assert first == second
+    assert first["tollgate_requests_total"] == {labels(provider="openai", model="gpt-4o", status="200"): 1.0}
+    assert sorted(record.fields["file"] for record in caplog.records) == [  # type: ignore[attr-defined]
+        "999999005.json",
+        "999999006.json",
+        "999999007.json",
+    ]

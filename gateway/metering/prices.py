@@ -49,12 +49,12 @@ from types import MappingProxyType
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
 from gateway.metering.usage import STANDARD_TIERS, TokenUsage
 from gateway.settings.loader import ConfigError, Problem
-from gateway.settings.schema import PROVIDER_NAME, ProviderType
+from gateway.settings.schema import PROVIDER_NAME, Frozen, ProviderType
 
 __all__ = [
     "BUILTIN_SOURCE",
@@ -93,10 +93,8 @@ _VERSION_SUFFIXES = (
 _MODEL_PREFIX = "models/"  # Gemini's resource names: models/gemini-2.0-flash
 
 
-class Rates(BaseModel):
+class Rates(Frozen):
     """USD per million tokens of each kind."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     input: Decimal = Field(ge=0, description="Input tokens neither read from nor written to a cache.")
     output: Decimal = Field(ge=0, description="Output tokens, reasoning tokens included.")

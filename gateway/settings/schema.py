@@ -7,18 +7,30 @@ Every model forbids unknown keys, so a typo is an error rather than a silently i
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 RESERVED_MOUNTS = frozenset({"admin", "healthz", "readyz", "metrics", "static", "docs"})
 PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_NUMBERS: frozenset[object] = frozenset({int, float, Decimal})
 
 
 class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_not_booleans(cls, value: object, info: ValidationInfo) -> object:
+        """YAML reads `yes`, `no`, `on`, `off` as booleans, which pydantic would take as 1 and 0."""
+        if isinstance(value, bool) and info.field_name is not None:
+            annotation = cls.model_fields[info.field_name].annotation
+            if annotation in _NUMBERS or set(get_args(annotation)) & _NUMBERS:
+                raise ValueError(f"a number is expected, not the boolean {str(value).lower()}")
+        return value
 
 
 class ServerSettings(Frozen):

@@ -167,6 +167,24 @@ def test_a_key_given_twice_is_an_error_not_the_last_one_kept(write_config: Write
         load_settings(path, environ={})
 
 
+def test_a_yaml_boolean_is_not_taken_for_a_number(write_config: WriteConfig) -> None:
+    path = write_config(
+        "server: {port: yes, workers: on}\n"
+        "metering: {flush_interval_seconds: true}\n"
+        "providers:\n  openai: {type: openai, timeouts: {read: no}}\n"
+    )
+
+    with pytest.raises(ConfigError) as error:
+        load_settings(path, environ={})
+
+    assert problems_of(error) == {
+        "server.port": "a number is expected, not the boolean true",
+        "server.workers": "a number is expected, not the boolean true",
+        "metering.flush_interval_seconds": "a number is expected, not the boolean true",
+        "providers.openai.timeouts.read": "a number is expected, not the boolean false",
+    }
+
+
 def test_an_alias_that_contains_itself_is_an_error_not_a_crash(write_config: WriteConfig) -> None:
     path = write_config("server: &loop [*loop]\n")
 

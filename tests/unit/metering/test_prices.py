@@ -558,6 +558,11 @@ def test_every_problem_is_reported_with_the_file_and_key_path(tmp_path: Path) ->
             # one problem: none for the cache rates that take their value from it
             "prices.yaml: openai.gpt-4o.input: Input should be a valid decimal$",
         ),
+        (
+            "openai:\n  gpt-4o:\n    {input: 1, output: 1, effective_date: 2026-01-01,\n"
+            "     long_context: {above_input_tokens: yes, input: 2, output: 2}}\n",
+            "long_context.above_input_tokens: a number is expected, not the boolean true$",
+        ),
     ],
 )
 def test_a_malformed_file_is_refused_with_the_reason(tmp_path: Path, text: str, complaint: str) -> None:

@@ -27,13 +27,13 @@ class DatabaseURLError(ValueError):
 
 def async_url(url: str) -> URL:
     """The SQLAlchemy URL with the async driver for the URL's scheme."""
+    supported = "sqlite:///PATH, postgresql://USER@HOST:PORT/DB"
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise DatabaseURLError("database.url is not a valid URL") from None
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise DatabaseURLError(f"database.url is not a valid URL ({supported}, PORT a number)") from None
     driver = _DRIVERS.get(parsed.drivername)
     if driver is None:
-        supported = "sqlite:///PATH, postgresql://USER@HOST:PORT/DB"
         raise DatabaseURLError(f"database.url scheme {parsed.drivername!r} is not supported ({supported})")
     return parsed.set(drivername=driver)
 
@@ -42,7 +42,7 @@ def redacted(url: str) -> str:
     """The URL with any password hidden, for messages."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "<invalid database url>"
 
 

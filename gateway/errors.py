@@ -102,8 +102,14 @@ class UpstreamUnavailable(UpstreamError):
 
 
 class UpstreamTimeout(UpstreamError):
+    """The upstream could not be reached, or stopped sending, in time."""
+
     status = 504
     code = "upstream_timeout"
+
+
+class UnansweredTimeout(UpstreamTimeout):
+    """The request was sent and no answer came in time: the provider may be working on it."""
 
 
 class UpstreamStreamBroken(UpstreamError):

@@ -10,7 +10,7 @@ from functools import lru_cache, partial
 from urllib.parse import urlsplit
 
 from gateway.context import RequestContext
-from gateway.errors import InvalidJSON
+from gateway.errors import InvalidJSON, UnansweredTimeout
 from gateway.metering.background import BackgroundResponses
 from gateway.metering.endpoints import classify
 from gateway.metering.estimate import estimate_usage
@@ -156,12 +156,17 @@ class Meter:
         calls the provider took on, else zero; `known` is False for a call of unknown kind.
 
         The provider took a call on when it answered with a success (whatever the caller did then), or
-        when the caller left before any answer, the call sent (the provider works on regardless). An
-        error or a redirect it answered with, a call never sent or never answered (a timeout: the
-        gateway cannot tell), is not billed."""
+        when the call was sent and no answer came: the caller left first, or the gateway's timeout
+        ran out (the provider works on regardless, and bills). An error or a redirect it answered with,
+        a call never sent (the upstream unreachable, or not reached in time), is not billed."""
         extraction = ctx.extraction
         upstream = ctx.upstream_status
-        taken_on = upstream < 300 if upstream else ctx.client_disconnected and ctx.upstream_started > 0
+        taken_on = (
+            upstream < 300
+            if upstream
+            else (ctx.client_disconnected and ctx.upstream_started > 0)
+            or type(ctx.error) is UnansweredTimeout
+        )
         if not taken_on:
             return NO_USAGE, False, True
         if ctx.endpoint is Endpoint.OTHER or ctx.endpoint is Endpoint.BILLED_LATER:

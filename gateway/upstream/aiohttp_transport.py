@@ -13,7 +13,7 @@ from urllib.request import getproxies, proxy_bypass
 import aiohttp
 from yarl import URL
 
-from gateway.errors import UpstreamStreamBroken, UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import UnansweredTimeout, UpstreamStreamBroken, UpstreamTimeout, UpstreamUnavailable
 from gateway.providers.base import ProviderAdapter
 from gateway.settings.schema import ProviderSettings
 from gateway.upstream.transport import UpstreamRequest
@@ -114,8 +114,10 @@ class AiohttpTransport:
                 timeout=timeout,
                 proxy=self._proxy,
             )
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise UpstreamTimeout("the upstream did not answer in time") from None
+        except aiohttp.ConnectionTimeoutError:
+            raise UpstreamTimeout("the upstream could not be reached in time") from None
+        except (TimeoutError, aiohttp.ServerTimeoutError):  # connected: the request went (or was going)
+            raise UnansweredTimeout("the upstream did not answer in time") from None
         except aiohttp.ClientConnectorError:
             raise UpstreamUnavailable("cannot connect to the upstream") from None
         except aiohttp.ClientError as exc:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import httpx
 
-from gateway.errors import UpstreamStreamBroken, UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import UnansweredTimeout, UpstreamStreamBroken, UpstreamTimeout, UpstreamUnavailable
 from gateway.upstream.transport import UpstreamRequest
 
 
@@ -54,8 +54,10 @@ class HttpxTransport:
         )
         try:
             response = await self._client.send(prepared, stream=True, follow_redirects=False)
-        except httpx.TimeoutException:
-            raise UpstreamTimeout("the upstream did not answer in time") from None
+        except httpx.ReadTimeout:  # the request went, its answer did not come
+            raise UnansweredTimeout("the upstream did not answer in time") from None
+        except httpx.TimeoutException:  # connecting, waiting for a pooled connection, or sending
+            raise UpstreamTimeout("the upstream could not be reached in time") from None
         except httpx.HTTPError as exc:
             raise UpstreamUnavailable(f"the upstream connection failed ({type(exc).__name__})") from None
         return HttpxResponse(response)

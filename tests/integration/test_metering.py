@@ -265,6 +265,27 @@ def test_a_provider_that_reports_no_usage_is_estimated_never_zero(fresh: World) 
     assert row["input_tokens"] > 0 and row["output_tokens"] > 0
 
 
+def test_a_call_sent_and_unanswered_when_the_timeout_ran_out_is_estimated(fresh: World) -> None:
+    rid = request_id("unanswered")
+
+    response = call(fresh, "/slow/v1/chat/completions", CHAT, rid, **{"x-fake-delay-ms": "2000"})
+    row = one_row(fresh, rid)
+
+    assert response.status_code == 504
+    assert row["estimated"] is True and row["status"] == 504
+    assert row["input_tokens"] > 0 and row["output_tokens"] == 0
+
+
+def test_a_call_that_never_reached_its_upstream_costs_nothing(fresh: World) -> None:
+    rid = request_id("unreached")
+
+    response = call(fresh, "/dead/v1/chat/completions", CHAT, rid)
+    row = one_row(fresh, rid)
+
+    assert response.status_code == 502
+    assert (row["estimated"], row["input_tokens"], Decimal(row["cost_usd"])) == (False, 0, Decimal(0))
+
+
 def test_a_prompt_above_200k_tokens_is_priced_at_the_long_context_rates(fresh: World) -> None:
     rid = request_id("long-context")
     body = {

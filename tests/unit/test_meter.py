@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from gateway.context import RequestContext
+from gateway.errors import UnansweredTimeout, UpstreamTimeout
 from gateway.metering.meter import Meter, PrepareMetering
 from gateway.metering.prices import cost_of
 from gateway.metering.stream_usage import REMEMBER_SECONDS, StreamUsageRefusals
@@ -371,14 +372,27 @@ def test_a_caller_that_left_before_any_answer_is_estimated_as_the_provider_took_
     assert record.cost_usd is not None and record.cost_usd > 0
 
 
-def test_a_call_never_sent_or_never_answered_is_not_charged() -> None:
+def test_a_call_never_sent_is_not_charged() -> None:
     unsent = context("openai", "/v1/chat/completions", CHAT)
     unsent.client_disconnected, unsent.status = True, 499  # left before the gateway forwarded it
-    timed_out = context("openai", "/v1/chat/completions", CHAT)
-    timed_out.upstream_started, timed_out.status = timed_out.started + 0.001, 504
+    unreached = context("openai", "/v1/chat/completions", CHAT)
+    unreached.upstream_started, unreached.status = unreached.started + 0.001, 504
+    unreached.error = UpstreamTimeout("the upstream could not be reached in time")
 
-    for record in (observe(unsent), observe(timed_out)):
+    for record in (observe(unsent), observe(unreached)):
         assert (record.input_tokens, record.estimated, record.cost_usd) == (0, False, Decimal(0))
+
+
+def test_a_call_sent_and_unanswered_before_the_timeout_is_estimated_as_the_provider_works_on() -> None:
+    ctx = context("openai", "/v1/chat/completions", CHAT)
+    ctx.upstream_started, ctx.status = ctx.started + 0.001, 504
+    ctx.error = UnansweredTimeout("the upstream did not answer in time")
+
+    record = observe(ctx)
+
+    assert record.estimated and record.status == 504
+    assert record.input_tokens > 0 and record.output_tokens == 0
+    assert record.cost_usd is not None and record.cost_usd > 0
 
 
 def test_refusals_and_upstream_errors_cost_nothing_and_are_not_estimated() -> None:

@@ -7,8 +7,8 @@ if one is still attached, is ignored.
 Reads (GET, HEAD, OPTIONS), deletions and the bookkeeping APIs (models, files, vector stores, cached
 contents, a batch's or a job's cancel...) are UNMETERED: the provider does not bill them. The calls that
 start work the provider bills when it is done, elsewhere than in their response (creating a batch, a
-fine-tuning job, an eval run, a container), are BILLED_LATER: their cost is unknown here, not zero. A
-POST that is none of these is OTHER.
+fine-tuning job, an eval run, a container, a Realtime call), are BILLED_LATER: their cost is unknown
+here, not zero. A POST that is none of these is OTHER.
 """
 
 from __future__ import annotations
@@ -101,8 +101,8 @@ def _openai(segments: list[str]) -> Endpoint:
         at = segments.index("deployments")
         segments = segments[:at] + segments[at + 2 :]
     tail = segments[-2:]
-    if tail[-1:] in (["batches"], ["containers"]) or tail == ["fine_tuning", "jobs"]:
-        return Endpoint.BILLED_LATER
+    if tail[-1:] in (["batches"], ["containers"]) or tail in (["fine_tuning", "jobs"], ["realtime", "calls"]):
+        return Endpoint.BILLED_LATER  # a Realtime call's session is billed as it runs, elsewhere
     if tail[-1:] == ["runs"] and "evals" in segments:
         return Endpoint.BILLED_LATER
     if any(segment in OPENAI_BOOKKEEPING for segment in segments):

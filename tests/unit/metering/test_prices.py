@@ -66,6 +66,7 @@ def test_a_model_is_priced_under_its_family_by_its_exact_name(builtin: PriceTabl
     ("kind", "model", "priced_as"),
     [
         ("openai", "gpt-4o-2024-08-06", "gpt-4o"),
+        ("openai", "gpt-4o-2024-05-13", "gpt-4o-2024-05-13"),  # a snapshot with prices of its own
         ("openai", "gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
         ("openai", "gpt-4.1-2025-04-14", "gpt-4.1"),
         ("openai", "o3-mini-2025-01-31", "o3-mini"),

@@ -14,8 +14,11 @@ Method: 4 characters per token, OpenAI's rule of thumb for English text, rounded
 * Calls that produce no text (embeddings) have no output; COUNT_TOKENS and UNMETERED calls cost nothing.
 * The processing tier is the one the request asked for (OpenAI's `service_tier`: `flex`,
   `priority`), which prices the estimate; no response said which tier served it.
+* A stream cut after it reported counts (Anthropic's `message_start`, Gemini's running totals: see
+  `Extraction.partial`) keeps them, exact: input, cache reads and writes, reasoning, searches and
+  tier as reported, output the larger of the reported running count and the estimate (`with_reported`).
 
-No cache, reasoning or cache-write tokens are ever estimated.
+No cache, reasoning or cache-write tokens are ever estimated otherwise.
 """
 
 from __future__ import annotations
@@ -72,6 +75,20 @@ def estimate_usage(endpoint: Endpoint, request_json: object, output_chars: int) 
         return TokenUsage(output_tokens=output)
     usage = TokenUsage(input_tokens=tokens(text_chars(request_json)), output_tokens=output)
     return in_service_tier(usage, request_json.get("service_tier"))
+
+
+def with_reported(estimate: TokenUsage, reported: TokenUsage | None) -> TokenUsage:
+    """`estimate`, with what a cut stream had reported before it ended (`Extraction.partial`) in place
+    of the guesswork: every count as reported, but the output the larger of the two (the text that
+    passed after the last report counts too)."""
+    if reported is None:
+        return estimate
+    if reported.input_tokens == 0:  # a report without input counts: the estimate's input stands
+        reported = reported._replace(input_tokens=estimate.input_tokens)
+    return reported._replace(
+        output_tokens=max(reported.output_tokens, estimate.output_tokens),
+        service_tier=reported.service_tier or estimate.service_tier,
+    )
 
 
 def tokens(chars: int) -> int:

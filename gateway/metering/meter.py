@@ -13,7 +13,7 @@ from gateway.context import RequestContext
 from gateway.errors import InvalidJSON, UnansweredTimeout
 from gateway.metering.background import BackgroundResponses
 from gateway.metering.endpoints import classify
-from gateway.metering.estimate import estimate_usage
+from gateway.metering.estimate import estimate_usage, with_reported
 from gateway.metering.extractors.factory import extractor_factory
 from gateway.metering.ledger import UsageLedger
 from gateway.metering.prices import PriceTable, cost_of
@@ -179,7 +179,8 @@ class Meter:
             request = None
         output_chars = extraction.output_chars if extraction is not None else 0
         try:
-            return estimate_usage(ctx.endpoint, request, output_chars), True, True
+            estimate = estimate_usage(ctx.endpoint, request, output_chars)
+            return with_reported(estimate, extraction.partial if extraction is not None else None), True, True
         except Exception:  # a bug, or a request beyond the method: recorded all the same, cost unknown
             logger.exception(
                 "estimating a call's usage failed", extra={"fields": {"request_id": ctx.request_id}}

@@ -75,12 +75,16 @@ class Extraction(NamedTuple):
     # when its call ended: the provider bills it when it ends, and reports its usage then (see
     # `metering.background`).
     pending: str | None = None
+    # What a stream that ended without its final usage had reported so far (Anthropic's `message_start`,
+    # Gemini's running totals): input and cache counts exact, output a running count. The estimate
+    # keeps them (see `metering.estimate.with_reported`).
+    partial: TokenUsage | None = None
 
 
 # Made from a tuple in C, without the generated `__new__`'s Python frame (half the cost), where the hot
 # path makes one per request: `new_token_usage((input, output, cached, cache_write, reasoning, 1h_writes,
 # service_tier, web_searches, web_search_preview))`, every field given (`new_extraction((usage, model,
-# output_chars, pending))` alike).
+# output_chars, pending, partial))` alike).
 new_token_usage = partial(tuple.__new__, TokenUsage)
 new_extraction = partial(tuple.__new__, Extraction)
 

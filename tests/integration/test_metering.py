@@ -244,6 +244,30 @@ def test_a_stream_cut_by_the_upstream_is_recorded_as_estimated_from_what_passed(
     assert row["cost_usd"] is not None
 
 
+def test_a_stream_cut_after_message_start_keeps_the_input_counts_it_reported(fresh: World) -> None:
+    rid = request_id("cut-anthropic")
+    body = {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 64,
+        "stream": True,
+        "messages": [{"role": "user", "content": "Tell me a long story"}],
+    }
+
+    call(
+        fresh,
+        "/anthropic/v1/messages",
+        body,
+        rid,
+        **{"x-api-key": fresh.keys["acme"], "x-fake-chunks": "12", "x-fake-reset-after": "5"},
+    )
+    row = one_row(fresh, rid)
+
+    [upstream_request] = fresh.upstream.requests
+    assert row["estimated"] is True
+    assert row["input_tokens"] == reported_usage(upstream_request).input_tokens  # message_start's, exact
+    assert row["output_tokens"] > 0 and row["cost_usd"] is not None
+
+
 def test_a_provider_that_reports_no_usage_is_estimated_never_zero(fresh: World) -> None:
     rid = request_id("no-usage")
 

@@ -286,6 +286,19 @@ def test_a_cut_stream_that_asked_for_the_flex_tier_is_estimated_at_the_flex_rate
 MESSAGE = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
 
 
+def test_a_stream_cut_after_reporting_its_input_is_estimated_with_the_reported_counts() -> None:
+    ctx = answered(context("claude", "/v1/messages", {**MESSAGE, "stream": True}), usage=None, chars=400)
+    so_far = TokenUsage(input_tokens=9_040, output_tokens=1, cached_input_tokens=9_000)  # message_start's
+    ctx.extraction = Extraction(None, "claude-sonnet-4-5-20250929", 400, None, so_far)
+
+    record = observe(ctx)
+
+    assert record.estimated
+    assert (record.input_tokens, record.cached_input_tokens, record.output_tokens) == (9_040, 9_000, 100)
+    # 40 x 3 + 9000 x 0.30 + 100 x 15 per million
+    assert record.cost_usd == Decimal("0.00432")
+
+
 def test_an_anthropic_call_served_from_priority_capacity_is_recorded_so_at_the_model_s_own_rates() -> None:
     # the built-in table lists no tiers for Claude (a Priority Tier price is each customer's own)
     usage = TokenUsage(input_tokens=10_000, output_tokens=2_000, service_tier="priority")

@@ -15,8 +15,9 @@ billed apiece; web fetches cost only the tokens they bring, and are not counted.
 
 Streamed, `message_start` carries the input and cache counts with an initial `output_tokens`, and
 `message_delta` the cumulative `output_tokens` (newer API versions repeat the input and cache counts
-there): each field takes its latest non-null value. Without a `message_delta` the stream was cut and
-the usage is unknown.
+there): each field takes its latest non-null value. Without a `message_delta` the stream was cut (an
+`error` event such as `overloaded_error` may end it): its usage is unknown, but `message_start`'s exact
+input and cache counts are kept for the estimate (`reported_so_far`).
 """
 
 from __future__ import annotations
@@ -124,6 +125,11 @@ class AnthropicDialect:
 
     def result(self) -> tuple[TokenUsage | None, str | None]:
         return (messages_usage(self._fields) if self._final else None), self._model
+
+    def reported_so_far(self) -> TokenUsage | None:
+        """`message_start`'s input and cache counts (and its initial output count), of a stream cut
+        before its `message_delta`."""
+        return None if self._final else messages_usage(self._fields)
 
     def settle(self, data: bytes) -> Settled | None:
         """`message_start`, then `message_delta` with the output count, and no other event so named: the

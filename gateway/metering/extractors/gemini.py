@@ -137,17 +137,19 @@ def read_array(body: bytes) -> Extraction:
     after a `]` of its own ends with `]` too, but its last usage is a running total. Generated
     characters, when there is no usage: exact for small arrays (parsed whole, a cut one closed after
     its last whole element); for larger ones the bytes of the array minus, per element, the envelope
-    around the text of the first elements.
+    around the text of the first elements. Without a final usage, the last running total (the last
+    whole `usageMetadata` object) is what the stream reported so far (`Extraction.partial`).
     """
     complete = body.rstrip().endswith(b"]")
-    usage = _last_usage(body) if complete and _ends_final(body) else None
-    if usage is not None:
+    final = complete and _ends_final(body)
+    usage = _last_usage(body)
+    if usage is not None and final:
         return Extraction(usage, _last_model(body))
     if len(body) <= SMALL_ARRAY:
         elements = loads(body) if complete else None
         read = _read_elements(elements if isinstance(elements, list) else _whole_elements(body))
-        return Extraction(None, read.model, read.output_chars)
-    return Extraction(None, _last_model(body), _array_chars(body))
+        return Extraction(None, read.model, read.output_chars, None, read.usage)
+    return Extraction(None, _last_model(body), _array_chars(body), None, usage)
 
 
 def _ends_final(data: bytes) -> bool:

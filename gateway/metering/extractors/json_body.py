@@ -120,8 +120,8 @@ def closing_usage(body: bytes, usage_of: Callable[[object], TokenUsage | None]) 
     end = body.find(b'"', start) if start >= len(COMPACT_MODEL) else -1
     name = body[start:end] if end >= 0 else None
     if name is not None and BACKSLASH not in name:  # an int: `bytes.__contains__`'s fast path
-        return new_extraction((usage, name.decode("utf-8", "replace"), 0, None))
-    return new_extraction((usage, _first_model(body), 0, None))
+        return new_extraction((usage, name.decode("utf-8", "replace"), 0, None, None))
+    return new_extraction((usage, _first_model(body), 0, None, None))
 
 
 def _tier_at(body: bytes, at: int) -> str | None:

@@ -235,6 +235,9 @@ class ResponsesDialect:
     def result(self) -> tuple[TokenUsage | None, str | None]:
         return self._usage, self._model
 
+    def reported_so_far(self) -> TokenUsage | None:
+        return None  # a Responses stream reports its usage at its end only
+
     def settle(self, data: bytes) -> Settled | None:
         """The terminal event that holds the last usage object, no terminal event after it, its model."""
         blank = blank_line(data)

@@ -233,7 +233,7 @@ class StripStream(Kept):
     def finish(self) -> Extraction:
         usage, model = self._usage, self._model
         if usage is not None and model is not None:
-            return new_extraction((usage, model, 0, None))
+            return new_extraction((usage, model, 0, None, None))
         counter = self._count()
         if model is None:
             model = counter.model()
@@ -284,6 +284,9 @@ class ChatText:
 
     def result(self) -> tuple[TokenUsage | None, str | None]:
         return None, None
+
+    def reported_so_far(self) -> TokenUsage | None:
+        return None
 
     def settle(self, data: bytes) -> Settled | None:
         return None

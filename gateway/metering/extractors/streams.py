@@ -74,6 +74,11 @@ class Dialect(Protocol):
 
     def result(self) -> tuple[TokenUsage | None, str | None]: ...
 
+    def reported_so_far(self) -> TokenUsage | None:
+        """The usage the stream reported before it was cut, when `result` has none (see
+        `Extraction.partial`); read once, at finish."""
+        ...
+
     @property
     def pending(self) -> str | None:
         """The id of a background response (Responses API) whose stream began and did not end: it is
@@ -162,9 +167,12 @@ class IncrementalStream(EventTally):
                 if reading.usage is None or not reading.final:  # its exact text replaces its estimate
                     chars += reading.chars - counted
             usage, model = self._dialect.result()
+            if usage is not None:
+                return Extraction(usage, model, max(chars, 0))
+            so_far = self._dialect.reported_so_far()
         except Exception:
             return Extraction(None, None, max(chars, 0))
-        return Extraction(usage, model, max(chars, 0), None if usage is not None else self._dialect.pending)
+        return Extraction(None, model, max(chars, 0), self._dialect.pending, so_far)
 
 
 class Kept:
@@ -333,6 +341,14 @@ class DataDialect:
         if chosen is None:
             return None, self._model
         return (chosen.usage if chosen.final else None), chosen.model or self._model
+
+    def reported_so_far(self) -> TokenUsage | None:
+        """The running total of the last content event (Gemini's chunks carry one), else of one read as
+        it passed."""
+        for reading in (self._late, self._passed):
+            if reading is not None and reading.usage is not None:
+                return reading.usage
+        return None
 
     def settle(self, data: bytes) -> Settled | None:
         """The usage of the last event with a usage object, when reading every event gives it too.

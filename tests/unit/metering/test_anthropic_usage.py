@@ -92,7 +92,7 @@ def test_message_stream_without_usage_counts_its_text_for_the_estimate() -> None
 
     extraction = extract_every_way("anthropic", Endpoint.MESSAGES, SSE, stream)
 
-    assert extraction.usage is None
+    assert extraction.usage is None and extraction.partial is None
     assert extraction.model == "claude-sonnet-4-5-20250929"
     assert near(extraction.output_chars, len(THINKING) + len(TEXT))
 
@@ -123,7 +123,7 @@ def test_message_delta_with_output_tokens_only_keeps_the_input_counts_of_message
     assert unreported.output_chars == 2
 
 
-def test_a_stream_cut_before_message_delta_reports_no_usage_and_the_text_so_far() -> None:
+def test_a_stream_cut_before_message_delta_reports_no_usage_but_keeps_message_start_s_counts() -> None:
     stream = fixture("anthropic_messages_stream.sse")
     cut = stream[: stream.index(b"event: message_delta")]
 
@@ -132,6 +132,9 @@ def test_a_stream_cut_before_message_delta_reports_no_usage_and_the_text_so_far(
     assert extraction.usage is None
     assert extraction.model == "claude-sonnet-4-5-20250929"
     assert near(extraction.output_chars, len(THINKING) + len(TEXT))
+    assert extraction.partial == TokenUsage(  # message_start's exact counts, its output a first count
+        input_tokens=472 + 2048 + 1024, output_tokens=2, cached_input_tokens=2048, cache_write_tokens=1024
+    )
 
 
 def test_events_without_event_lines_are_named_by_their_type() -> None:
@@ -157,3 +160,4 @@ def test_an_error_event_mid_stream_leaves_the_usage_unknown() -> None:
     extraction = extract_every_way("anthropic", Endpoint.MESSAGES, SSE, stream)
 
     assert extraction.usage is None
+    assert extraction.partial == TokenUsage(input_tokens=5)  # message_start's, kept for the estimate

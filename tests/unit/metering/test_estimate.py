@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.metering.estimate import estimate_usage
+from gateway.metering.estimate import estimate_usage, with_reported
 from gateway.metering.usage import Endpoint, TokenUsage
 
 
@@ -14,6 +14,18 @@ def test_input_is_the_request_text_and_output_the_generated_characters_rounded_u
     assert estimate_usage(Endpoint.CHAT_COMPLETIONS, request, 9) == TokenUsage(
         input_tokens=2, output_tokens=3
     )
+
+
+def test_what_a_cut_stream_reported_replaces_the_guess_and_the_output_is_the_larger_count() -> None:
+    estimate = TokenUsage(input_tokens=3, output_tokens=30, service_tier="flex")
+    reported = TokenUsage(
+        input_tokens=250_000, output_tokens=3_002, cached_input_tokens=1_000, reasoning_tokens=3_000
+    )
+
+    assert with_reported(estimate, reported) == reported._replace(service_tier="flex")
+    assert with_reported(estimate, reported._replace(output_tokens=2)).output_tokens == 30
+    assert with_reported(estimate, TokenUsage(output_tokens=7)) == TokenUsage(3, 30, service_tier="flex")
+    assert with_reported(estimate, None) == estimate
 
 
 def test_anthropic_system_prompt_content_blocks_and_tool_uses_count() -> None:

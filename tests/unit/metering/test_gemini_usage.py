@@ -83,7 +83,11 @@ def test_stream_as_a_json_array_without_usage_counts_its_text() -> None:
     assert extraction.output_chars == len(STREAM_TEXT)
 
 
-def test_a_cut_sse_stream_reports_no_usage_though_its_chunks_carried_running_totals() -> None:
+# The running totals of the last chunk before "dreaming of summer": 16 candidates and 132 thoughts tokens.
+SO_FAR = TokenUsage(input_tokens=1040, output_tokens=16 + 132, cached_input_tokens=1024, reasoning_tokens=132)
+
+
+def test_a_cut_sse_stream_reports_no_usage_but_keeps_its_last_running_total() -> None:
     stream = fixture("gemini_stream.sse")
     cut = stream[: stream.index(b'data: {"candidates": [{"content": {"parts": [{"text": "dreaming')]
 
@@ -91,6 +95,7 @@ def test_a_cut_sse_stream_reports_no_usage_though_its_chunks_carried_running_tot
 
     assert extraction.usage is None
     assert near(extraction.output_chars, len(STREAM_TEXT) - len("dreaming of summer"))
+    assert extraction.partial == SO_FAR
 
 
 def test_a_cut_json_array_reports_no_usage_and_the_text_of_its_whole_elements() -> None:
@@ -101,6 +106,7 @@ def test_a_cut_json_array_reports_no_usage_and_the_text_of_its_whole_elements() 
 
     assert extraction.usage is None
     assert extraction.output_chars == len(STREAM_TEXT) - len("dreaming of summer")
+    assert extraction.partial == SO_FAR
 
 
 def test_an_array_cut_just_after_a_bracket_of_its_own_is_not_taken_for_a_whole_one() -> None:
@@ -156,13 +162,16 @@ def test_a_long_json_array_locates_its_last_usage_and_estimates_its_text() -> No
     assert near(unreported.output_chars, text)
 
 
-def test_a_long_cut_json_array_reports_no_usage() -> None:
+def test_a_long_cut_json_array_reports_no_usage_but_keeps_its_last_running_total() -> None:
     body, text = long_array(200, closed=False)
+    cut = body[: len(body) * 3 // 4]
 
-    extraction, _ = run("gemini", Endpoint.STREAM_GENERATE_CONTENT, JSON, [body[: len(body) * 3 // 4]])
+    extraction, _ = run("gemini", Endpoint.STREAM_GENERATE_CONTENT, JSON, [cut])
 
     assert extraction.usage is None
     assert 0 < extraction.output_chars < text
+    whole_elements = cut.count(b'"modelVersion"')  # each element's last member: those are whole
+    assert extraction.partial == TokenUsage(input_tokens=50, output_tokens=whole_elements)
 
 
 def test_a_blocked_prompt_reports_the_usage_it_carries() -> None:

@@ -53,6 +53,7 @@ from gateway.metering.extractors.sse import (
     last_boundary,
     last_end,
     payload_of,
+    string_end,
     text_head,
     text_size_after,
 )
@@ -66,6 +67,7 @@ NULL_MEMBER = re.compile(rb',\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,\s*|"us
 USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 USAGE_MEMBER = re.compile(rb',\s*"usage"\s*:\s*\{|"usage"\s*:\s*\{')
 TRAILING_COMMA = re.compile(rb"\s*,\s*")
+STRUCTURE = re.compile(rb'["{}\[\]]')
 
 
 class StripStream(Kept):
@@ -356,8 +358,9 @@ def _is_empty(choice: object) -> bool:
 
 
 def _without_usage_object(event: bytes) -> bytes:
-    """`event` without its `"usage": {...}` member (and the comma that joined it)."""
-    match = USAGE_MEMBER.search(event)
+    """`event` without its top-level `"usage": {...}` member (and the comma that joined it); a usage object
+    nested deeper (Groq's `x_groq.usage`, sent whatever the request asked) is the caller's, and stays."""
+    match = _top_level(USAGE_MEMBER, event)
     if match is None:
         return event
     end = object_end(event, match.end() - 1)
@@ -367,3 +370,30 @@ def _without_usage_object(event: bytes) -> bytes:
         trailing = TRAILING_COMMA.match(event, end)
         end = trailing.end() if trailing else end
     return event[: match.start()] + event[end:]
+
+
+def _top_level(member: re.Pattern[bytes], event: bytes) -> re.Match[bytes] | None:
+    """The first match of `member` that is a member of the event's payload object itself."""
+    start = event.find(b"{")
+    for match in member.finditer(event, max(start, 0)):
+        if _depth_at(event, start, match.start()) == 1:
+            return match
+    return None
+
+
+def _depth_at(data: bytes, start: int, position: int) -> int:
+    """How deep in objects and arrays `position` is, counting from `start`; -1 inside a string."""
+    depth, at = 0, start
+    while True:
+        found = STRUCTURE.search(data, at, position)
+        if found is None:
+            return depth
+        mark = found.group()
+        if mark == b'"':
+            end = string_end(data, found.end())
+            if end < 0 or end >= position:
+                return -1
+            at = end + 1
+        else:
+            depth += 1 if mark in b"{[" else -1
+            at = found.end()

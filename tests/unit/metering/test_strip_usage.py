@@ -89,6 +89,23 @@ def test_usage_on_a_chunk_with_content_loses_only_its_usage_member() -> None:
     assert extraction.usage == TokenUsage(input_tokens=3, output_tokens=1)
 
 
+def test_a_usage_object_nested_in_a_servers_own_member_is_the_callers_and_stays() -> None:
+    """Groq's finish chunk: its `x_groq.usage` comes whatever the request asked; only the top-level
+    usage that `include_usage` added goes. A text that spells a usage member stays too."""
+    usage = {"prompt_tokens": 201, "completion_tokens": 61, "total_tokens": 262}
+    finish = {"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    groq = {"id": "req_01", "usage": {**usage, "queue_time": 0.19}}
+    quoted = content('"usage":{"a":1}')
+    stream = quoted + event({**finish, "x_groq": groq, "usage": usage}) + b"data: [DONE]\n\n"
+
+    extraction, relayed = run("openai-compatible", Endpoint.CHAT_COMPLETIONS, SSE, [stream], strip=True)
+
+    assert relayed == (
+        quoted.replace(b',"usage":null', b"") + event({**finish, "x_groq": groq}) + b"data: [DONE]\n\n"
+    )
+    assert extraction.usage == TokenUsage(input_tokens=201, output_tokens=61)
+
+
 def test_an_event_too_long_to_hold_is_relayed_unchanged() -> None:
     huge = content("x" * 100_000)
 

@@ -20,6 +20,11 @@ from typing import Any
 from gateway.metering.extractors.base import loads
 
 ENVELOPE_SAMPLES = 3
+# Envelopes of one kind differ by a few bytes (growing numbers, OpenAI's `obfuscation` padding, which
+# keeps text plus padding near a constant size); by more than this, the kind has no envelope to learn.
+MAX_ENVELOPE_SPREAD = 64
+# Log probabilities given (not null) after a text: OpenAI's `logprobs`, Gemini's `logprobsResult`.
+LOGPROBS = re.compile(rb'"logprobs(?:Result)?"\s*:\s*[\[{]')
 MAX_HELD = 16 * 1024 * 1024  # an "event" this long is not SSE: stop looking at the stream
 RETAIN = 1024 * 1024  # bytes of a stream kept by reference to be read at its end; longer, read as it passes
 PROBE, PROBE_CHUNKS = 4096, 2  # a stream must show a `usage` in as many bytes, chunks to be kept
@@ -233,17 +238,24 @@ MAX_KINDS = 32  # kinds of content event whose envelope a stream learns (see `En
 
 
 class Envelopes:
-    """Learns, per kind of content event (its head), the size of the JSON envelope around its text."""
+    """Learns, per kind of content event (its head), the size of the JSON envelope around its text.
 
-    __slots__ = ("_samples", "known")
+    A kind whose events carry log probabilities (a `logprobs` object or list after each token's text,
+    its size varying with the token and its alternatives), or whose first envelopes differ by more than
+    `MAX_ENVELOPE_SPREAD` bytes, has none to learn: each of its events is measured exactly, never by the
+    envelope of others.
+    """
+
+    __slots__ = ("_samples", "irregular", "known")
 
     def __init__(self) -> None:
         self._samples: dict[bytes, list[int]] = {}
         self.known: dict[bytes, int] = {}
+        self.irregular: set[bytes] = set()
 
     def __len__(self) -> int:
         """Kinds of content event learnt or being learnt."""
-        return len(self.known) + len(self._samples)
+        return len(self.known) + len(self._samples) + len(self.irregular)
 
     def head_of(self, event: bytes) -> bytes | None:
         """The head of a kind seen before that `event` starts with, if any (no pattern search)."""
@@ -253,10 +265,14 @@ class Envelopes:
         for head in self._samples:
             if event.startswith(head):
                 return head
+        for head in self.irregular:
+            if event.startswith(head):
+                return head
         return None
 
-    def sample(self, kind: bytes, event_size: int, text_size: int) -> int | None:
-        """Record one exactly measured event; the envelope once `kind` has enough samples.
+    def sample(self, kind: bytes, event: bytes, text_size: int) -> int | None:
+        """Record one exactly measured event; the envelope once `kind` has enough samples, and if they
+        agree (else None, now and for every later event of the kind: see the class).
 
         At most `MAX_KINDS` kinds are kept: past them a new kind is not learnt, its events measured
         one by one. (A head that changes with every event, a growing `sequence_number` before the text
@@ -264,13 +280,20 @@ class Envelopes:
         `head_of` a search through all of them: quadratic in the stream's length.)"""
         samples = self._samples.get(kind)
         if samples is None:
-            if len(self._samples) + len(self.known) >= MAX_KINDS:
+            if kind in self.irregular or len(self) >= MAX_KINDS:
                 return None
             samples = self._samples[kind] = []
-        samples.append(event_size - text_size)
+        samples.append(len(event) - text_size)
+        if LOGPROBS.search(event, len(kind) + text_size):
+            del self._samples[kind]
+            self.irregular.add(kind)
+            return None
         if len(samples) < ENVELOPE_SAMPLES:
+            return None
+        del self._samples[kind]
+        if max(samples) - min(samples) > MAX_ENVELOPE_SPREAD:
+            self.irregular.add(kind)
             return None
         envelope = sorted(samples)[(len(samples) - 1) // 2]  # the lower median
         self.known[kind] = envelope
-        del self._samples[kind]
         return envelope

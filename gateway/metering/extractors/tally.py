@@ -29,7 +29,9 @@ count however they are cut into chunks.
 Exact where an envelope keeps its size; it drifts by a byte per event where the envelope holds a growing
 number (running token totals, sequence numbers). OpenAI pads delta events with a random `obfuscation`
 member that keeps text plus padding near a constant size: there each event counts about the median text
-of the sampled ones. Text counts its bytes as they are in the event: escapes and non-ASCII characters
+of the sampled ones. Events that carry log probabilities after their text, or whose envelopes differ
+widely, have no envelope to learn (see `Envelopes`): each is measured exactly, on the slow path. Text
+counts its bytes as they are in the event: escapes and non-ASCII characters
 count more than one. Good enough for an estimate at 4 characters per token.
 """
 
@@ -102,7 +104,7 @@ class EventTally(ABC):
         envelope = self._envelopes.known.get(head)
         if envelope is None:
             counted = self._text_size(event, head)
-            envelope = self._envelopes.sample(head, len(event), counted)
+            envelope = self._envelopes.sample(head, event, counted)
             self._exact, self._exact_counted = event, counted
         else:
             counted = len(event) - envelope

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import re
 
 import pytest
@@ -247,7 +248,7 @@ def test_a_stream_whose_every_event_starts_differently_is_read_event_by_event_no
     envelopes = Envelopes()
     for number in range(2000):
         head = b'data: {"type":"response.output_text.delta","sequence_number":%d,"delta":"' % number
-        envelopes.sample(head, len(head) + 10, 5)
+        envelopes.sample(head, head + b'01234","x":1}\n\n', 5)
 
     assert len(envelopes) == MAX_KINDS
 
@@ -272,3 +273,68 @@ def test_a_long_data_only_responses_stream_is_read_exactly() -> None:
 
     assert relayed == body
     assert extraction.usage == TokenUsage(5, 29999)
+
+
+def logprobs_of(word: str, rng: random.Random) -> list[dict[str, object]]:
+    """A token's log probability and its top alternatives, as OpenAI gives them: sizes vary per token."""
+    alternatives = [rng.choice(WORDS) for _ in range(rng.randint(1, 5))]
+    return [
+        {
+            "token": word,
+            "logprob": -rng.random() * rng.choice([0.001, 1, 5]),
+            "bytes": list(word.encode()),
+            "top_logprobs": [
+                {"token": a, "logprob": -rng.random(), "bytes": list(a.encode())} for a in alternatives
+            ],
+        }
+    ]
+
+
+@pytest.mark.parametrize("strip", [False, True])
+@pytest.mark.parametrize("seed", range(4))
+def test_a_cut_chat_stream_with_log_probabilities_counts_its_text_not_their_size(
+    strip: bool, seed: int
+) -> None:
+    rng, events, text = random.Random(seed), [], 0
+    for index in range(300):
+        word = WORDS[index % len(WORDS)]
+        text += len(word)
+        choice = {"index": 0, "delta": {"content": word}, "logprobs": {"content": logprobs_of(word, rng)}}
+        body = {"id": "c", "model": "gpt-4o", "choices": [{**choice, "finish_reason": None}], "usage": None}
+        events.append(b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n")
+
+    extraction, relayed = run(
+        "openai", Endpoint.CHAT_COMPLETIONS, SSE, random_pieces(b"".join(events), seed), strip=strip
+    )
+
+    assert extraction.usage is None
+    assert extraction.output_chars == text  # every event measured: their envelopes differ
+    sent = b"".join(events)
+    assert relayed == (sent.replace(b',"usage":null', b"") if strip else sent)
+
+
+def test_a_cut_responses_stream_with_log_probabilities_counts_its_text_not_their_size() -> None:
+    rng, text = random.Random(7), 0
+    events = [
+        b'event: response.created\ndata: {"type":"response.created","response":{"model":"gpt-4.1"}}\n\n'
+    ]
+    for number in range(1, 300):
+        word = WORDS[number % len(WORDS)]
+        text += len(word)
+        delta = {"type": "response.output_text.delta", "sequence_number": number, "delta": word}
+        data = json.dumps({**delta, "logprobs": logprobs_of(word, rng)}, separators=(",", ":"))
+        events.append(b"event: response.output_text.delta\ndata: " + data.encode() + b"\n\n")
+
+    extraction, _ = run("openai", Endpoint.RESPONSES, SSE, random_pieces(b"".join(events), 7))
+
+    assert extraction.usage is None
+    assert extraction.output_chars == text
+
+
+def test_a_kind_of_event_whose_envelopes_differ_widely_is_measured_event_by_event() -> None:
+    envelopes = Envelopes()
+    head = b'data: {"choices":[{"delta":{"content":"'
+    for padding in (10, 200, 30):
+        assert envelopes.sample(head, head + b'hi"}}],"meta":"' + b"x" * padding + b'"}\n\n', 2) is None
+
+    assert head in envelopes.irregular and head not in envelopes.known

@@ -19,6 +19,12 @@ amounts are not values the ledger holds). And the timestamp, epoch seconds in th
 text without a `datetime` per row: the date and time to the second are formatted once per second
 of records, the microseconds appended (`datetime.isoformat` alone cost as much as the rest of the
 row). PostgreSQL's COPY takes a `datetime`, made per row from the seconds.
+
+On both backends each count is kept within `records.bounded`'s bounds as its record becomes a row:
+what a broken upstream reported is stored at the bound (its cost unknown) rather than refused, and the
+request ids of such records are returned for the caller to log once they are written. The check costs
+two comparisons a record: the token counts are non-negative (the extractors count anything else as
+0), so their bitwise or is at least the largest of them.
 """
 
 from __future__ import annotations
@@ -34,9 +40,12 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.storage.errors import StorageRejected, StorageUnavailable
-from gateway.storage.records import UsageRecord
+from gateway.storage.records import MAX_TOKENS, MAX_WEB_SEARCHES, UsageRecord, bounded
 
 COLUMNS = UsageRecord._fields
+Bounded = tuple[
+    str, tuple[str, ...]
+]  # a record stored with counts at their bounds: its request id, the counts
 # What a database (or its driver, binding the values) raises for values it cannot store, while it is up.
 REFUSED_VALUES = (
     asyncpg.DataError,
@@ -71,14 +80,30 @@ def _utc_second(whole: int) -> str:
     return utc_moment(whole).isoformat(" ")[:19]
 
 
-def sqlite_values(records: Sequence[UsageRecord]) -> list[Any]:
-    """The values SQLite binds for `records`, row after row in column order (see the module's docstring)."""
+def _within_bounds(record: UsageRecord, out_of_bounds: list[Bounded]) -> UsageRecord:
+    kept, counts = bounded(record)
+    if counts:
+        out_of_bounds.append((record.request_id, counts))
+    return kept
+
+
+def sqlite_values(records: Sequence[UsageRecord], out_of_bounds: list[Bounded]) -> list[Any]:
+    """The values SQLite binds for `records`, row after row in column order (see the module's docstring);
+    the records whose counts were bounded are noted in `out_of_bounds`."""
     values: list[Any] = []
     extend = values.extend
     second, second_text = None, ""  # the last whole second formatted, and its text
-    for (created_at, request_id, tenant, team, user, key, provider, upstream, model, endpoint, status,
+    max_tokens, max_searches = MAX_TOKENS, MAX_WEB_SEARCHES
+    for record in records:
+        (created_at, request_id, tenant, team, user, key, provider, upstream, model, endpoint, status,
          streamed, input_tokens, output_tokens, cached, cache_write, reasoning, cost, duration, ttfb,
-         estimated, tier, searches) in records:  # fmt: skip
+         estimated, tier, searches) = record  # fmt: skip
+        if (input_tokens | output_tokens | cached | cache_write | reasoning) > max_tokens or (
+            searches > max_searches
+        ):  # out of bounds (see the module's docstring): rare
+            record = _within_bounds(record, out_of_bounds)
+            input_tokens, output_tokens, cached, cache_write, reasoning, cost = record[12:18]
+            searches = record.web_searches
         # the microseconds as `datetime.fromtimestamp` rounds them (half to even); before 1970 its own way
         whole = int(created_at)
         micros = round((created_at - whole) * 1e6)
@@ -106,27 +131,46 @@ def _insert_rows_sql(table_name: str, rows: int) -> str:
     return f"INSERT INTO {table_name} ({quoted}) VALUES {values}"  # noqa: S608 (fixed names)
 
 
-async def _insert_sqlite(driver: Any, table_name: str, records: Sequence[UsageRecord]) -> None:
+def postgres_rows(records: Sequence[UsageRecord], out_of_bounds: list[Bounded]) -> list[tuple[Any, ...]]:
+    """The rows COPY takes for `records`: the time as a `datetime`, then the record's values."""
+    rows = []
+    for record in records:
+        if (record[12] | record[13] | record[14] | record[15] | record[16]) > MAX_TOKENS or (
+            record[22] > MAX_WEB_SEARCHES
+        ):
+            record = _within_bounds(record, out_of_bounds)
+        rows.append((utc_moment(record[0]), *record[1:]))
+    return rows
+
+
+async def _insert_sqlite(
+    driver: Any, table_name: str, records: Sequence[UsageRecord], out_of_bounds: list[Bounded]
+) -> None:
     start = 0
     for size in STATEMENT_SIZES:  # as many statements of each size as fit, one `executemany` per size
         end = start + (len(records) - start) // size * size
         if end > start:
-            statements = [sqlite_values(records[at : at + size]) for at in range(start, end, size)]
+            statements = [
+                sqlite_values(records[at : at + size], out_of_bounds) for at in range(start, end, size)
+            ]
             await driver.executemany(_insert_rows_sql(table_name, size), statements)
             start = end
 
 
-async def insert_usage(db: AsyncConnection, table: Table, records: Sequence[UsageRecord]) -> None:
-    """Insert `records` within `db`'s transaction (COPY on PostgreSQL: atomic on its own)."""
+async def insert_usage(db: AsyncConnection, table: Table, records: Sequence[UsageRecord]) -> list[Bounded]:
+    """Insert `records` within `db`'s transaction (COPY on PostgreSQL: atomic on its own); the records
+    whose counts were stored at their bounds."""
     raw = await db.get_raw_connection()
     driver: Any = raw.driver_connection
+    out_of_bounds: list[Bounded] = []
     try:
         if db.dialect.name == "postgresql":
-            rows = [(utc_moment(record[0]), *record[1:]) for record in records]
+            rows = postgres_rows(records, out_of_bounds)
             await driver.copy_records_to_table(table.name, records=rows, columns=list(COLUMNS))
         else:
-            await _insert_sqlite(driver, table.name, records)
+            await _insert_sqlite(driver, table.name, records, out_of_bounds)
     except REFUSED_VALUES as exc:
         raise StorageRejected(f"database refused a value: {type(exc).__name__}") from exc
     except (asyncpg.PostgresError, asyncpg.InterfaceError, sqlite3.Error, OSError) as exc:
         raise StorageUnavailable(f"database error: {type(exc).__name__}") from exc
+    return out_of_bounds

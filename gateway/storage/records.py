@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +102,39 @@ class UsageRecord(NamedTuple):
 
 INT64_MAX = 2**63 - 1
 COST_LIMIT = Decimal(10) ** 10  # usage_records.cost_usd is NUMERIC(20, 10): below ten billion dollars
+# What the ledger stores of one record's counts at most. Tokens: a thousand times any model's context,
+# yet a million records at the bound still sum within 64 bits. Web searches: the column is a 32-bit
+# INTEGER on PostgreSQL.
+MAX_TOKENS = 10**12
+MAX_WEB_SEARCHES = 10**6
+_BOUNDS = {
+    **dict.fromkeys(
+        ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens"),
+        MAX_TOKENS,
+    ),
+    "web_searches": MAX_WEB_SEARCHES,
+}
+
+
+def bounded(record: UsageRecord) -> tuple[UsageRecord, tuple[str, ...]]:
+    """`record` with each count within the ledger's bounds (tokens of each kind 0..`MAX_TOKENS`, web
+    searches 0..`MAX_WEB_SEARCHES`), and the names of the counts that were not. Such a record's cost
+    is unknown: a cost made of counts no call has is no cost at all."""
+    changes: dict[str, Any] = {}
+    for name, bound in _BOUNDS.items():
+        value = getattr(record, name)
+        if not 0 <= value <= bound:
+            changes[name] = bound if value > bound else 0
+    if not changes:
+        return record, ()
+    return record._replace(**changes, cost_usd=None), tuple(changes)
 
 
 def storable(record: UsageRecord) -> UsageRecord:
     """`record` as every database can hold it, for one a database refused: texts without NUL
-    characters (which PostgreSQL refuses), counts within 64 bits, and a cost that fits its column
+    characters (which PostgreSQL refuses), integers within 64 bits, and a cost that fits its column
     (else unknown: a cost made of counts past 64 bits is no cost at all). The record itself if it
-    needed nothing."""
+    needed nothing. (The writers keep the counts within `bounded`'s bounds themselves.)"""
     values: list[object] = []
     clamped = False
     for value in record:

@@ -10,6 +10,7 @@ $900,000.)
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +29,7 @@ from gateway.storage.models import usage_records
 from gateway.storage.records import UsageRecord
 from gateway.storage.repositories import transaction
 
+logger = logging.getLogger("tollgate.ledger")
 COST_SCALE = 10  # decimal places of usage_records.cost_usd
 MAX_OFFSET = 10**12  # groups skipped at most: more than a ledger holds, and what every database binds
 
@@ -106,11 +108,18 @@ class UsageRepository:
         self._engine = engine
 
     async def insert_many(self, records: Sequence[UsageRecord]) -> None:
-        """Write a batch in one transaction: all of it, or (raising) none of it."""
+        """Write a batch in one transaction: all of it, or (raising) none of it. A record whose counts
+        are past the ledger's bounds (`records.bounded`) is written with them at their bounds and its
+        cost unknown, and logged (its request id and the counts) once written."""
         if not records:
             return
         async with transaction(self._engine) as db:
-            await insert_usage(db, usage_records, records)
+            out_of_bounds = await insert_usage(db, usage_records, records)
+        for request_id, counts in out_of_bounds:
+            logger.warning(
+                "usage record written with counts past the ledger's bounds at their bounds, its cost unknown",
+                extra={"fields": {"request_id": request_id, "counts": list(counts)}},
+            )
 
     async def aggregate(
         self, group_by: Sequence[Dimension], filters: UsageFilter, limit: int, offset: int = 0

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from gateway.storage.bulk import ROWS_PER_STATEMENT
 from gateway.storage.engine import async_url, create_engine
 from gateway.storage.errors import StorageRejected
-from gateway.storage.records import UsageRecord, storable
+from gateway.storage.records import MAX_TOKENS, MAX_WEB_SEARCHES, UsageRecord, storable
 from gateway.storage.usage import Dimension, UsageFilter, UsagePage, UsageRepository, UsageRow
 
 DAY1 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -436,24 +437,54 @@ async def test_impossible_pages_and_repeated_dimensions_are_refused(
         await UsageRepository(engine).aggregate(group_by, UsageFilter(), limit, offset)
 
 
+# -- counts past the ledger's bounds ---------------------------------------------------------------------
+
+
+async def test_counts_past_their_bounds_are_written_at_them_with_the_cost_unknown_and_reports_still_add_up(
+    engine: AsyncEngine,
+) -> None:
+    repository = UsageRepository(engine)
+    broken = usage(DAY1, input_tokens=2**70, web_searches=2**31, cost_usd=Decimal("1.5"))  # a broken upstream
+    await repository.insert_many([broken, usage(DAY2, input_tokens=10, cost_usd=Decimal("0.01"))])
+
+    totals = await repository.totals(UsageFilter())
+
+    assert totals.requests == 2
+    assert (totals.input_tokens, totals.web_searches) == (MAX_TOKENS + 10, MAX_WEB_SEARCHES)
+    assert (totals.cost_usd, totals.unpriced_requests) == (Decimal("0.01"), 1)
+
+
+async def test_each_record_written_at_its_bounds_is_logged_once_with_its_request_id_when_written(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="tollgate.ledger")
+    repository = UsageRepository(engine)
+    broken = [
+        usage(DAY1, request_id="req-a", output_tokens=2**64),
+        usage(DAY1, request_id="req-b", cached_input_tokens=2**41, web_searches=2**40),
+    ]
+    with pytest.raises(StorageRejected):  # a batch refused for another value: nothing written, nothing logged
+        await repository.insert_many([*broken, usage(DAY1, status=2**64)])
+    await repository.insert_many([*broken, usage(DAY1, request_id="req-fine", input_tokens=MAX_TOKENS)])
+
+    logged = [(record.getMessage(), getattr(record, "fields", None)) for record in caplog.records]
+    message = "usage record written with counts past the ledger's bounds at their bounds, its cost unknown"
+    assert logged == [
+        (message, {"request_id": "req-a", "counts": ["output_tokens"]}),
+        (message, {"request_id": "req-b", "counts": ["cached_input_tokens", "web_searches"]}),
+    ]
+
+
 # -- values a database cannot store ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "fields",
-    [
-        {"input_tokens": 2**63},  # past 64 bits: what a broken upstream may report
-        {"cost_usd": Decimal(10) ** 12},  # past the column's twenty digits
-    ],
-    ids=["count", "cost"],
-)
-async def test_a_value_no_database_can_store_is_refused_as_such_and_its_storable_record_written(
-    engine: AsyncEngine, backend: str, fields: dict[str, Any]
+async def test_a_cost_no_database_can_store_is_refused_as_such_and_its_storable_record_written(
+    engine: AsyncEngine, backend: str
 ) -> None:
     repository = UsageRepository(engine)
-    record = usage(DAY1, **fields)
+    record = usage(DAY1, cost_usd=Decimal(10) ** 12)  # past the column's twenty digits
 
-    if backend == "postgresql" or "cost_usd" not in fields:  # SQLite keeps a cost as a double
+    if backend == "postgresql":  # SQLite keeps a cost as a double
         with pytest.raises(StorageRejected):
             await repository.insert_many([record])
     await repository.insert_many([storable(record)])

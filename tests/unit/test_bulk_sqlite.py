@@ -12,7 +12,7 @@ from sqlalchemy.dialects import sqlite
 
 from gateway.storage.bulk import COLUMNS, STATEMENT_SIZES, _insert_sqlite, sqlite_values
 from gateway.storage.models import usage_records
-from gateway.storage.records import UsageRecord
+from gateway.storage.records import MAX_TOKENS, MAX_WEB_SEARCHES, UsageRecord
 
 FULL = UsageRecord(
     datetime(2026, 3, 1, 12, 30, 5, 7, tzinfo=UTC).timestamp(), "req-1", "acme", "ml", "ada", "key_1",
@@ -44,7 +44,7 @@ def through_sqlalchemy(record: UsageRecord) -> list[Any]:
 
 @pytest.mark.parametrize("record", [FULL, SPARSE], ids=["every-field", "nulls"])
 def test_values_are_sqlalchemys_with_empty_text_and_minus_one_standing_for_null(record: UsageRecord) -> None:
-    ours = sqlite_values([record])
+    ours = sqlite_values([record], [])
     theirs = through_sqlalchemy(record)
 
     expected = [
@@ -68,7 +68,7 @@ def test_every_time_is_written_as_sqlalchemy_writes_its_datetime() -> None:
     random_times = random.Random(7).sample(range(0, 4_102_444_800_000_000, 7_919), 2_000)
     records += [FULL._replace(created_at=micros / 1e6 + 1e-7 * (micros % 10)) for micros in random_times]
 
-    ours = sqlite_values(records)[:: len(COLUMNS)]
+    ours = sqlite_values(records, [])[:: len(COLUMNS)]
 
     assert ours == [through_sqlalchemy(record)[0] for record in records]
 
@@ -76,7 +76,7 @@ def test_every_time_is_written_as_sqlalchemy_writes_its_datetime() -> None:
 def test_consecutive_records_in_one_second_and_the_next_keep_their_own_times() -> None:
     times = [1772368205.25, 1772368205.5, 1772368206.000001, 1772368205.75]
 
-    ours = sqlite_values([FULL._replace(created_at=moment) for moment in times])[:: len(COLUMNS)]
+    ours = sqlite_values([FULL._replace(created_at=moment) for moment in times], [])[:: len(COLUMNS)]
 
     assert ours == [
         "2026-03-01 12:30:05.250000",
@@ -84,6 +84,27 @@ def test_consecutive_records_in_one_second_and_the_next_keep_their_own_times() -
         "2026-03-01 12:30:06.000001",
         "2026-03-01 12:30:05.750000",
     ]
+
+
+def test_counts_past_the_ledgers_bounds_are_written_at_them_with_the_cost_unknown_and_noted() -> None:
+    record = FULL._replace(input_tokens=2**70, reasoning_tokens=MAX_TOKENS + 1, web_searches=2**31)
+    noted: list[tuple[str, tuple[str, ...]]] = []
+
+    ours = dict(zip(COLUMNS, sqlite_values([record], noted), strict=True))
+
+    assert ours["input_tokens"] == ours["reasoning_tokens"] == MAX_TOKENS
+    assert ours["web_searches"] == MAX_WEB_SEARCHES
+    assert ours["output_tokens"] == FULL.output_tokens and ours["cost_usd"] == -1.0  # NULL: unknown
+    assert noted == [("req-1", ("input_tokens", "reasoning_tokens", "web_searches"))]
+
+
+def test_counts_at_the_bounds_are_written_as_they_are_and_not_noted() -> None:
+    # Their bitwise or is past the bound (the quick check's false alarm): each one is within it.
+    record = FULL._replace(input_tokens=MAX_TOKENS, output_tokens=1, web_searches=MAX_WEB_SEARCHES)
+    noted: list[tuple[str, tuple[str, ...]]] = []
+
+    assert sqlite_values([record], noted) == through_sqlalchemy(record)
+    assert noted == []
 
 
 class StatementLog:
@@ -102,7 +123,7 @@ class StatementLog:
 async def test_any_batch_is_written_with_three_statement_shapes_at_most(count: int) -> None:
     driver = StatementLog()
 
-    await _insert_sqlite(driver, "usage_records", [FULL] * count)
+    await _insert_sqlite(driver, "usage_records", [FULL] * count, [])
 
     assert {rows for rows, _ in driver.calls} <= set(STATEMENT_SIZES)  # the driver prepares no others
     assert sum(rows * executions for rows, executions in driver.calls) == count

@@ -20,7 +20,8 @@ text without a `datetime` per row: the date and time to the second are formatted
 of records, the microseconds appended (`datetime.isoformat` alone cost as much as the rest of the
 row). PostgreSQL's COPY takes a `datetime`, made per row from the seconds.
 
-On both backends each count is kept within `records.bounded`'s bounds as its record becomes a row:
+On both backends each cost is rounded to the column's 10 places, half to even (`records.COST_CONTEXT`),
+and each count kept within `records.bounded`'s bounds as its record becomes a row:
 what a broken upstream reported is stored at the bound (its cost unknown) rather than refused, and the
 request ids of such records are returned for the caller to log once they are written. The check costs
 two comparisons a record: the token counts are non-negative (the extractors count anything else as
@@ -32,6 +33,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from decimal import InvalidOperation
 from functools import lru_cache
 from typing import Any
 
@@ -40,14 +42,21 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.storage.errors import StorageRejected, StorageUnavailable
-from gateway.storage.records import MAX_TOKENS, MAX_WEB_SEARCHES, UsageRecord, bounded
+from gateway.storage.records import (
+    COST_CONTEXT,
+    COST_QUANTUM,
+    MAX_TOKENS,
+    MAX_WEB_SEARCHES,
+    UsageRecord,
+    bounded,
+)
 
 COLUMNS = UsageRecord._fields
-Bounded = tuple[
-    str, tuple[str, ...]
-]  # a record stored with counts at their bounds: its request id, the counts
+# A record stored with counts at their bounds: its request id, and the names of those counts.
+Bounded = tuple[str, tuple[str, ...]]
 # What a database (or its driver, binding the values) raises for values it cannot store, while it is up.
 REFUSED_VALUES = (
+    InvalidOperation,  # a cost of ten billion dollars or more: past the column's 20 digits once rounded
     asyncpg.DataError,
     asyncpg.IntegrityConstraintViolationError,
     sqlite3.IntegrityError,
@@ -93,6 +102,7 @@ def sqlite_values(records: Sequence[UsageRecord], out_of_bounds: list[Bounded]) 
     values: list[Any] = []
     extend = values.extend
     second, second_text = None, ""  # the last whole second formatted, and its text
+    quantize, quantum = COST_CONTEXT.quantize, COST_QUANTUM
     max_tokens, max_searches = MAX_TOKENS, MAX_WEB_SEARCHES
     for record in records:
         (created_at, request_id, tenant, team, user, key, provider, upstream, model, endpoint, status,
@@ -117,8 +127,8 @@ def sqlite_values(records: Sequence[UsageRecord], out_of_bounds: list[Bounded]) 
             stamp, request_id, tenant or "", team or "",
             user or "", key or "", provider, upstream, model or "", endpoint, status, 1 if streamed else 0,
             input_tokens, output_tokens, cached, cache_write, reasoning,
-            -1.0 if cost is None else float(cost), duration, -1.0 if ttfb is None else ttfb,
-            1 if estimated else 0, tier or "", searches,
+            -1.0 if cost is None else float(quantize(cost, quantum)), duration,
+            -1.0 if ttfb is None else ttfb, 1 if estimated else 0, tier or "", searches,
         ))  # fmt: skip
     return values
 
@@ -134,12 +144,15 @@ def _insert_rows_sql(table_name: str, rows: int) -> str:
 def postgres_rows(records: Sequence[UsageRecord], out_of_bounds: list[Bounded]) -> list[tuple[Any, ...]]:
     """The rows COPY takes for `records`: the time as a `datetime`, then the record's values."""
     rows = []
+    quantize, quantum = COST_CONTEXT.quantize, COST_QUANTUM
     for record in records:
         if (record[12] | record[13] | record[14] | record[15] | record[16]) > MAX_TOKENS or (
             record[22] > MAX_WEB_SEARCHES
         ):
             record = _within_bounds(record, out_of_bounds)
-        rows.append((utc_moment(record[0]), *record[1:]))
+        cost = record[17]
+        cost = cost if cost is None else quantize(cost, quantum)
+        rows.append((utc_moment(record[0]), *record[1:17], cost, *record[18:]))
     return rows
 
 

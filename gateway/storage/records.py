@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 
@@ -101,7 +101,13 @@ class UsageRecord(NamedTuple):
 
 
 INT64_MAX = 2**63 - 1
-COST_LIMIT = Decimal(10) ** 10  # usage_records.cost_usd is NUMERIC(20, 10): below ten billion dollars
+COST_SCALE = 10  # decimal places of usage_records.cost_usd, NUMERIC(20, 10)
+COST_QUANTUM = Decimal(1).scaleb(-COST_SCALE)
+# `COST_CONTEXT.quantize(cost, COST_QUANTUM)` rounds a cost to the column's places, half to even, and
+# raises InvalidOperation for one past its 20 digits (ten billion dollars or more). The writers round
+# every cost so as it becomes a row: SQLite and PostgreSQL then store and sum the same value, where
+# PostgreSQL would round an 11th decimal 5 away from zero and SQLite's sum, of a double, either way.
+COST_CONTEXT = Context(prec=COST_SCALE + 10, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation])
 # What the ledger stores of one record's counts at most. Tokens: a thousand times any model's context,
 # yet a million records at the bound still sum within 64 bits. Web searches: the column is a 32-bit
 # INTEGER on PostgreSQL.
@@ -133,8 +139,8 @@ def bounded(record: UsageRecord) -> tuple[UsageRecord, tuple[str, ...]]:
 def storable(record: UsageRecord) -> UsageRecord:
     """`record` as every database can hold it, for one a database refused: texts without NUL
     characters (which PostgreSQL refuses), integers within 64 bits, and a cost that fits its column
-    (else unknown: a cost made of counts past 64 bits is no cost at all). The record itself if it
-    needed nothing. (The writers keep the counts within `bounded`'s bounds themselves.)"""
+    once rounded to its places (else unknown: a cost made of counts past 64 bits is no cost at all).
+    The record itself if it needed nothing. (The writers keep the counts within `bounded`'s bounds.)"""
     values: list[object] = []
     clamped = False
     for value in record:
@@ -145,6 +151,14 @@ def storable(record: UsageRecord) -> UsageRecord:
         values.append(value)
     cleaned = UsageRecord._make(values)
     cost = cleaned.cost_usd
-    if cost is not None and (clamped or not -COST_LIMIT < cost < COST_LIMIT):
+    if cost is not None and (clamped or not _fits_its_column(cost)):
         cleaned = cleaned._replace(cost_usd=None)
     return record if cleaned == record else cleaned
+
+
+def _fits_its_column(cost: Decimal) -> bool:
+    try:
+        COST_CONTEXT.quantize(cost, COST_QUANTUM)
+    except InvalidOperation:  # ten billion dollars or more once rounded, or infinite
+        return False
+    return not cost.is_nan()

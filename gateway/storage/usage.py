@@ -26,11 +26,10 @@ from sqlalchemy.sql.expression import UnaryExpression
 
 from gateway.storage.bulk import insert_usage
 from gateway.storage.models import usage_records
-from gateway.storage.records import UsageRecord
+from gateway.storage.records import COST_SCALE, UsageRecord
 from gateway.storage.repositories import transaction
 
 logger = logging.getLogger("tollgate.ledger")
-COST_SCALE = 10  # decimal places of usage_records.cost_usd
 MAX_OFFSET = 10**12  # groups skipped at most: more than a ledger holds, and what every database binds
 
 

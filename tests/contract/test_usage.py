@@ -140,6 +140,28 @@ async def test_costs_add_up_exactly_to_the_ledgers_last_decimal_place(engine: As
     assert str(totals.cost_usd) == "296295.3370370374"
 
 
+# Costs past the column's 10 places, as a price of $0.01875 per million tokens gives: each ends in a 5.
+HALVES = {
+    "0.00000013125": Decimal("0.0000001312"),  # 1312.5 units to the even 1312, not 1313
+    "0.00000129375": Decimal("0.0000012938"),  # 12937.5 to the even 12938
+    "0.00000000005": Decimal("0"),
+    "0.00000000015": Decimal("0.0000000002"),
+    "-0.00000000025": Decimal("-0.0000000002"),
+}
+
+
+async def test_each_cost_is_rounded_to_ten_places_half_to_even_alike_on_every_backend(
+    engine: AsyncEngine,
+) -> None:
+    repository = UsageRepository(engine)
+    await repository.insert_many([usage(DAY1, model=cost, cost_usd=Decimal(cost)) for cost in HALVES])
+
+    page = await everything(repository, Dimension.MODEL)
+
+    assert {row.group[Dimension.MODEL]: row.cost_usd for row in page.rows} == HALVES
+    assert (await repository.totals(UsageFilter())).cost_usd == sum(HALVES.values())
+
+
 async def test_a_batch_larger_than_one_insert_statement_stores_every_record_once(engine: AsyncEngine) -> None:
     repository = UsageRepository(engine)
     count = 2 * ROWS_PER_STATEMENT + 37  # statements of each size: 100, 10 and 1 rows
@@ -478,15 +500,19 @@ async def test_each_record_written_at_its_bounds_is_logged_once_with_its_request
 # -- values a database cannot store ---------------------------------------------------------------------
 
 
-async def test_a_cost_no_database_can_store_is_refused_as_such_and_its_storable_record_written(
-    engine: AsyncEngine, backend: str
+@pytest.mark.parametrize(
+    "cost",
+    [Decimal(10) ** 12, Decimal("9999999999.99999999995")],  # the latter rounds to ten billion dollars
+    ids=["past-the-column", "rounded-past-the-column"],
+)
+async def test_a_cost_past_the_columns_twenty_digits_is_refused_and_its_storable_record_written_unpriced(
+    engine: AsyncEngine, cost: Decimal
 ) -> None:
     repository = UsageRepository(engine)
-    record = usage(DAY1, cost_usd=Decimal(10) ** 12)  # past the column's twenty digits
+    record = usage(DAY1, cost_usd=cost)
 
-    if backend == "postgresql":  # SQLite keeps a cost as a double
-        with pytest.raises(StorageRejected):
-            await repository.insert_many([record])
+    with pytest.raises(StorageRejected):  # SQLite too, though it keeps a cost as a double
+        await repository.insert_many([record])
     await repository.insert_many([storable(record)])
 
     totals = await repository.totals(UsageFilter())

@@ -3,9 +3,10 @@
 `aggregate` sums the ledger by any of tenant, team, user, key, model, provider and UTC day, over a
 half-open time range [since, until) and equality filters, one page of groups at a time. Sums are
 exact: token counts as integers, costs as `Decimal` with the column's 10 decimal places on both
-backends. (SQLite keeps the cost column as a double, so there each cost is rounded back to whole
-1e-10 USD and summed as integers; a double holds that exactly for any one call's cost below about
-$900,000.)
+backends. (SQLite keeps the cost column as a double, so there the whole dollars of each cost and its
+fraction, rounded back to units of 1e-10 USD, are summed apart as integers and put together here. That
+is exact for any one call's cost below $500,000, where a double still holds the 10th decimal, and
+neither integer sum overflows short of some 900 million calls at the column's largest cost.)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -26,10 +27,11 @@ from sqlalchemy.sql.expression import UnaryExpression
 
 from gateway.storage.bulk import insert_usage
 from gateway.storage.models import usage_records
-from gateway.storage.records import COST_SCALE, UsageRecord
+from gateway.storage.records import COST_QUANTUM, COST_SCALE, UsageRecord
 from gateway.storage.repositories import transaction
 
 logger = logging.getLogger("tollgate.ledger")
+_WIDE = Context(prec=60)  # room for any sum of the column's 20 digits, to its last place
 MAX_OFFSET = 10**12  # groups skipped at most: more than a ledger holds, and what every database binds
 
 
@@ -190,12 +192,14 @@ def _utc_day(dialect: str) -> ColumnElement[str]:
     return func.strftime("%Y-%m-%d", created_at)  # SQLite: stored as UTC text
 
 
-def _cost_sum(dialect: str) -> ColumnElement[Any]:
+def _cost_sums(dialect: str) -> list[ColumnElement[Any]]:
+    """The summed cost: PostgreSQL's exact numeric; SQLite's whole dollars and units of 1e-10 USD."""
     cost = usage_records.c.cost_usd
     if dialect == "postgresql":
-        return func.sum(cost)
-    units = cast(func.round(cost * literal_column(str(10**COST_SCALE))), Integer)
-    return func.sum(units)
+        return [func.sum(cost).label("cost")]
+    dollars = cast(cost, Integer)  # toward zero
+    units = cast(func.round((cost - dollars) * literal_column(str(10**COST_SCALE))), Integer)
+    return [func.sum(dollars).label("cost"), func.sum(units).label("cost_units")]
 
 
 def _summing(dialect: str, groups: Sequence[ColumnElement[Any]], filters: UsageFilter) -> Select[Any]:
@@ -204,7 +208,7 @@ def _summing(dialect: str, groups: Sequence[ColumnElement[Any]], filters: UsageF
         *groups,
         func.count().label("requests"),
         *(func.coalesce(func.sum(columns[name]), 0).label(name) for name in SUMMED),
-        _cost_sum(dialect).label("cost"),
+        *_cost_sums(dialect),
         (func.count() - func.count(columns.cost_usd)).label("unpriced_requests"),
         func.count().filter(columns.estimated).label("estimated_requests"),
     ).where(*_conditions(filters))
@@ -240,18 +244,19 @@ def _usage_row(row: Row[Any], dimensions: Sequence[Dimension]) -> UsageRow:
         cache_write_tokens=int(values["cache_write_tokens"]),
         reasoning_tokens=int(values["reasoning_tokens"]),
         web_searches=int(values["web_searches"]),
-        cost_usd=_cost(values["cost"]),
+        cost_usd=_cost(values["cost"], values.get("cost_units")),
         unpriced_requests=int(values["unpriced_requests"]),
         estimated_requests=int(values["estimated_requests"]),
     )
 
 
-def _cost(value: object) -> Decimal:
-    """A summed cost as Decimal with the column's scale: PostgreSQL's numeric, SQLite's integer units."""
-    quantum = Decimal(1).scaleb(-COST_SCALE)
-    if value is None:
-        return Decimal(0).quantize(quantum)
-    if isinstance(value, int):
-        return Decimal(value).scaleb(-COST_SCALE)
-    assert isinstance(value, Decimal)
-    return value.quantize(quantum)
+def _cost(total: object, units: object) -> Decimal:
+    """A summed cost as Decimal with the column's scale: PostgreSQL's numeric, or SQLite's whole dollars
+    and units of 1e-10 USD."""
+    if total is None:  # no known cost
+        return Decimal(0).quantize(COST_QUANTUM)
+    if isinstance(total, int):
+        assert isinstance(units, int)
+        return Decimal(f"{total * 10**COST_SCALE + units}E-{COST_SCALE}")  # exact, whatever the context
+    assert isinstance(total, Decimal)
+    return _WIDE.quantize(total, COST_QUANTUM)

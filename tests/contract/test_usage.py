@@ -162,6 +162,23 @@ async def test_each_cost_is_rounded_to_ten_places_half_to_even_alike_on_every_ba
     assert (await repository.totals(UsageFilter())).cost_usd == sum(HALVES.values())
 
 
+async def test_costs_sum_exactly_far_past_a_billion_dollars(engine: AsyncEngine) -> None:
+    repository = UsageRepository(engine)
+    costs = [*[Decimal("9000000000.5")] * 3, Decimal("0.1234567891"), *[TINY] * 3]  # the column's largest
+    await repository.insert_many(
+        [usage(DAY1, model=f"m{n % 2}", cost_usd=cost) for n, cost in enumerate(costs)]
+    )
+
+    totals = await repository.totals(UsageFilter())
+    page = await everything(repository, Dimension.MODEL)
+
+    assert totals.cost_usd == Decimal("27000000001.6234567894")
+    assert [row.cost_usd for row in page.rows] == [
+        Decimal("18000000001.0000000002"),
+        Decimal("9000000000.6234567892"),
+    ]
+
+
 async def test_a_batch_larger_than_one_insert_statement_stores_every_record_once(engine: AsyncEngine) -> None:
     repository = UsageRepository(engine)
     count = 2 * ROWS_PER_STATEMENT + 37  # statements of each size: 100, 10 and 1 rows

@@ -12,13 +12,16 @@ credential (resolved again for each poll, as a call resolves it: a rotated key i
 no decrypted secret is held for the hours a response may run), and writes the call's one ledger record
 (its time, tenant, key and duration, as every record) once the provider says how the response ended:
 
-* the first poll after `first_poll` seconds, then `BACKOFF` times longer each time, up to `max_poll`;
+* the first poll after `first_poll` seconds, then `BACKOFF` times longer each time, up to `max_poll`,
+  or longer when the provider asks (a 429 or 503 with `Retry-After`);
 * an ended response (`completed`, `incomplete`, `failed`, `cancelled`) is recorded with the usage it
-  reports, exactly; one that reports none gets the estimate metering makes of any call without usage;
+  reports, exactly; one that reports none gets the estimate metering makes of any call without usage,
+  its output estimated from the text the ended response holds;
+* when the gateway shuts down, every response still followed is polled once more, at once and
+  together (for `last_poll` seconds at most): one that has ended by then is recorded exactly;
 * a response the provider no longer knows (404, 410: a background response made with `store: false`
-  is kept about ten minutes), one still running after `max_wait` seconds, and every response still
-  followed when the gateway shuts down are recorded with that estimate, flagged `estimated`, and
-  logged: never dropped, never recorded as free;
+  is kept about ten minutes), one still running after `max_wait` seconds or at that last poll are
+  recorded with that estimate, flagged `estimated`, and logged: never dropped, never recorded as free;
 * at most `max_pending` responses are followed at once; the call of one more is recorded at once,
   estimated (and logged).
 
@@ -36,6 +39,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 from gateway.auth.extract import query_without_key
 from gateway.context import RequestContext
@@ -57,6 +62,8 @@ GONE_STATUSES = frozenset({404, 410})
 FIRST_POLL = 2.0  # seconds
 BACKOFF = 1.5
 MAX_POLL = 30.0  # seconds
+LAST_POLL = 5.0  # seconds: the longest the last polls at shutdown may take, together
+WAIT_STATUSES = frozenset({429, 503})  # whose Retry-After says when to poll again
 MAX_BODY = 32 * 1024 * 1024  # bytes of a polled response read at most
 # The request's own headers that do not belong on a GET without a body.
 BODY_HEADERS = frozenset({"content-type", "content-encoding"})
@@ -73,6 +80,14 @@ Credentials = Callable[[str, str], Awaitable[ResolvedCredential | None]]
 
 class _Gone(Exception):
     """The provider no longer knows the response."""
+
+
+class _Later(Exception):
+    """The provider asks to be polled again no sooner than `seconds` from now."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +110,10 @@ class BackgroundResponses:
         max_pending: int,
         first_poll: float = FIRST_POLL,
         max_poll: float = MAX_POLL,
+        last_poll: float = LAST_POLL,
         on_settled: Sequence[Callable[[RequestContext], None]] = (),
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._transports = transports
         self._timeouts = timeouts
@@ -105,10 +122,13 @@ class BackgroundResponses:
         self._max_pending = max_pending
         self._first_poll = first_poll
         self._max_poll = max_poll
+        self._last_poll = last_poll
         self._on_settled = tuple(on_settled)
         self._clock = clock
+        self._sleep = sleep
         self._tasks: dict[asyncio.Task[Extraction | None], _Followed] = {}
         self._closed = False
+        self._stopped: list[_Followed] = []  # followed when shutdown stopped them: polled a last time
 
     def __len__(self) -> int:
         """Responses being followed."""
@@ -144,22 +164,45 @@ class BackgroundResponses:
         return True
 
     async def close(self) -> None:
-        """Stop following: every call still followed is recorded, estimated (see the module's docstring)."""
+        """Stop following: every response still followed is polled a last time, and its call recorded,
+        exactly if it has ended, else estimated (see the module's docstring)."""
         self._closed = True
         tasks = list(self._tasks)
-        if tasks:
-            logger.warning(
-                "shutting down with background responses still running: their calls are recorded estimated",
-                extra={"fields": {"count": len(tasks)}},
-            )
+        if not tasks:
+            return
+        logger.warning(
+            "shutting down with background responses followed: polling each a last time",
+            extra={"fields": {"count": len(tasks)}},
+        )
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)  # `_ended` keeps the stopped ones
+        stopped, self._stopped = self._stopped, []
+        ended = await self._last_polls(stopped)
+        for followed, extraction in zip(stopped, ended, strict=True):
+            if extraction is None:
+                self._log_unseen(followed, "still running when the gateway shut down")
+            self._settle(followed, extraction)
+
+    async def _last_polls(self, stopped: list[_Followed]) -> list[Extraction | None]:
+        """What one more poll of each says, all at once, for `last_poll` seconds at most."""
+        polls = [asyncio.ensure_future(self._poll(followed)) for followed in stopped]
+        done, pending = await asyncio.wait(polls, timeout=self._last_poll) if polls else (set(), set())
+        for poll in pending:
+            poll.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        return [
+            poll.result() if poll in done and not poll.cancelled() and poll.exception() is None else None
+            for poll in polls
+        ]
 
     def _ended(self, task: asyncio.Task[Extraction | None]) -> None:
         """Record the call of a response followed to its end, or not (cancelled at shutdown, even before
         its first poll; a bug): the call is recorded either way."""
         followed = self._tasks.pop(task)
+        if task.cancelled() and self._closed:
+            self._stopped.append(followed)  # `close` polls it a last time and records it
+            return
         ended = None
         if not task.cancelled():
             if task.exception() is None:
@@ -175,19 +218,25 @@ class BackgroundResponses:
     async def _until_ended(self, followed: _Followed) -> Extraction | None:
         deadline = self._clock() + self._max_wait
         delay = self._first_poll
+        wait = delay
         while True:
-            await asyncio.sleep(delay)
+            await self._sleep(wait)
             try:
                 ended = await self._poll(followed)
             except _Gone:
                 self._log_unseen(followed, "the provider no longer knows the response")
                 return None
+            except _Later as later:
+                ended, wait = None, max(delay, later.seconds)
+            else:
+                wait = delay
             if ended is not None:
                 return ended
-            if self._clock() + delay > deadline:
+            if self._clock() + wait > deadline:
                 self._log_unseen(followed, "still running after metering.background_max_wait_seconds")
                 return None
             delay = min(delay * BACKOFF, self._max_poll)
+            wait = max(wait, delay)
 
     async def _poll(self, followed: _Followed) -> Extraction | None:
         """What the provider says of an ended response, else None (running, or no answer this time)."""
@@ -200,6 +249,10 @@ class BackgroundResponses:
         try:
             if response.status in GONE_STATUSES:
                 raise _Gone
+            if response.status in WAIT_STATUSES:
+                seconds = retry_after(response.headers)
+                if seconds is not None:
+                    raise _Later(seconds)
             if response.status >= 300:
                 return None
             body = await _read(response)
@@ -211,7 +264,7 @@ class BackgroundResponses:
         if type(payload) is not dict or payload.get("status") not in ENDED:
             return None
         reading = read_responses(payload)
-        return Extraction(reading.usage, reading.model)
+        return Extraction(reading.usage, reading.model, reading.chars)
 
     async def _with_credential(self, ctx: RequestContext, request: UpstreamRequest) -> UpstreamRequest:
         """`request` with the credential the tenant's calls to the provider present now, if any."""
@@ -268,6 +321,24 @@ def _retrieve_query(query_string: bytes) -> str:
         part for part in query_without_key(query_string).split("&") if part.partition("=")[0] == KEPT_QUERY
     ]
     return "&".join(kept)
+
+
+def retry_after(headers: Sequence[tuple[bytes, bytes]]) -> float | None:
+    """The seconds a `Retry-After` header asks to wait (a number of seconds or an HTTP date), if any."""
+    for name, value in headers:
+        if name.lower() != b"retry-after":
+            continue
+        text = value.decode("latin-1").strip()
+        if text.isdigit():
+            return float(text)
+        try:
+            moment = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if moment.tzinfo is None:
+            return None
+        return max((moment - datetime.now(UTC)).total_seconds(), 0.0)
+    return None
 
 
 async def _nothing_to_receive() -> Message:

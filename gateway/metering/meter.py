@@ -13,7 +13,7 @@ from gateway.context import RequestContext
 from gateway.errors import InvalidJSON, UnansweredTimeout
 from gateway.metering.background import BackgroundResponses
 from gateway.metering.endpoints import classify
-from gateway.metering.estimate import estimate_usage, with_reported
+from gateway.metering.estimate import estimate_usage, tokens, with_reported
 from gateway.metering.extractors.factory import extractor_factory
 from gateway.metering.ledger import UsageLedger
 from gateway.metering.prices import PriceTable, cost_of
@@ -133,9 +133,13 @@ class Meter:
         if ended is not None and ended.usage is not None:
             ctx.extraction = ended if ended.model else ended._replace(model=ctx.reported_model())
             self._write(ctx, ended.usage, True)
-        else:
-            usage, ctx.usage_estimated, known = unseen
-            self._write(ctx, usage, known)
+            return
+        usage, ctx.usage_estimated, known = unseen
+        if ended is not None:  # ended, reporting no usage: the text it holds is its output
+            ctx.extraction = ended if ended.model else ended._replace(model=ctx.reported_model())
+            if ctx.usage_estimated:
+                usage = usage._replace(output_tokens=max(usage.output_tokens, tokens(ended.output_chars)))
+        self._write(ctx, usage, known)
 
     def _write(self, ctx: RequestContext, usage: TokenUsage, known: bool) -> None:
         """Price `usage` (unknown cost unless `known`) and write `ctx`'s record."""

@@ -135,4 +135,5 @@ def test_a_background_response_still_running_at_shutdown_has_its_call_recorded_e
     assert response.status == "queued" and exit_code == -signal.SIGTERM
     assert row["estimated"] is True and row["input_tokens"] > 0 and row["output_tokens"] == 0
     assert Decimal(row["cost_usd"]) > 0 and row["endpoint"] == "responses"
-    assert "background responses still running" in gateway.logs()
+    assert "polling each a last time" in gateway.logs()
+    assert "still running when the gateway shut down" in gateway.logs()

@@ -15,7 +15,7 @@ from gateway.context import RequestContext
 from gateway.credentials.secret import Secret
 from gateway.credentials.store import ResolvedCredential
 from gateway.errors import UpstreamUnavailable
-from gateway.metering.background import BackgroundResponses
+from gateway.metering.background import BackgroundResponses, retry_after
 from gateway.metering.extractors.factory import extractor_for
 from gateway.metering.extractors.openai import read_responses
 from gateway.metering.meter import Meter
@@ -318,6 +318,34 @@ async def test_the_decrypted_credential_is_not_kept_while_the_response_runs() ->
     assert ctx.principal == PRINCIPAL and ctx.request_id == "req-bg"
 
 
+async def test_a_poll_answered_429_with_retry_after_waits_as_long_before_the_next() -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    class Busy(ScriptedUpstream):
+        async def send(self, request: UpstreamRequest) -> Answer:
+            answer = await super().send(request)
+            if answer.status == 429:
+                answer.headers = [(b"Retry-After", b"20")]
+            return answer
+
+    upstream = Busy((429, {}), (200, response("in_progress")), (200, response("completed", usage=USAGE)))
+
+    [record] = await metered(upstream, started_call(), first_poll=2.0, max_poll=30.0, sleep=sleep)
+
+    assert waits == [2.0, 20.0, 4.5] and not record.estimated  # 2, then 3 asked up to 20, then 2 x 1.5^2
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(b"20", 20.0), (b" 7 ", 7.0), (b"Wed, 21 Oct 2015 07:28:00 GMT", 0.0), (b"soon", None), (b"-3", None)],
+)
+def test_retry_after_is_read_in_seconds_or_as_a_date(value: bytes, seconds: float | None) -> None:
+    assert retry_after([(b"content-type", b"application/json"), (b"retry-after", value)]) == seconds
+
+
 @pytest.mark.parametrize("unreachable", [UpstreamUnavailable("down"), (503, {"error": {}}), (429, {})])
 async def test_polls_that_fail_are_tried_again(unreachable: tuple[int, dict[str, Any]] | Exception) -> None:
     upstream = ScriptedUpstream(unreachable, unreachable, (200, response("completed", usage=USAGE)))
@@ -344,6 +372,19 @@ async def test_a_response_that_ended_without_usage_is_recorded_estimated() -> No
     assert record.estimated and record.input_tokens > 0
 
 
+async def test_a_response_that_ended_without_usage_has_its_text_estimated_as_output() -> None:
+    text = "Otters hold hands while they sleep. " * 100
+    ended = {
+        **response("incomplete"),
+        "output": [{"type": "message", "content": [{"type": "output_text", "text": text}]}],
+    }
+    upstream = ScriptedUpstream((200, ended))
+
+    [record] = await metered(upstream, started_call())
+
+    assert record.estimated and record.output_tokens == -(-len(text) // 4)
+
+
 async def test_a_response_still_running_after_the_longest_wait_is_recorded_estimated() -> None:
     upstream = ScriptedUpstream((200, response("in_progress")))
 
@@ -368,7 +409,20 @@ async def test_shutting_down_records_every_call_still_followed_estimated() -> No
     assert len(background) == 0
 
 
-async def test_a_call_followed_just_before_shutdown_is_recorded_though_no_poll_ran() -> None:
+async def test_a_response_that_ended_before_shutdown_is_recorded_exactly_at_a_last_poll() -> None:
+    upstream = ScriptedUpstream((200, response("completed", usage=USAGE)))
+    ledger = ListLedger()
+    background = follower(upstream, first_poll=3600.0)
+    Meter(PRICES, ledger, background).observe(started_call())  # type: ignore[arg-type]
+    await asyncio.sleep(0.01)  # following: its first poll an hour away
+
+    await background.close()
+
+    [record] = ledger.records
+    assert not record.estimated and record.output_tokens == 5000 and len(upstream.requests) == 1
+
+
+async def test_a_call_followed_just_before_shutdown_gets_its_last_poll_too() -> None:
     upstream = ScriptedUpstream((200, response("completed", usage=USAGE)))
     ledger = ListLedger()
     background = follower(upstream)
@@ -377,7 +431,25 @@ async def test_a_call_followed_just_before_shutdown_is_recorded_though_no_poll_r
     await background.close()  # at once: the task that would poll has not run a step
 
     [record] = ledger.records
-    assert record.estimated and upstream.requests == []
+    assert not record.estimated and len(upstream.requests) == 1
+
+
+async def test_a_last_poll_that_gets_no_answer_in_time_leaves_the_call_estimated() -> None:
+    class Silent(ScriptedUpstream):
+        async def send(self, request: UpstreamRequest) -> Answer:
+            self.requests.append(request)
+            await asyncio.Event().wait()  # never answers
+            raise AssertionError("unreachable")
+
+    upstream = Silent()
+    ledger = ListLedger()
+    background = follower(upstream, first_poll=3600.0, last_poll=0.01)
+    Meter(PRICES, ledger, background).observe(started_call())  # type: ignore[arg-type]
+
+    await background.close()
+
+    [record] = ledger.records
+    assert record.estimated and len(upstream.requests) == 1
 
 
 async def test_past_the_bound_a_call_is_recorded_at_once_estimated() -> None:

@@ -27,7 +27,9 @@ no decrypted secret is held for the hours a response may run), and writes the ca
 
 Polls are not calls: they leave no record of their own, and an error while polling (the upstream or the
 credential store down, 429, 5xx) only means another poll later. The caller's own polls are reads,
-recorded as unmetered calls like every read, so each background response is counted once. What is
+recorded as unmetered calls like every read, so each background response is counted once; a caller's
+`DELETE .../responses/{id}` of a response still followed waits for one poll first (`before_delete`), so
+a response read and deleted between two polls is still recorded with the usage it ended with. What is
 followed lives in this process: a gateway killed without a shutdown loses it, as it loses the ledger's
 queue.
 """
@@ -95,6 +97,7 @@ class _Followed:
     ctx: RequestContext
     request: UpstreamRequest
     settle: Settle
+    response_id: str
 
 
 class BackgroundResponses:
@@ -157,11 +160,41 @@ class BackgroundResponses:
             credential=None,
             _json=None,
         )
-        followed = _Followed(kept, request, settle)
+        followed = _Followed(kept, request, settle, response_id)
         task = asyncio.get_running_loop().create_task(self._until_ended(followed))
         self._tasks[task] = followed
         task.add_done_callback(self._ended)
         return True
+
+    async def before_delete(self, ctx: RequestContext) -> None:
+        """`ctx` deletes a response (`DELETE .../responses/{id}`): if it is one this tenant's call started
+        and still followed, poll it now, and record its call if it has ended, before it is gone."""
+        base, _, response_id = ctx.path.rstrip("/").rpartition("/")
+        principal = ctx.principal
+        if not base.endswith("/responses") or principal is None:
+            return
+        found = next(
+            (
+                (task, followed)
+                for task, followed in self._tasks.items()
+                if followed.response_id == response_id and _same_owner(followed.ctx, ctx, principal.tenant_id)
+            ),
+            None,
+        )
+        if found is None:
+            return
+        task, followed = found
+        try:
+            async with asyncio.timeout(self._last_poll):
+                ended = await self._poll(followed)
+        except (TimeoutError, _Gone, _Later):
+            return
+        if ended is None or task.done() or self._tasks.get(task) is not followed:
+            return
+        del self._tasks[task]
+        task.remove_done_callback(self._ended)
+        task.cancel()
+        self._settle(followed, ended)
 
     async def close(self) -> None:
         """Stop following: every response still followed is polled a last time, and its call recorded,
@@ -304,6 +337,13 @@ class BackgroundResponses:
             "background response's end not seen: its call is recorded estimated",
             extra={"fields": {"request_id": followed.ctx.request_id, "reason": why}},
         )
+
+
+def _same_owner(started: RequestContext, ctx: RequestContext, tenant_id: str) -> bool:
+    """Whether `started` was a call of the tenant `tenant_id` to the provider `ctx` calls."""
+    principal = started.principal
+    same_tenant = principal is not None and principal.tenant_id == tenant_id
+    return same_tenant and started.provider.name == ctx.provider.name
 
 
 def retrieve_request(ctx: RequestContext, response_id: str, timeouts: Timeouts) -> UpstreamRequest:

@@ -50,9 +50,15 @@ class PrepareMetering:
     """Stage: name the endpoint, and ask OpenAI-style streams for their usage when the caller did not
     (see `stream_usage`): for the providers in `inject_for`, unless their upstream refused lately."""
 
-    def __init__(self, inject_for: frozenset[str], refusals: StreamUsageRefusals) -> None:
+    def __init__(
+        self,
+        inject_for: frozenset[str],
+        refusals: StreamUsageRefusals,
+        background: BackgroundResponses | None = None,
+    ) -> None:
         self._inject_for = inject_for
         self._refusals = refusals
+        self._background = background
 
     async def __call__(self, ctx: RequestContext) -> None:
         ctx.endpoint, injectable = _endpoint_plan(ctx.provider.kind, ctx.method, ctx.path)
@@ -64,6 +70,8 @@ class PrepareMetering:
             and not self._refusals.refused(ctx)
         ):
             ask_for_stream_usage(ctx)
+        elif ctx.method == "DELETE" and self._background is not None:  # a followed response, perhaps
+            await self._background.before_delete(ctx)
 
 
 @lru_cache(maxsize=4096)
@@ -91,6 +99,11 @@ class Meter:
         self._ledger = ledger
         self._background = background
         self._upstreams: dict[str, str] = {}
+
+    @property
+    def background(self) -> BackgroundResponses | None:
+        """The follower of background responses, if any."""
+        return self._background
 
     def open_tap(self, ctx: RequestContext, status: int, content_type: bytes | None) -> UsageExtractor:
         endpoint = ctx.endpoint or Endpoint.OTHER

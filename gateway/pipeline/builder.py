@@ -47,7 +47,7 @@ def build_pipeline(settings: Settings, services: Services) -> Pipeline:
     if services.meter is not None:
         refusals = StreamUsageRefusals()
         asked = providers_to_ask(settings)
-        stages.append(PrepareMetering(asked, refusals))
+        stages.append(PrepareMetering(asked, refusals, services.meter.background))
         if asked:
             forward = ResendWithoutStreamUsage(forward, refusals)
     stages.append(ResolveCredential(services.credentials))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -18,8 +19,9 @@ from gateway.errors import UpstreamUnavailable
 from gateway.metering.background import BackgroundResponses, retry_after
 from gateway.metering.extractors.factory import extractor_for
 from gateway.metering.extractors.openai import read_responses
-from gateway.metering.meter import Meter
+from gateway.metering.meter import Meter, PrepareMetering
 from gateway.metering.prices import cost_of
+from gateway.metering.stream_usage import StreamUsageRefusals
 from gateway.metering.usage import Endpoint, Extraction, TokenUsage
 from gateway.settings.schema import Timeouts
 from gateway.storage.errors import StorageUnavailable
@@ -450,6 +452,51 @@ async def test_a_last_poll_that_gets_no_answer_in_time_leaves_the_call_estimated
 
     [record] = ledger.records
     assert record.estimated and len(upstream.requests) == 1
+
+
+def deleting(response_id: str, tenant: str = "acme") -> RequestContext:
+    """The context of the caller's `DELETE /v1/responses/{response_id}`, authenticated, not yet sent."""
+    return RequestContext(
+        request_id="req-delete",
+        started=time.perf_counter(),
+        method="DELETE",
+        provider=ADAPTERS["openai"],
+        raw_path=f"/v1/responses/{response_id}".encode(),
+        query_string=b"",
+        headers=[],
+        receive=None,  # type: ignore[arg-type]
+        path=f"/v1/responses/{response_id}",
+        principal=replace(PRINCIPAL, tenant_id=tenant),
+    )
+
+
+async def test_a_followed_response_the_caller_deletes_is_polled_first_and_recorded_exactly() -> None:
+    upstream = ScriptedUpstream((200, response("completed", usage=USAGE)))
+    ledger = ListLedger()
+    background = follower(upstream, first_poll=3600.0)
+    Meter(PRICES, ledger, background).observe(started_call())  # type: ignore[arg-type]
+    await asyncio.sleep(0.01)  # following: its first poll an hour away
+
+    await PrepareMetering(frozenset(), StreamUsageRefusals(), background)(deleting("resp_0123abc"))
+
+    [record] = ledger.records
+    assert not record.estimated and record.output_tokens == 5000
+    assert len(background) == 0 and len(upstream.requests) == 1
+
+
+async def test_deleting_another_tenants_or_an_unknown_response_polls_nothing() -> None:
+    upstream = ScriptedUpstream((200, response("completed", usage=USAGE)))
+    ledger = ListLedger()
+    background = follower(upstream, first_poll=3600.0)
+    Meter(PRICES, ledger, background).observe(started_call())  # type: ignore[arg-type]
+    await asyncio.sleep(0.01)
+    prepare = PrepareMetering(frozenset(), StreamUsageRefusals(), background)
+
+    await prepare(deleting("resp_0123abc", tenant="globex"))
+    await prepare(deleting("resp_other"))
+
+    assert ledger.records == [] and upstream.requests == [] and len(background) == 1
+    await background.close()
 
 
 async def test_past_the_bound_a_call_is_recorded_at_once_estimated() -> None:

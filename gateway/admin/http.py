@@ -13,7 +13,6 @@ import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,18 +30,20 @@ from gateway.errors import (
     render_error,
 )
 from gateway.errors import ServiceUnavailable as Unavailable
-from gateway.metering.report import DEFAULT_SINCE, page_as_json, parse_dimensions, parse_instant
+from gateway.metering.report import (
+    DEFAULT_SINCE,
+    json_bytes,
+    page_as_json,
+    parse_dimensions,
+    parse_instant,
+)
 from gateway.storage.errors import StorageError
-from gateway.storage.usage import MAX_OFFSET, Dimension, UsageFilter, UsageRepository
+from gateway.storage.usage import MAX_OFFSET, Dimension, SumOverflow, UsageFilter, UsageRepository
 
 MAX_LIMIT = 10_000
 ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 DEFAULT_LIMIT = 1000
 _FILTERS = ("tenant", "team", "user", "key", "model", "provider")
-
-
-def _json(value: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(value, default=str), status_code=status, media_type="application/json")
 
 
 def _error(error: GatewayError) -> Response:
@@ -99,11 +100,13 @@ class AdminAPI:
                 raise Unavailable("the gateway is starting or stopping")
             try:
                 page = await UsageRepository(engine).aggregate(group_by, filters, limit, offset)
+            except SumOverflow as exc:  # the ledger is up: trying again would not help
+                raise GatewayError(str(exc)) from None
             except StorageError:
                 raise Unavailable("the usage ledger is unavailable; try again shortly") from None
         except GatewayError as error:
             return _error(error)
-        return _json(page_as_json(group_by, filters, page))
+        return Response(json_bytes(page_as_json(group_by, filters, page)), media_type="application/json")
 
 
 def _usage_query(request: Request) -> tuple[tuple[Dimension, ...], UsageFilter, int, int]:

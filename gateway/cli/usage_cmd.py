@@ -9,16 +9,26 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.cli.common import CliError, database, print_json, print_table, run, settings_of
+import orjson
+
+from gateway.cli.common import CliError, database, print_table, run, settings_of
 from gateway.metering.report import (
     DEFAULT_SINCE,
     FIELDS,
+    json_bytes,
     page_as_json,
     parse_dimensions,
     parse_instant,
     row_values,
 )
-from gateway.storage.usage import MAX_OFFSET, Dimension, UsageFilter, UsagePage, UsageRepository
+from gateway.storage.usage import (
+    MAX_OFFSET,
+    Dimension,
+    SumOverflow,
+    UsageFilter,
+    UsagePage,
+    UsageRepository,
+)
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 1_000_000  # groups in one answer: more than a ledger of a million records holds
@@ -164,7 +174,10 @@ def _usage(args: argparse.Namespace) -> int:
 
     async def go() -> UsagePage:
         async with database(settings) as engine:
-            return await UsageRepository(engine).aggregate(args.by, filters, args.limit, args.offset)
+            try:
+                return await UsageRepository(engine).aggregate(args.by, filters, args.limit, args.offset)
+            except SumOverflow as exc:  # the database is up: not the error `main` reports for it
+                raise CliError(str(exc)) from None
 
     page = run(go)
     writer = {"table": _write_table, "csv": _write_csv, "json": _write_json}[args.format]
@@ -198,4 +211,5 @@ def _write_csv(group_by: Sequence[Dimension], filters: UsageFilter, page: UsageP
 
 
 def _write_json(group_by: Sequence[Dimension], filters: UsageFilter, page: UsagePage) -> None:
-    print_json(page_as_json(group_by, filters, page))
+    document = json_bytes(page_as_json(group_by, filters, page), orjson.OPT_INDENT_2)
+    sys.stdout.write(document.decode() + "\n")

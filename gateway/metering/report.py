@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from gateway.storage.usage import SUMMED, Dimension, UsageFilter, UsagePage, UsageRow
 
 DEFAULT_SINCE = "30d"
@@ -57,6 +59,23 @@ def exact(cost: Decimal) -> str:
 def row_values(row: UsageRow) -> list[object]:
     """The row's numbers in `FIELDS` order, the cost as an exact decimal string."""
     return [exact(row.cost_usd) if field == "cost_usd" else getattr(row, field) for field in FIELDS]
+
+
+def json_bytes(document: dict[str, Any], option: int = 0) -> bytes:
+    """`page_as_json`'s document as JSON. Its counts stay JSON numbers past 64 bits, which orjson
+    refuses: PostgreSQL sums without overflowing, and a ledger may hold records written before their
+    counts were bounded."""
+    try:
+        return orjson.dumps(document, option=option)
+    except orjson.JSONEncodeError:
+        rows = [{name: _json_number(value) for name, value in row.items()} for row in document["rows"]]
+        return orjson.dumps({**document, "rows": rows}, option=option)
+
+
+def _json_number(value: object) -> object:
+    if type(value) is int and not -(2**63) <= value < 2**64:
+        return orjson.Fragment(str(value).encode())
+    return value
 
 
 def page_as_json(group_by: Sequence[Dimension], filters: UsageFilter, page: UsagePage) -> dict[str, Any]:

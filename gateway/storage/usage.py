@@ -12,6 +12,7 @@ neither integer sum overflows short of some 900 million calls at the column's la
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,11 +22,13 @@ from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, Row, Select, cast, func, literal_column, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.expression import UnaryExpression
 
 from gateway.storage.bulk import insert_usage
+from gateway.storage.errors import StorageError
 from gateway.storage.models import usage_records
 from gateway.storage.records import COST_QUANTUM, COST_SCALE, UsageRecord
 from gateway.storage.repositories import transaction
@@ -33,6 +36,10 @@ from gateway.storage.repositories import transaction
 logger = logging.getLogger("tollgate.ledger")
 _WIDE = Context(prec=60)  # room for any sum of the column's 20 digits, to its last place
 MAX_OFFSET = 10**12  # groups skipped at most: more than a ledger holds, and what every database binds
+
+
+class SumOverflow(StorageError):
+    """A sum past what the database's integers hold: no answer to this query, though the database is up."""
 
 
 class Dimension(StrEnum):
@@ -139,17 +146,29 @@ class UsageRepository:
             .limit(limit + 1)
             .offset(offset)
         )
-        async with transaction(self._engine) as db:
-            rows = (await db.execute(query)).all()
+        rows = await self._sums(query)
         page = [_usage_row(row, dimensions) for row in rows[:limit]]
         return UsagePage(page, offset + limit if len(rows) > limit else None)
 
     async def totals(self, filters: UsageFilter) -> UsageRow:
         """The sums over every record `filters` selects (zeros when there is none)."""
-        query = _summing(self._engine.dialect.name, [], filters)
-        async with transaction(self._engine) as db:
-            row = (await db.execute(query)).one()
+        [row] = await self._sums(_summing(self._engine.dialect.name, [], filters))
         return _usage_row(row, [])
+
+    async def _sums(self, query: Select[Any]) -> Sequence[Row[Any]]:
+        async with transaction(self._engine) as db:
+            try:
+                rows: Sequence[Row[Any]] = (await db.execute(query)).all()
+            except OperationalError as exc:
+                # SQLite's sum() of integers fails past 64 bits with this message and the generic
+                # SQLITE_ERROR code: the message is all that tells it from other errors.
+                if isinstance(exc.orig, sqlite3.OperationalError) and str(exc.orig) == "integer overflow":
+                    raise SumOverflow(
+                        "a sum of the records selected is past the 64 bits SQLite sums in (a record"
+                        " written before its counts were bounded?); narrow the time range or the filters"
+                    ) from None
+                raise
+        return rows
 
 
 _DIMENSION_COLUMNS: Mapping[Dimension, ColumnElement[Any]] = MappingProxyType(

@@ -18,7 +18,15 @@ from gateway.storage.bulk import ROWS_PER_STATEMENT
 from gateway.storage.engine import async_url, create_engine
 from gateway.storage.errors import StorageRejected
 from gateway.storage.records import MAX_TOKENS, MAX_WEB_SEARCHES, UsageRecord, storable
-from gateway.storage.usage import Dimension, UsageFilter, UsagePage, UsageRepository, UsageRow
+from gateway.storage.usage import (
+    Dimension,
+    SumOverflow,
+    UsageFilter,
+    UsagePage,
+    UsageRepository,
+    UsageRow,
+)
+from tests.support.ledger_rows import write_as_before_the_bounds
 
 DAY1 = datetime(2026, 3, 1, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
@@ -512,6 +520,24 @@ async def test_each_record_written_at_its_bounds_is_logged_once_with_its_request
         (message, {"request_id": "req-a", "counts": ["output_tokens"]}),
         (message, {"request_id": "req-b", "counts": ["cached_input_tokens", "web_searches"]}),
     ]
+
+
+OLD_CLAMPED = [usage(DAY1, input_tokens=2**63 - 1, request_id=f"req-old-{n}") for n in range(3)]
+
+
+async def test_a_sum_past_64_bits_is_an_overflow_on_sqlite_not_an_unavailable_database(
+    engine: AsyncEngine, backend: str
+) -> None:
+    await write_as_before_the_bounds(engine, OLD_CLAMPED)
+    repository = UsageRepository(engine)
+
+    if backend == "sqlite":
+        with pytest.raises(SumOverflow, match="past the 64 bits SQLite sums in"):
+            await everything(repository, Dimension.TENANT)
+        with pytest.raises(SumOverflow):
+            await repository.totals(UsageFilter())
+    else:  # PostgreSQL sums bigint columns as numeric: exact
+        assert (await repository.totals(UsageFilter())).input_tokens == 3 * (2**63 - 1)
 
 
 # -- values a database cannot store ---------------------------------------------------------------------

@@ -22,6 +22,7 @@ from gateway.storage.engine import create_engine
 from gateway.storage.records import UsageRecord
 from gateway.storage.usage import UsageRepository
 from tests.support.gateway import GatewayHarness
+from tests.support.ledger_rows import write_as_before_the_bounds
 
 MARCH = datetime(2020, 3, 1, tzinfo=UTC)
 TINY = "0.0000000001"  # the smallest cost the ledger holds
@@ -208,6 +209,32 @@ def test_the_table_shows_a_dash_where_a_group_has_no_value(filled: Ledger) -> No
     lines = filled.usage("--by", "team", "--since", "90d").stdout.splitlines()
 
     assert [line.split()[:2] for line in lines[1:]] == [["ml", "2"], ["-", "3"]]
+
+
+def test_a_sum_past_64_bits_is_reported_as_such_not_as_an_unreachable_database(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    gateway = GatewayHarness(Path(tmp_path_factory.mktemp("usage-cli-clamped")), providers={})
+    gateway.cli("db", "upgrade")
+    clamped = [  # as the ledger stored what a broken upstream reported, before it bounded counts
+        usage(MARCH, "acme", "gpt-4o", None, input_tokens=2**63 - 1, request_id=f"req-old-{n}")
+        for n in range(2)
+    ]
+    asyncio.run(_write_as_before_the_bounds(gateway, clamped))
+
+    result = gateway.cli("usage", "--since", "2020-03-01", "--until", "2020-03-02", check=False)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("tollgate: a sum of the records selected is past the 64 bits")
+    assert "reachable" not in result.stderr and "Traceback" not in result.stderr
+
+
+async def _write_as_before_the_bounds(gateway: GatewayHarness, records: list[UsageRecord]) -> None:
+    engine = create_engine(gateway.effective_database_url)
+    try:
+        await write_as_before_the_bounds(engine, records)
+    finally:
+        await engine.dispose()
 
 
 @pytest.mark.parametrize(

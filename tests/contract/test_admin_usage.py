@@ -1,0 +1,50 @@
+"""GET /admin/usage over a real ledger on every backend: the answers its clients parse and page through.
+
+The admin API is served on its own, in process, over the contract suite's databases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+
+from gateway.admin.http import AdminAPI
+from tests.contract.test_usage import OLD_CLAMPED
+from tests.support.ledger_rows import write_as_before_the_bounds
+
+ADMIN_TOKEN = "admin-token-of-the-usage-tests"
+
+
+@pytest.fixture
+async def admin(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    api = AdminAPI(hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(), lambda: engine)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=Starlette(routes=api.routes())),
+        base_url="http://gateway",
+        headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
+    ) as client:
+        yield client
+
+
+async def test_counts_summed_past_64_bits_are_json_numbers_or_a_plain_500_never_a_503(
+    engine: AsyncEngine, backend: str, admin: httpx.AsyncClient
+) -> None:
+    await write_as_before_the_bounds(engine, OLD_CLAMPED)  # three counts of 2**63 - 1
+
+    response = await admin.get("/admin/usage", params={"since": "2026-03-01", "until": "2026-03-02"})
+
+    assert response.headers["content-type"] == "application/json"
+    if backend == "postgresql":  # exact sums, whatever their size
+        assert response.status_code == 200
+        [row] = json.loads(response.text)["rows"]  # Python's parser keeps big integers exact
+        assert row["input_tokens"] == 3 * (2**63 - 1)
+    else:
+        assert response.status_code == 500  # the ledger is up: no use trying again
+        message = response.json()["error"]["message"]
+        assert "past the 64 bits SQLite sums in" in message and "unavailable" not in message

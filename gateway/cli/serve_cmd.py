@@ -14,6 +14,7 @@ from gateway.app import Gateway, check_schema, create_app
 from gateway.cli.common import config_path, database, run, settings_of
 from gateway.credentials.crypto import load_master_key
 from gateway.credentials.store import verify_master_key
+from gateway.http.protocol import BoundedHttpToolsProtocol, configure
 from gateway.metering.prices import load_price_table
 from gateway.observability.logging import configure_logging
 from gateway.observability.workers import METRICS_DIR_ENV
@@ -52,6 +53,7 @@ def application() -> Gateway:
     """uvicorn's factory: each worker process builds the app from the same configuration file."""
     settings = load_settings(os.environ.get(CONFIG_ENV) or None)
     configure_logging(settings.logging.level)
+    configure(settings.server.max_header_bytes, settings.server.header_timeout_seconds)
     return create_app(settings)
 
 
@@ -75,6 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
             host=args.host or settings.server.host,
             port=args.port if args.port is not None else settings.server.port,
             workers=workers,
+            http=BoundedHttpToolsProtocol,
             log_config=None,
             access_log=False,
             server_header=False,

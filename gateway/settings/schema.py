@@ -41,6 +41,20 @@ class ServerSettings(Frozen):
     max_body_bytes: int = Field(
         10 * 1024 * 1024, gt=0, description="Largest request body accepted; larger ones get 413."
     )
+    max_header_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="Largest request head (request line and headers); a longer one gets 431 and the "
+        "connection is closed.",
+    )
+    header_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Longest a request head may take to arrive (from its first byte, or from the "
+        "connection's opening); a slower one gets 408 and the connection is closed.",
+    )
     workers: int = Field(
         1, ge=1, le=64, description="Worker processes (each with its own caches; /metrics sums them all)."
     )

@@ -48,7 +48,8 @@ def register(commands: Any) -> None:
         action="append",
         dest="models",
         metavar="MODEL",
-        help="allow only this model (repeatable; default: all)",
+        help="allow only this model (repeatable; default: all); such a key is refused a generating "
+        "call that names no model (in its path or body), as the upstream would pick one",
     )
     create.add_argument("--json", action="store_true", help="print JSON")
     create.set_defaults(handler=_create)

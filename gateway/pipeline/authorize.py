@@ -1,9 +1,20 @@
-"""Stage: what the key may reach. Checks the key's allowed providers and models."""
+"""Stage: what the key may reach. Checks the key's allowed providers and models.
+
+A key limited to some models reaches them only: a call that generates (or starts work billed later)
+must name one of them, in its path or its JSON body, and one that names none is refused rather than let
+through to whatever model the upstream would pick (its default, a stored prompt's, a batch file's).
+Reads, deletions and the bookkeeping calls (uploads, cancels, their bodies JSON or not) name no model
+and stay open to it, as do token counts.
+"""
 
 from __future__ import annotations
 
 from gateway.context import RequestContext
-from gateway.errors import ModelNotAllowed, ProviderNotAllowed
+from gateway.errors import InvalidJSON, ModelNotAllowed, ProviderNotAllowed
+from gateway.metering.meter import endpoint_of
+from gateway.metering.usage import Endpoint
+
+MODEL_FREE = frozenset({Endpoint.UNMETERED, Endpoint.COUNT_TOKENS})
 
 
 class Authorize:
@@ -16,6 +27,22 @@ class Authorize:
         models = principal.allowed_models
         if models is None:
             return
-        model = ctx.model()
-        if model is not None and model not in models:
+        try:
+            model = ctx.model()
+        except InvalidJSON:  # a multipart upload, say: no model to read, fine where none is needed
+            if _names_no_model(ctx):
+                return
+            raise
+        if model is None:
+            if not _names_no_model(ctx):
+                raise ModelNotAllowed(
+                    f"this key may use only the models {', '.join(sorted(models))}, "
+                    "and this request names none"
+                )
+        elif model not in models:
             raise ModelNotAllowed(f"this key may not use model {model!r}")
+
+
+def _names_no_model(ctx: RequestContext) -> bool:
+    """Whether the call is one that needs no model: a read, a deletion, a bookkeeping call, a count."""
+    return endpoint_of(ctx.provider.kind, ctx.method, ctx.path) in MODEL_FREE

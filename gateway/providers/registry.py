@@ -40,7 +40,7 @@ FAMILIES: Mapping[ProviderType, Family] = MappingProxyType(
             "",
             ("/v1beta/", "/v1/", "/v1alpha/", "/upload/"),
             CredentialPresentation("x-goog-api-key"),
-            re.compile(r"/models/([^/:]+)"),
+            re.compile(r"/(?:models|tunedModels)/([^/:]+)"),
         ),
         ProviderType.AZURE_OPENAI: Family(
             Dialect.OPENAI,
@@ -48,7 +48,7 @@ FAMILIES: Mapping[ProviderType, Family] = MappingProxyType(
             "",
             ("/openai/",),
             CredentialPresentation("api-key"),
-            re.compile(r"^/openai/deployments/([^/]+)/"),
+            re.compile(r"^/openai/deployments/([^/]+)/", re.IGNORECASE),
         ),
     }
 )

@@ -12,9 +12,12 @@ request with 400 or 422 ("Unrecognized request argument supplied: stream_options
 not permitted"): a call the caller made correctly would fail because of the gateway. So
 `ResendWithoutStreamUsage` watches the answers to requests it changed: a 400 or 422 whose error body
 names `stream_options` (other than in an echo of the request: `refuses_stream_options`) is not
-relayed; the caller's own request is sent again, unchanged, and its answer relayed. The refusal is
-remembered for the provider (and Azure API version) for `REMEMBER_SECONDS`, during which its streams
-are sent as their callers wrote them and metered from what they report, else estimated. A provider
+relayed; the caller's own request is sent again, unchanged, and its answer relayed. If that answer is
+a success, the refusal is remembered for the provider (and Azure API version) for `REMEMBER_SECONDS`,
+during which its streams are sent as their callers wrote them and metered from what they report, else
+estimated. Only then: an error that merely quotes the caller's own text (a message echoing an invalid
+value that happens to say `stream_options`) fails again without the member, and changes nothing for
+the provider's other callers. A provider
 known to refuse can be configured so (`providers.<name>.inject_stream_usage: false`) and is never
 asked.
 """
@@ -244,7 +247,9 @@ class ResendWithoutStreamUsage:
         if rest is not None or not refuses_stream_options(b"".join(read)):
             return _Replayed(response, read, rest)  # an error of the caller's own: it is theirs to read
         await response.aclose()
-        self._refusals.note(ctx)
         ctx.replace_body(ctx.body_before_injection)
         ctx.stream_usage_injected = False
-        return await self._forward(ctx)
+        resent = await self._forward(ctx)
+        if resent.status < 300:  # refused with it, served without: a refusal, remembered for all
+            self._refusals.note(ctx)
+        return resent

@@ -160,6 +160,24 @@ def test_a_refusal_that_also_echoes_the_member_is_still_a_refusal() -> None:
     assert len(upstream.sent) == 2 and response.status == 200
 
 
+def test_an_error_quoting_the_caller_s_text_about_stream_options_is_relayed_and_remembered_for_none() -> None:
+    """The request fails again without the member (the caller's own mistake, whose message quotes the
+    caller's text): no refusal, so one tenant cannot switch usage off for everyone."""
+    quoting = (
+        b'{"error":{"message":"Invalid value: \'stream_options please\'. Supported values are: \'system\', '
+        b'\'user\'.","param":"messages[0].role","code":"invalid_value"}}'
+    )
+    upstream = Upstream([Canned(400, [quoting]), Canned(400, [quoting])])
+    refusals = StreamUsageRefusals()
+    ctx = streaming_request()
+
+    response, body = forward(upstream, ctx, refusals)
+
+    assert len(upstream.sent) == 2 and upstream.sent[1] == CALLER_BODY
+    assert response.status == 400 and body == quoting  # the caller's request, answered as it would be
+    assert not refusals.refused(ctx)
+
+
 def test_a_long_error_body_is_relayed_whole_without_a_second_request() -> None:
     long_error = [b"x" * 4096 for _ in range(MAX_REFUSAL_BYTES // 4096 + 3)] + [b"stream_options"]
     upstream = Upstream([Canned(400, long_error)])

@@ -45,7 +45,22 @@ def test_connection_specific_and_cookie_headers_never_travel_upstream(name: byte
 
 
 @pytest.mark.parametrize(
-    "name", [b"forwarded", b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"x-request-id"]
+    "name",
+    [
+        b"forwarded",
+        b"x-forwarded-for",
+        b"x-forwarded-host",
+        b"x-forwarded-proto",
+        b"x-forwarded-port",
+        b"x-forwarded-prefix",
+        b"x-forwarded-server",
+        b"x-forwarded-ssl",
+        b"x-forwarded-scheme",
+        b"x-real-ip",
+        b"x-original-url",
+        b"x-rewrite-url",
+        b"x-request-id",
+    ],
 )
 def test_headers_the_gateway_sets_itself_are_not_taken_from_the_caller(name: bytes) -> None:
     assert upstream_headers([(name, b"x"), (b"accept", b"*/*")]) == [("accept", "*/*")]

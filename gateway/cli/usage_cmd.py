@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from gateway.storage.usage import (
 )
 
 DEFAULT_LIMIT = 1000
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets may read a cell's formula from
 MAX_LIMIT = 1_000_000  # groups in one answer: more than a ledger of a million records holds
 _TABLE_HEADINGS = (
     "requests",
@@ -72,7 +74,9 @@ times (--since, --until):
 
 formats (--format):
   table  aligned columns for reading; cost rounded to 6 decimal places; "-" for no value
-  csv    a header row, then one row per group; cost_usd exact; an empty cell for no value
+  csv    a header row, then one row per group; cost_usd exact; an empty cell for no value; a
+         text (tenant, model, ...) starting with =, +, -, @, a tab or a carriage return is written
+         after a ' (as OWASP advises), so that no spreadsheet takes it for a formula
   json   {{"group_by": [...], "since": ..., "until": ..., "rows": [...], "next_offset": N or null}};
          counts are JSON numbers; cost_usd is a string holding the exact decimal ("12.5", "0.0004")
          so that no JSON parser rounds it through a float; null for no value
@@ -204,10 +208,25 @@ def _write_table(group_by: Sequence[Dimension], filters: UsageFilter, page: Usag
 
 
 def _write_csv(group_by: Sequence[Dimension], filters: UsageFilter, page: UsagePage) -> None:
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow([dimension.value for dimension in group_by] + list(FIELDS))
-    for row in page.rows:
-        writer.writerow([*("" if value is None else value for value in row.group.values()), *row_values(row)])
+    # Rows end in "\n". The writer is told "\r\n", the one way to have it quote a text holding a
+    # carriage return, which a reader would take for the end of the row; each row's "\r" is cut.
+    line = io.StringIO()
+    writer = csv.writer(line, lineterminator="\r\n")
+    header: list[object] = [*(dimension.value for dimension in group_by), *FIELDS]
+    rows = [header]
+    rows += ([*(_csv_text(value) for value in row.group.values()), *row_values(row)] for row in page.rows)
+    for cells in rows:
+        writer.writerow(cells)
+        sys.stdout.write(line.getvalue()[:-2] + "\n")
+        line.seek(0)
+        line.truncate()
+
+
+def _csv_text(value: str | None) -> str:
+    """A text cell no spreadsheet runs: one that would start a formula is quoted with a leading '."""
+    if value is None:
+        return ""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
 def _write_json(group_by: Sequence[Dimension], filters: UsageFilter, page: UsagePage) -> None:

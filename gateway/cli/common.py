@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -64,13 +65,60 @@ def print_json(value: Any) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
 
 
-def print_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """A plain aligned table; an empty listing prints just the header."""
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[object]], null: str = "") -> None:
+    """A plain aligned table; an empty listing prints just the header. A None cell shows as `null`, a
+    text as `table_text` shows it; columns are as wide as their widest cell on a terminal."""
     cells = [[str(column).upper() for column in columns]] + [
-        ["" if v is None else str(v) for v in row] for row in rows
+        [null if v is None else table_text(v, null) if isinstance(v, str) else str(v) for v in row]
+        for row in rows
     ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    for row in cells:
-        sys.stdout.write(
-            "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() + "\n"
+    widths = [[display_width(value) for value in row] for row in cells]
+    column_widths = [max(row[i] for row in widths) for i in range(len(columns))]
+    for row, row_widths in zip(cells, widths, strict=True):
+        padded = (
+            value + " " * (column_width - width)
+            for value, width, column_width in zip(row, row_widths, column_widths, strict=True)
         )
+        sys.stdout.write("  ".join(padded).rstrip() + "\n")
+
+
+def table_text(text: str, null: str = "") -> str:
+    """`text` as a table shows it: as it is, unless that could mislead a reader or reach the terminal
+    as a control sequence. Then it is in double quotes, with backslash escapes for the quote, the
+    backslash and every character that is not printable (control characters such as ESC or a line
+    break, format characters such as a bidirectional override, separators other than the space). So
+    are a text starting with a quote, starting or ending with a space, and, where the table shows no
+    value as `null`, a text equal to it or empty."""
+    if (
+        text.isprintable()
+        and not text.startswith(('"', " "))
+        and not text.endswith(" ")
+        and not (null and text in (null, ""))
+    ):
+        return text
+    return '"' + "".join(_ESCAPES.get(char) or _escaped(char) for char in text) + '"'
+
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escaped(char: str) -> str:
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def display_width(text: str) -> int:
+    """The columns `text` takes on a terminal: east-asian wide and full-width characters take two,
+    combining marks none."""
+    if text.isascii():
+        return len(text)
+    return sum(
+        0
+        if unicodedata.category(char) in ("Mn", "Me")
+        else 2
+        if unicodedata.east_asian_width(char) in "WF"
+        else 1
+        for char in text
+    )

@@ -73,7 +73,10 @@ times (--since, --until):
   2026-11-01 --until 2026-12-01 is the whole of November.
 
 formats (--format):
-  table  aligned columns for reading; cost rounded to 6 decimal places; "-" for no value
+  table  aligned columns for reading; cost rounded to 6 decimal places; - for no value; a text
+         that could be misread (one that is "-" or empty, starts with a quote, starts or ends with a
+         space, or holds a control character such as ESC or a line break) is shown in double quotes,
+         with backslash escapes: "-", "gpt-4o\\x1b[2J\\n"
   csv    a header row, then one row per group; cost_usd exact; an empty cell for no value; a
          text (tenant, model, ...) starting with =, +, -, @, a tab or a carriage return is written
          after a ' (as OWASP advises), so that no spreadsheet takes it for a formula
@@ -196,7 +199,7 @@ def _usage(args: argparse.Namespace) -> int:
 def _write_table(group_by: Sequence[Dimension], filters: UsageFilter, page: UsagePage) -> None:
     rows = [
         [
-            *("-" if value is None else value for value in row.group.values()),
+            *row.group.values(),
             *(getattr(row, field) for field in FIELDS[: FIELDS.index("cost_usd")]),
             f"{row.cost_usd:.6f}",
             row.unpriced_requests,
@@ -204,7 +207,7 @@ def _write_table(group_by: Sequence[Dimension], filters: UsageFilter, page: Usag
         ]
         for row in page.rows
     ]
-    print_table([dimension.value for dimension in group_by] + list(_TABLE_HEADINGS), rows)
+    print_table([dimension.value for dimension in group_by] + list(_TABLE_HEADINGS), rows, null="-")
 
 
 def _write_csv(group_by: Sequence[Dimension], filters: UsageFilter, page: UsagePage) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from gateway.cli.common import display_width
 from gateway.storage.engine import create_engine
 from gateway.storage.records import UsageRecord
 from gateway.storage.usage import UsageRepository
@@ -227,6 +228,10 @@ HOSTILE_MODELS = [
 ]
 
 
+JUNE = datetime(2020, 6, 1, tzinfo=UTC)
+TABLE_MODELS = ["gpt-4o", "模型-日本語", "gpt-4o\x1b[2K\r\x1b[1Aevil\nglobex  999", "-", None]
+
+
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
     gateway = GatewayHarness(Path(tmp_path_factory.mktemp("usage-cli-hostile")), providers={})
@@ -238,6 +243,9 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
             records = [
                 usage(MAY + timedelta(minutes=n), "acme", model, "-0.5" if n == 0 else "1", user="=cmd")
                 for n, model in enumerate(HOSTILE_MODELS)
+            ]
+            records += [
+                usage(JUNE + timedelta(minutes=n), "acme", model, "1") for n, model in enumerate(TABLE_MODELS)
             ]
             await UsageRepository(engine).insert_many(records)
         finally:
@@ -263,6 +271,31 @@ def test_csv_texts_that_could_start_a_formula_get_a_leading_quote_and_numbers_st
         ("'\rx", "'=cmd", "1"),
         ("a=b", "'=cmd", "1"),
     }
+
+
+def test_the_table_escapes_control_characters_aligns_wide_ones_and_tells_no_model_from_a_dash(
+    hostile: Ledger,
+) -> None:
+    output = stdout_as_written(
+        hostile.gateway, "usage", "--by", "model", "--since", "2020-06-01", "--until", "2020-06-02"
+    )
+
+    lines = output.split("\n")[:-1]
+    first_cells = [
+        "MODEL",
+        '"-"',  # a model named "-"
+        "gpt-4o",
+        '"gpt-4o\\x1b[2K\\r\\x1b[1Aevil\\nglobex  999"',
+        "模型-日本語",
+        "-",  # no model
+    ]
+    assert "\x1b" not in output and "\r" not in output and len(lines) == len(first_cells)
+    assert all(line.startswith(cell + " ") for line, cell in zip(lines, first_cells, strict=True))
+    second_column_starts = {
+        display_width(cell) + len(line[len(cell) :]) - len(line[len(cell) :].lstrip(" "))
+        for line, cell in zip(lines, first_cells, strict=True)
+    }
+    assert len(second_column_starts) == 1  # on a terminal, REQUESTS and its counts line up
 
 
 def stdout_as_written(gateway: GatewayHarness, *arguments: str) -> str:

@@ -27,6 +27,10 @@ logger = logging.getLogger("tollgate.http")
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
+class HeadTooLong(Exception):
+    """A request head past `BoundedHttpToolsProtocol.max_head_bytes`, found whole."""
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """`HttpToolsProtocol` with a bounded request head: in bytes, and in time."""
 
@@ -36,16 +40,19 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._head_bytes = 0
+        self._head_bytes = 0  # bytes read while a head was coming, before the read that completes it
+        self._read = 0  # bytes of the read being parsed
+        self._too_long = False
         self._head_since: float | None = self.loop.time()  # waiting for a head since; None: not waiting
         _keep_sweeping(self.loop, self.connections)
 
     def data_received(self, data: bytes) -> None:
+        self._read = len(data)
         super().data_received(data)
         if self._head_since is not None:  # a head begun and not whole after this read
             self._head_bytes += len(data)
             if self._head_bytes > self.max_head_bytes and not self.transport.is_closing():
-                self.refuse(431, f"the request head is longer than {self.max_head_bytes} bytes")
+                self.refuse(431, self._too_long_message())
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -53,8 +60,26 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_since = self.loop.time()
 
     def on_headers_complete(self) -> None:
+        # A head that came whole in a read that (with those before it) is longer than the bound is
+        # measured; too long, the request goes no further (`send_400_response` answers 431).
+        if self._head_bytes + self._read > self.max_head_bytes and self._head_size() > self.max_head_bytes:
+            self._too_long = True
+            raise HeadTooLong
         self._head_since = None
         super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        if self._too_long:
+            self.refuse(431, self._too_long_message())
+        else:
+            super().send_400_response(msg)
+
+    def _head_size(self) -> int:
+        """The bytes of the request line and headers, as parsed (separators counted once each)."""
+        return len(self.url) + 16 + sum(len(name) + len(value) + 4 for name, value in self.headers)
+
+    def _too_long_message(self) -> str:
+        return f"the request head is longer than {self.max_head_bytes} bytes"
 
     def refuse(self, status: int, message: str) -> None:
         """Answer `status` with a JSON error (the head is not read: no dialect is known) and close."""

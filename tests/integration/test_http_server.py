@@ -66,6 +66,14 @@ def test_a_head_longer_than_the_bound_is_431_and_the_connection_closed(gateway: 
     assert body["error"]["message"] == f"the request head is longer than {MAX_HEAD} bytes"
 
 
+def test_a_head_longer_than_the_bound_that_arrives_in_one_read_is_431_too(gateway: GatewayHarness) -> None:
+    head = b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-padding: " + b"a" * (MAX_HEAD + 100) + b"\r\n\r\n"
+
+    received = answer_to(gateway, head)
+
+    assert received.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+
+
 def test_a_head_that_does_not_arrive_in_time_is_408_and_the_connection_closed(
     gateway: GatewayHarness,
 ) -> None:

@@ -12,7 +12,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 RESERVED_MOUNTS = frozenset({"admin", "healthz", "readyz", "metrics", "static", "docs"})
 PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -246,11 +254,20 @@ class MetricsSettings(Frozen):
 class LoggingSettings(Frozen):
     """Structured JSON logs on standard output."""
 
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="The least severe log records written (debug logs SQL statements)."
+    )
     access_log: bool = Field(True, description="One JSON line per proxied request.")
 
 
-ProviderName = Annotated[str, Field(pattern=PROVIDER_NAME.pattern)]
+def _not_reserved(name: str) -> str:
+    if name in RESERVED_MOUNTS:
+        raise ValueError(f"provider name {name!r} is reserved for the gateway's own endpoints")
+    return name
+
+
+# Checked key by key, so a reserved name is reported with every other problem of the providers.
+ProviderName = Annotated[str, Field(pattern=PROVIDER_NAME.pattern), AfterValidator(_not_reserved)]
 
 
 class Settings(Frozen):
@@ -268,11 +285,3 @@ class Settings(Frozen):
     admin: AdminSettings = Field(default_factory=AdminSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
-
-    @field_validator("providers")
-    @classmethod
-    def _no_reserved_names(cls, value: dict[str, ProviderSettings]) -> dict[str, ProviderSettings]:
-        clash = sorted(set(value) & RESERVED_MOUNTS)
-        if clash:
-            raise ValueError(f"provider names {clash} are reserved for the gateway's own endpoints")
-        return value

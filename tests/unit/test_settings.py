@@ -320,9 +320,16 @@ def test_a_reserved_name_cannot_be_a_provider(name: str) -> None:
     with pytest.raises(ConfigError) as error:
         parse_settings({"providers": {name: {"type": "openai"}}})
 
-    assert "providers" in problems_of(error)
-    assert "reserved" in problems_of(error)["providers"]
-    assert name in problems_of(error)["providers"]
+    assert problems_of(error) == {
+        f"providers.{name}": f"provider name {name!r} is reserved for the gateway's own endpoints"
+    }
+
+
+def test_a_reserved_name_is_reported_with_the_other_providers_problems() -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_settings({"providers": {"admin": {"type": "openai"}, "local": {"type": "openai-compatible"}}})
+
+    assert sorted(problems_of(error)) == ["providers.admin", "providers.local"]
 
 
 @pytest.mark.parametrize("name", ["OpenAI", "-openai", "open.ai", "open/ai", "", "a" * 64])

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gateway.cli.help import HelpWithExamples
 from gateway.metering.prices import load_price_table
 from gateway.settings import Settings, load_settings
 from gateway.storage.engine import async_url
@@ -27,8 +28,10 @@ def register(commands: Any) -> None:
         help="validate a configuration file",
         description="Validate FILE against the schema, with ${ENV} references resolved, and the price "
         "file it names. Prints every problem as FILE: key.path: message and exits 1 if there is any.",
+        epilog="example:\n  tollgate config check config/gateway.yaml",
+        formatter_class=HelpWithExamples,
     )
-    check.add_argument("file", metavar="FILE", type=Path)
+    check.add_argument("file", metavar="FILE", type=Path, help="the configuration file (YAML)")
     check.set_defaults(handler=_check)
 
     schema = actions.add_parser(
@@ -36,6 +39,8 @@ def register(commands: Any) -> None:
         help="print the JSON Schema of the configuration",
         description="Print the JSON Schema of gateway.yaml, for editors (e.g. the YAML language server: "
         "# yaml-language-server: $schema=gateway.schema.json).",
+        epilog="example:\n  tollgate config schema > config/gateway.schema.json",
+        formatter_class=HelpWithExamples,
     )
     schema.set_defaults(handler=_schema)
 

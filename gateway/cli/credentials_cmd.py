@@ -10,6 +10,7 @@ from typing import Any
 
 from gateway.admin.operations import store_credential
 from gateway.cli.common import CliError, database, print_json, print_table, run, settings_of, when
+from gateway.cli.help import HelpWithExamples
 from gateway.credentials.crypto import load_master_key
 from gateway.storage.records import StoredCredential
 from gateway.storage.repositories import CredentialRepository
@@ -37,6 +38,11 @@ def register(commands: Any) -> None:
         description="Store a provider API key for a tenant, or shared by all tenants. The secret is read "
         "from standard input (a prompt without echo on a terminal) or from the environment variable "
         "named by --from-env; never from the command line.",
+        epilog="examples:\n"
+        "  printenv OPENAI_API_KEY | tollgate credential set --tenant acme --provider openai\n"
+        "  tollgate credential set --shared --provider anthropic --from-env ANTHROPIC_API_KEY\n"
+        "  tollgate credential set --tenant acme --provider openai   # asks, input hidden",
+        formatter_class=HelpWithExamples,
     )
     _owner_arguments(store)
     store.add_argument("--provider", required=True, help="provider name from the configuration")
@@ -46,7 +52,11 @@ def register(commands: Any) -> None:
     store.set_defaults(handler=_set)
 
     listing = actions.add_parser(
-        "list", help="list credentials (never their secrets)", description="List stored credentials."
+        "list",
+        help="list credentials (never their secrets)",
+        description="List stored credentials.",
+        epilog="examples:\n  tollgate credential list --tenant acme\n  tollgate credential list --shared",
+        formatter_class=HelpWithExamples,
     )
     scope = listing.add_mutually_exclusive_group()
     scope.add_argument("--tenant", help="only this tenant's credentials")
@@ -54,7 +64,13 @@ def register(commands: Any) -> None:
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=_list)
 
-    remove = actions.add_parser("delete", help="delete a credential", description="Delete a credential.")
+    remove = actions.add_parser(
+        "delete",
+        help="delete a credential",
+        description="Delete a credential.",
+        epilog="example:\n  tollgate credential delete --tenant acme --provider openai",
+        formatter_class=HelpWithExamples,
+    )
     _owner_arguments(remove)
     remove.add_argument("--provider", required=True, help="provider name")
     remove.set_defaults(handler=_delete)

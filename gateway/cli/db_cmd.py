@@ -6,13 +6,18 @@ import argparse
 from typing import Any
 
 from gateway.cli.common import database, run, settings_of
+from gateway.cli.help import HelpWithExamples
 from gateway.storage.engine import redacted
 from gateway.storage.migrate import current_revision, head_revision, upgrade
 
 
 def register(commands: Any) -> None:
     db = commands.add_parser(
-        "db", help="apply database migrations", description="Manage the database schema."
+        "db",
+        help="apply database migrations, show the schema revision",
+        description="Manage the database schema (database.url of the configuration).",
+        epilog="examples:\n  tollgate db upgrade\n  tollgate --config config/gateway.yaml db current",
+        formatter_class=HelpWithExamples,
     )
     actions = db.add_subparsers(dest="action", metavar="ACTION", required=True)
     up = actions.add_parser(

@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.admin.operations import issue_key, revoke_key
 from gateway.cli.common import CliError, database, print_json, print_table, run, settings_of, when
+from gateway.cli.help import HelpWithExamples
 from gateway.storage.records import ApiKeyRecord
 from gateway.storage.repositories import KeyRepository
 
@@ -28,6 +29,11 @@ def register(commands: Any) -> None:
         "create",
         help="issue a key",
         description="Issue a key for a tenant. The key is printed once and only its digest is stored.",
+        epilog="examples:\n"
+        "  tollgate key create --tenant acme --label laptop\n"
+        "  tollgate key create --tenant acme --team ml --user ada@acme.test --expires-in 90d\n"
+        "  tollgate key create --tenant acme --provider openai --model gpt-4o-mini --json",
+        formatter_class=HelpWithExamples,
     )
     create.add_argument("--tenant", required=True, help="tenant the key belongs to")
     create.add_argument("--team", help="team within the tenant (created on first use)")
@@ -54,7 +60,13 @@ def register(commands: Any) -> None:
     create.add_argument("--json", action="store_true", help="print JSON")
     create.set_defaults(handler=_create)
 
-    listing = actions.add_parser("list", help="list keys (never their secrets)", description="List keys.")
+    listing = actions.add_parser(
+        "list",
+        help="list keys (never their secrets)",
+        description="List keys: id, prefix, tenant, team, user, label, expiry, revocation.",
+        epilog="example:\n  tollgate key list --tenant acme",
+        formatter_class=HelpWithExamples,
+    )
     listing.add_argument("--tenant", help="only this tenant's keys")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=_list)
@@ -63,6 +75,8 @@ def register(commands: Any) -> None:
         "revoke",
         help="revoke a key",
         description="Revoke a key. Running gateways stop accepting it within auth.key_cache_ttl_seconds.",
+        epilog="example:\n  tollgate key revoke key_0123456789abcdef",
+        formatter_class=HelpWithExamples,
     )
     revoke.add_argument("key_id", metavar="KEY_ID", help="the key's id (key_...), as `key list` shows")
     revoke.add_argument("--json", action="store_true", help="print JSON")

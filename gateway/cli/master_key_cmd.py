@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli.common import CliError
+from gateway.cli.help import HelpWithExamples
 from gateway.credentials.crypto import MasterKey
 
 
@@ -22,9 +23,12 @@ def register(commands: Any) -> None:
         "generate",
         help="write a new random master key to FILE (mode 0600)",
         description="Write 32 random bytes, base64-encoded, to FILE with mode 0600. Refuses to overwrite: "
-        "losing the master key makes every stored credential unreadable.",
+        "losing the master key makes every stored credential unreadable. Rotating a master key (re-"
+        "encrypting the stored credentials under a new one) is not supported yet.",
+        epilog="example:\n  tollgate master-key generate data/master.key",
+        formatter_class=HelpWithExamples,
     )
-    generate.add_argument("file", metavar="FILE", type=Path)
+    generate.add_argument("file", metavar="FILE", type=Path, help="where to write the key (must not exist)")
     generate.set_defaults(handler=_generate)
 
 

@@ -12,6 +12,7 @@ import uvicorn
 
 from gateway.app import Gateway, check_schema, create_app
 from gateway.cli.common import config_path, database, run, settings_of
+from gateway.cli.help import HelpWithExamples
 from gateway.credentials.crypto import load_master_key
 from gateway.credentials.store import verify_master_key
 from gateway.http.protocol import BoundedHttpToolsProtocol, configure
@@ -31,6 +32,10 @@ def register(commands: Any) -> None:
         description="Run the gateway. Before listening it checks the configuration, the database schema "
         "(run `tollgate db upgrade` first) and the master key against the database's canary; any "
         "failure stops it with a message.",
+        epilog="examples:\n"
+        "  tollgate serve\n"
+        "  tollgate --config /etc/tollgate/gateway.yaml serve --host 0.0.0.0 --port 8080 --workers 4",
+        formatter_class=HelpWithExamples,
     )
     serve.add_argument("--host", help="interface to bind (default: server.host)")
     serve.add_argument("--port", type=_bounded(1, 65535), help="port to bind (default: server.port)")

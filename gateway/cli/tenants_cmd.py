@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway.admin.operations import create_tenant
 from gateway.cli.common import database, print_json, print_table, run, settings_of, when
+from gateway.cli.help import HelpWithExamples
 from gateway.storage.repositories import TenantRepository
 
 
@@ -18,13 +19,25 @@ def register(commands: Any) -> None:
     )
     actions = tenant.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    create = actions.add_parser("create", help="create a tenant", description="Create a tenant.")
+    create = actions.add_parser(
+        "create",
+        help="create a tenant",
+        description="Create a tenant.",
+        epilog="example:\n  tollgate tenant create acme --name 'Acme Corp'",
+        formatter_class=HelpWithExamples,
+    )
     create.add_argument("tenant_id", metavar="TENANT", help="id: lower-case letters, digits, '-', '_'")
     create.add_argument("--name", help="display name (default: the id)")
     create.add_argument("--json", action="store_true", help="print JSON")
     create.set_defaults(handler=_create)
 
-    listing = actions.add_parser("list", help="list tenants", description="List tenants.")
+    listing = actions.add_parser(
+        "list",
+        help="list tenants",
+        description="List tenants.",
+        epilog="example:\n  tollgate tenant list --json",
+        formatter_class=HelpWithExamples,
+    )
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=_list)
 

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
@@ -36,6 +37,7 @@ from gateway.metering.report import (
     page_as_json,
     parse_dimensions,
     parse_instant,
+    parse_whole,
 )
 from gateway.storage.errors import StorageError
 from gateway.storage.usage import MAX_OFFSET, Dimension, SumOverflow, UsageFilter, UsageRepository
@@ -44,6 +46,8 @@ MAX_LIMIT = 10_000
 ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 DEFAULT_LIMIT = 1000
 _FILTERS = ("tenant", "team", "user", "key", "model", "provider")
+_PARAMETERS = ("by", "since", "until", "limit", "offset", *_FILTERS)
+T = TypeVar("T")
 
 
 def _error(error: GatewayError) -> Response:
@@ -110,26 +114,36 @@ class AdminAPI:
 
 
 def _usage_query(request: Request) -> tuple[tuple[Dimension, ...], UsageFilter, int, int]:
-    """`?by=model,day&since=7d&until=...&tenant=...&limit=100&offset=0`, checked."""
+    """`?by=model,day&since=7d&until=...&tenant=...&limit=100&offset=0`, checked: a 400 names the
+    parameter at fault."""
     query = request.query_params
-    now = datetime.now(UTC)
-    try:
-        group_by = parse_dimensions(query.get("by", "tenant"))
-        since = parse_instant(query.get("since", DEFAULT_SINCE), now)
-        until = parse_instant(query["until"], now) if "until" in query else None
-        limit = int(query.get("limit", DEFAULT_LIMIT))
-        offset = int(query.get("offset", 0))
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
-    if until is not None and since >= until:
-        raise BadRequest("since must be before until")
-    if not 1 <= limit <= MAX_LIMIT or not 0 <= offset <= MAX_OFFSET:
-        raise BadRequest(f"limit must be 1..{MAX_LIMIT} and offset 0..{MAX_OFFSET}")
-    unknown = sorted(set(query) - {"by", "since", "until", "limit", "offset", *_FILTERS})
+    unknown = sorted(set(query) - set(_PARAMETERS))
     if unknown:
         raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)}")
+    for name in _PARAMETERS:
+        if len(query.getlist(name)) > 1:
+            raise BadRequest(f"{name}: given more than once; a report takes one value of each parameter")
+    now = datetime.now(UTC)
+    group_by = _parsed("by", parse_dimensions, query.get("by", "tenant"))
+    since = _parsed("since", lambda text: parse_instant(text, now), query.get("since", DEFAULT_SINCE))
+    until = (
+        _parsed("until", lambda text: parse_instant(text, now), query["until"]) if "until" in query else None
+    )
+    if until is not None and since >= until:
+        raise BadRequest("since must be before until")
+    limit = _parsed(
+        "limit", lambda text: parse_whole(text, 1, MAX_LIMIT), query.get("limit", str(DEFAULT_LIMIT))
+    )
+    offset = _parsed("offset", lambda text: parse_whole(text, 0, MAX_OFFSET), query.get("offset", "0"))
     try:
         filters = UsageFilter(since, until, *(query.get(name) for name in _FILTERS))
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     return group_by, filters, limit, offset
+
+
+def _parsed(name: str, parse: Callable[[str], T], text: str) -> T:
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise BadRequest(f"{name}: {exc}") from None

@@ -20,6 +20,7 @@ from gateway.metering.report import (
     page_as_json,
     parse_dimensions,
     parse_instant,
+    parse_whole,
     row_values,
 )
 from gateway.storage.usage import (
@@ -151,24 +152,17 @@ def _instant(text: str) -> datetime:
 
 
 def _limit(text: str) -> int:
-    number = _whole(text)
-    if not 1 <= number <= MAX_LIMIT:
-        raise argparse.ArgumentTypeError(f"must be 1..{MAX_LIMIT}")
-    return number
+    try:
+        return parse_whole(text, 1, MAX_LIMIT)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _offset(text: str) -> int:
-    number = _whole(text)
-    if not 0 <= number <= MAX_OFFSET:
-        raise argparse.ArgumentTypeError(f"must be 0..{MAX_OFFSET}")
-    return number
-
-
-def _whole(text: str) -> int:
     try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        return parse_whole(text, 0, MAX_OFFSET)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _usage(args: argparse.Namespace) -> int:

@@ -14,7 +14,9 @@ from gateway.storage.usage import SUMMED, Dimension, UsageFilter, UsagePage, Usa
 
 DEFAULT_SINCE = "30d"
 FIELDS = ("requests", *SUMMED, "cost_usd", "unpriced_requests", "estimated_requests")
-_SPAN = re.compile(r"^(\d+)([mhdw])$")
+# ASCII digits, whole (fullmatch): not "7d\n", nor int()'s "1_000", " 1" or other scripts' digits.
+_SPAN = re.compile(r"([0-9]+)([mhdw])")
+_WHOLE = re.compile(r"-?[0-9]+")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -31,12 +33,21 @@ def parse_dimensions(text: str) -> tuple[Dimension, ...]:
     return chosen
 
 
+def parse_whole(text: str, low: int, high: int) -> int:
+    """A whole number of `low..high` written in decimal digits; ValueError says why not."""
+    if not _WHOLE.fullmatch(text):
+        raise ValueError(f"{text[:40]!r} is not a whole number")
+    if len(text) > 40 or not low <= int(text) <= high:  # int() refuses 4,300 digits and more
+        raise ValueError(f"must be {low}..{high}")
+    return int(text)
+
+
 def parse_instant(text: str, now: datetime) -> datetime:
     """A span back from `now` (7d), a date (its midnight UTC) or an ISO 8601 instant (UTC unless zoned).
 
     The result is in UTC.
     """
-    span = _SPAN.match(text)
+    span = _SPAN.fullmatch(text)
     try:
         if span:
             return now - timedelta(**{_UNITS[span.group(2)]: int(span.group(1))})

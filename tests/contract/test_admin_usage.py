@@ -48,3 +48,49 @@ async def test_counts_summed_past_64_bits_are_json_numbers_or_a_plain_500_never_
         assert response.status_code == 500  # the ledger is up: no use trying again
         message = response.json()["error"]["message"]
         assert "past the 64 bits SQLite sums in" in message and "unavailable" not in message
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("tenant=acme&tenant=globex", "tenant"),
+        ("by=tenant&by=model", "by"),
+        ("since=7d&since=1d", "since"),
+        ("model=a&model=a", "model"),
+        ("limit=1&limit=2", "limit"),
+    ],
+)
+async def test_a_parameter_given_twice_is_a_400_naming_it_never_one_value_silently_dropped(
+    admin: httpx.AsyncClient, query: str, named: str
+) -> None:
+    response = await admin.get(f"/admin/usage?{query}")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == (
+        f"{named}: given more than once; a report takes one value of each parameter"
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("limit=abc", "limit: 'abc' is not a whole number"),
+        ("limit=1.5", "limit: '1.5' is not a whole number"),
+        ("limit=1_0", "limit: '1_0' is not a whole number"),
+        ("limit=%EF%BC%91", "limit: '\uff11' is not a whole number"),  # a full-width 1
+        ("limit=0", "limit: must be 1..10000"),
+        ("limit=10001", "limit: must be 1..10000"),
+        ("offset=x", "offset: 'x' is not a whole number"),
+        ("offset=-1", "offset: must be 0..1000000000000"),
+        ("offset=" + "9" * 5000, "offset: must be 0..1000000000000"),
+        ("since=7d%0A", "since: '7d\\n' is not a span (7d, 24h, 30m, 2w), a date or an ISO 8601 instant"),
+        ("by=colour", "by: 'colour': each dimension must be one of"),
+    ],
+)
+async def test_a_bad_parameter_is_a_400_whose_message_names_it(
+    admin: httpx.AsyncClient, query: str, message: str
+) -> None:
+    response = await admin.get(f"/admin/usage?{query}")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith(message)

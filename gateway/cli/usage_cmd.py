@@ -85,6 +85,9 @@ formats (--format):
          counts are JSON numbers; cost_usd is a string holding the exact decimal ("12.5", "0.0004")
          so that no JSON parser rounds it through a float; null for no value
 
+Each option is taken once: --tenant acme --tenant globex is refused rather than one of them dropped
+(run one report per tenant, or group --by tenant).
+
 At most --limit groups are shown (default {DEFAULT_LIMIT}), in the order of their values; when more
 follow, stderr says which --offset shows the next ones.
 
@@ -108,6 +111,7 @@ def register(commands: Any) -> None:
     )
     usage.add_argument(
         "--by",
+        action=_Once,
         type=dimensions,
         default=(Dimension.TENANT,),
         metavar="DIM[,DIM...]",
@@ -115,13 +119,14 @@ def register(commands: Any) -> None:
     )
     usage.add_argument(
         "--since",
+        action=_Once,
         type=_instant,
         default=DEFAULT_SINCE,
         metavar="WHEN",
         help=f"from (inclusive; default: {DEFAULT_SINCE})",
     )
-    usage.add_argument("--until", type=_instant, metavar="WHEN", help="to (exclusive)")
-    filters = usage.add_argument_group("filters (each keeps only the calls equal to it)")
+    usage.add_argument("--until", action=_Once, type=_instant, metavar="WHEN", help="to (exclusive)")
+    filters = usage.add_argument_group("filters (each keeps only the calls equal to it; once each)")
     for name, what in (
         ("tenant", "tenant id"),
         ("team", "team name"),
@@ -130,11 +135,34 @@ def register(commands: Any) -> None:
         ("model", "model name, as the ledger records it"),
         ("provider", "provider name from the configuration"),
     ):
-        filters.add_argument(f"--{name}", metavar=name.upper(), help=what)
-    usage.add_argument("--format", choices=("table", "json", "csv"), default="table", help="(default: table)")
-    usage.add_argument("--limit", type=_limit, default=DEFAULT_LIMIT, help="most groups shown")
-    usage.add_argument("--offset", type=_offset, default=0, help="groups skipped first (for paging)")
+        filters.add_argument(f"--{name}", action=_Once, metavar=name.upper(), help=what)
+    usage.add_argument(
+        "--format", action=_Once, choices=("table", "json", "csv"), default="table", help="(default: table)"
+    )
+    usage.add_argument("--limit", action=_Once, type=_limit, default=DEFAULT_LIMIT, help="most groups shown")
+    usage.add_argument(
+        "--offset", action=_Once, type=_offset, default=0, help="groups skipped first (for paging)"
+    )
     usage.set_defaults(handler=_usage)
+
+
+class _Once(argparse.Action):
+    """Stores the option's value, and refuses the option given again, whose first value would be lost."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option: str | None = None,
+    ) -> None:
+        given: set[str] = namespace.__dict__.setdefault("_options_given", set())
+        if self.dest in given:
+            raise argparse.ArgumentError(
+                self, "given more than once; a report takes one value of each option"
+            )
+        given.add(self.dest)
+        setattr(namespace, self.dest, values)
 
 
 def dimensions(text: str) -> tuple[Dimension, ...]:

@@ -350,6 +350,10 @@ async def _write_as_before_the_bounds(gateway: GatewayHarness, records: list[Usa
         (["--limit", "abc"], "'abc' is not a whole number"),
         (["--offset", "9" * 30], "must be 0..1000000000000"),
         (["--format", "xml"], "invalid choice"),
+        (["--tenant", "acme", "--tenant", "globex"], "argument --tenant: given more than once"),
+        (["--by", "model", "--by", "tenant"], "argument --by: given more than once"),
+        (["--since", "7d", "--since", "7d"], "argument --since: given more than once"),
+        (["--limit", "5", "--limit", "5"], "argument --limit: given more than once"),
     ],
 )
 def test_bad_arguments_are_usage_errors(filled: Ledger, arguments: list[str], complaint: str) -> None:

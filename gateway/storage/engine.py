@@ -1,10 +1,13 @@
 """Opening the database: a URL scheme picks the async driver, and SQLite gets sane pragmas.
 
 `sqlite:///path.db` runs on aiosqlite (the embedded default), `postgresql://...` on asyncpg.
+PostgreSQL is given bounded time: a server that stops answering (a network partition, a hung server)
+fails the call that needs it, as a refused one does, instead of stalling it and the shutdown behind it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from sqlalchemy import event
@@ -19,6 +22,16 @@ _DRIVERS = {
     "postgres": "postgresql+asyncpg",
     "postgresql+asyncpg": "postgresql+asyncpg",
 }
+
+
+# PostgreSQL's bounds, in seconds: to connect, for each statement (a pooled connection's pre-ping
+# included), to wait for a pooled connection, and for the server to see a closed connection go. Past the
+# first three, asyncpg raises TimeoutError (an OSError) or the pool SQLAlchemy's TimeoutError, both
+# translated to `StorageUnavailable` where they enter (`repositories.transaction`).
+CONNECT_TIMEOUT = 5.0
+COMMAND_TIMEOUT = 10.0
+POOL_TIMEOUT = 5.0
+CLOSE_TIMEOUT = 1.0
 
 
 class DatabaseURLError(ValueError):
@@ -51,15 +64,33 @@ def is_sqlite(engine: AsyncEngine) -> bool:
 
 
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    """An async engine for `url`; SQLite gets WAL, a busy timeout and enforced foreign keys."""
+    """An async engine for `url`; SQLite gets WAL, a busy timeout and enforced foreign keys, PostgreSQL
+    the time bounds above."""
     target = async_url(url)
-    options: dict[str, Any] = {"pool_pre_ping": True}
-    if target.get_backend_name() == "postgresql":
-        options.update(pool_size=pool_size, max_overflow=pool_size)
-    engine = create_async_engine(target, **options)
     if target.get_backend_name() == "sqlite":
+        engine = create_async_engine(target, pool_pre_ping=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    engine = create_async_engine(
+        target,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=POOL_TIMEOUT,
+        connect_args={"timeout": CONNECT_TIMEOUT, "command_timeout": COMMAND_TIMEOUT},
+    )
+    event.listen(engine.sync_engine, "close", _close_within_bounds)
     return engine
+
+
+def _close_within_bounds(dbapi_connection: Any, _record: Any) -> None:
+    """Close a pooled PostgreSQL connection waiting at most `CLOSE_TIMEOUT` for the server to see it go
+    (then dropping it): a hung server would otherwise hold each close for the statement timeout, and a
+    shutdown closes the whole pool one connection after another."""
+    # Past the timeout asyncpg drops the connection and raises; whatever this close meets (a connection
+    # already broken), SQLAlchemy's own close follows, and a close must never fail the pool's work.
+    with contextlib.suppress(Exception):
+        dbapi_connection.run_async(lambda connection: connection.close(timeout=CLOSE_TIMEOUT))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -94,6 +94,7 @@ class Gateway:
         self.metrics = GatewayMetrics(worker_directory(self._environ) if settings.metrics.enabled else None)
         self.runtime: Runtime | None = None
         self._publish_failing = False
+        self._probes: set[asyncio.Task[None]] = set()  # readiness probes cut short, still cleaning up
         routes: list[BaseRoute] = [Route("/healthz", self._healthz), Route("/readyz", self._readyz)]
         if settings.metrics.enabled:
             routes.append(Route("/metrics", self._metrics))
@@ -243,16 +244,35 @@ class Gateway:
         runtime = self.runtime
         checks = {"config": "ok", "database": "unavailable"}
         if runtime is not None:
-            try:
-                async with asyncio.timeout(READINESS_TIMEOUT), runtime.engine.connect() as connection:
-                    await connection.execute(text("SELECT 1"))
+            error = await self._database_error(runtime.engine)
+            if error is None:
                 checks["database"] = "ok"
-            except Exception as exc:  # any failure means not ready; the reason goes to the log
-                logger.warning("readiness check failed", extra={"fields": {"error": type(exc).__name__}})
+            else:  # any failure means not ready; the reason goes to the log
+                logger.warning("readiness check failed", extra={"fields": {"error": error}})
         ready = all(value == "ok" for value in checks.values())
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
         )
+
+    async def _database_error(self, engine: AsyncEngine) -> str | None:
+        """None when the database answers `SELECT 1` within `READINESS_TIMEOUT`, else the error's name.
+
+        The query runs in a task of its own that is left to clean up after the answer: cancelled, it
+        still closes its connection, which a hung server makes wait (`storage.engine.CLOSE_TIMEOUT`)."""
+        probe = asyncio.ensure_future(_select_one(engine))
+        self._probes.add(probe)
+        probe.add_done_callback(self._probe_settled)
+        await asyncio.wait({probe}, timeout=READINESS_TIMEOUT)
+        if not probe.done():
+            probe.cancel()
+            return "TimeoutError"
+        error = probe.exception()
+        return None if error is None else type(error).__name__
+
+    def _probe_settled(self, probe: asyncio.Task[None]) -> None:
+        self._probes.discard(probe)
+        if not probe.cancelled():
+            probe.exception()  # retrieved: a probe cut short may still fail as it cleans up
 
     async def _not_found(self, request: Request) -> Response:
         error = NotFound(
@@ -260,6 +280,11 @@ class Gateway:
             f"mounted: {', '.join(sorted(self._adapters)) or 'none'}"
         )
         return Response(render_error(error, Dialect.OPENAI), status_code=404, media_type="application/json")
+
+
+async def _select_one(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
 
 
 def _raw_path(scope: Scope) -> bytes:

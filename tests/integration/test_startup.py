@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
+import pytest
+from sqlalchemy.engine import make_url
 
+from gateway.app import READINESS_TIMEOUT
 from tests.support.gateway import GatewayHarness
+from tests.support.postgres import postgres_admin_url, require_postgres, temporary_database
+from tests.support.silence import PausableRelay
 
 PROVIDERS = {"openai": {"type": "openai"}}
 
@@ -112,3 +118,28 @@ def test_health_and_readiness_endpoints(tmp_path: Path) -> None:
     assert health.status_code == 200 and health.json() == {"status": "ok"}
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "checks": {"config": "ok", "database": "ok"}}
+
+
+@pytest.mark.postgres
+def test_readiness_says_503_within_its_timeout_when_the_database_stops_answering(tmp_path: Path) -> None:
+    admin = postgres_admin_url()
+    require_postgres(admin)
+    with temporary_database(admin, migrated=True) as url, PausableRelay(make_url(url).port or 5432) as relay:
+        gateway = GatewayHarness(
+            tmp_path,
+            PROVIDERS,
+            database_url=make_url(url).set(port=relay.port).render_as_string(hide_password=False),
+        )
+        gateway.start()
+        try:
+            relay.pause()  # connections stay open, nothing is answered
+            started = time.monotonic()
+            ready = httpx.get(gateway.url + "/readyz", timeout=30)
+            elapsed = time.monotonic() - started
+        finally:
+            relay.resume()
+            gateway.stop()
+
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["database"] == "unavailable"
+    assert elapsed < READINESS_TIMEOUT + 0.5  # a hung connection's cleanup waits on, after the answer

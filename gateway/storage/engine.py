@@ -8,6 +8,7 @@ fails the call that needs it, as a refused one does, instead of stalling it and 
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from typing import Any
 
 from sqlalchemy import event
@@ -32,6 +33,7 @@ CONNECT_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 10.0
 POOL_TIMEOUT = 5.0
 CLOSE_TIMEOUT = 1.0
+_SQLITE_BUSY_TIMEOUT_MS = 5000  # how long SQLite waits for another connection's write lock
 
 
 class DatabaseURLError(ValueError):
@@ -93,10 +95,33 @@ def _close_within_bounds(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.run_async(lambda connection: connection.close(timeout=CLOSE_TIMEOUT))
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    read_only = _opened_read_only(cursor)
     cursor.close()
+    if read_only:  # it serves this checkout's reads; the next one opens the file again
+        record.invalidate(soft=True)
+
+
+def _opened_read_only(cursor: Any) -> bool:
+    """Whether SQLite opened the file read-only, as it silently does when it cannot open it for writing
+    (a read-only file or file system, an immutable file). Such a connection refuses every write for as
+    long as it lives, even once the file is writable again, so the pool must not keep it. A write rolled
+    back tells: SQLite refuses it as read-only before taking any lock, and is busy, not read-only, when
+    another connection is writing (no writer is waited for)."""
+    cursor.execute("PRAGMA busy_timeout=0")
+    cursor.execute("BEGIN")
+    try:
+        cursor.execute("PRAGMA user_version")
+        (version,) = cursor.fetchone()
+        cursor.execute(f"PRAGMA user_version={int(version)}")  # the value it has: a write, undone below
+    except sqlite3.OperationalError as exc:
+        return exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY  # extended codes keep it below
+    finally:
+        cursor.execute("ROLLBACK")
+        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+    return False

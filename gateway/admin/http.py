@@ -13,6 +13,7 @@ import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
+from urllib.parse import urlencode
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
@@ -110,7 +111,9 @@ class AdminAPI:
                 raise Unavailable("the usage ledger is unavailable; try again shortly") from None
         except GatewayError as error:
             return _error(error)
-        return Response(json_bytes(page_as_json(group_by, filters, page)), media_type="application/json")
+        document = page_as_json(group_by, filters, page)
+        document["next"] = _next_page(request, group_by, filters, limit, page.next_offset)
+        return Response(json_bytes(document), media_type="application/json")
 
 
 def _usage_query(request: Request) -> tuple[tuple[Dimension, ...], UsageFilter, int, int]:
@@ -123,14 +126,14 @@ def _usage_query(request: Request) -> tuple[tuple[Dimension, ...], UsageFilter, 
     for name in _PARAMETERS:
         if len(query.getlist(name)) > 1:
             raise BadRequest(f"{name}: given more than once; a report takes one value of each parameter")
-    now = datetime.now(UTC)
+    now = datetime.now(UTC)  # until's default, and what spans count back from
     group_by = _parsed("by", parse_dimensions, query.get("by", "tenant"))
     since = _parsed("since", lambda text: parse_instant(text, now), query.get("since", DEFAULT_SINCE))
     until = (
-        _parsed("until", lambda text: parse_instant(text, now), query["until"]) if "until" in query else None
+        _parsed("until", lambda text: parse_instant(text, now), query["until"]) if "until" in query else now
     )
-    if until is not None and since >= until:
-        raise BadRequest("since must be before until")
+    if since >= until:
+        raise BadRequest("since must be before until (the moment of the query, when not given)")
     limit = _parsed(
         "limit", lambda text: parse_whole(text, 1, MAX_LIMIT), query.get("limit", str(DEFAULT_LIMIT))
     )
@@ -140,6 +143,25 @@ def _usage_query(request: Request) -> tuple[tuple[Dimension, ...], UsageFilter, 
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     return group_by, filters, limit, offset
+
+
+def _next_page(
+    request: Request, group_by: tuple[Dimension, ...], filters: UsageFilter, limit: int, offset: int | None
+) -> str | None:
+    """The link to the page after this one, over the same absolute [since, until): the ledger keeps
+    growing, and a span or a missing until read again later would select other records."""
+    if offset is None:
+        return None
+    assert filters.since is not None and filters.until is not None
+    query = {
+        "by": ",".join(dimension.value for dimension in group_by),
+        "since": filters.since.isoformat(),
+        "until": filters.until.isoformat(),
+        **{name: request.query_params[name] for name in _FILTERS if name in request.query_params},
+        "limit": str(limit),
+        "offset": str(offset),
+    }
+    return f"{request.url.path}?{urlencode(query)}"
 
 
 def _parsed(name: str, parse: Callable[[str], T], text: str) -> T:

@@ -70,8 +70,10 @@ times (--since, --until):
   a span back from now: 30m, 24h, 7d, 2w
   a date, meaning its midnight UTC: 2026-11-01
   an ISO 8601 instant: 2026-11-01T09:30:00Z, 2026-11-01T10:30:00+01:00 (no zone means UTC)
-  --since defaults to {DEFAULT_SINCE}; --until to none (up to now). --until is exclusive: --since
-  2026-11-01 --until 2026-12-01 is the whole of November.
+  --since defaults to {DEFAULT_SINCE}; --until to now, the moment of the report. --until is exclusive:
+  --since 2026-11-01 --until 2026-12-01 is the whole of November. The report states the absolute
+  [since, until) it used (in JSON; on stderr with the next --offset): page with those, as a span or
+  a missing --until read again later selects calls made meanwhile.
 
 formats (--format):
   table  aligned columns for reading; cost rounded to 6 decimal places; - for no value; a text
@@ -82,14 +84,15 @@ formats (--format):
          text (tenant, model, ...) starting with =, +, -, @, a tab or a carriage return is written
          after a ' (as OWASP advises), so that no spreadsheet takes it for a formula
   json   {{"group_by": [...], "since": ..., "until": ..., "rows": [...], "next_offset": N or null}};
-         counts are JSON numbers; cost_usd is a string holding the exact decimal ("12.5", "0.0004")
+         since and until are the absolute window used, as ISO 8601 instants in UTC; counts are
+         JSON numbers; cost_usd is a string holding the exact decimal ("12.5", "0.0004")
          so that no JSON parser rounds it through a float; null for no value
 
 Each option is taken once: --tenant acme --tenant globex is refused rather than one of them dropped
 (run one report per tenant, or group --by tenant).
 
 At most --limit groups are shown (default {DEFAULT_LIMIT}), in the order of their values; when more
-follow, stderr says which --offset shows the next ones.
+follow, stderr says which --since, --until and --offset show the next ones.
 
 examples:
   tollgate usage                                    cost per tenant, last 30 days
@@ -172,11 +175,13 @@ def dimensions(text: str) -> tuple[Dimension, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _instant(text: str) -> datetime:
+def _instant(text: str) -> str:
+    """`text`, checked: `_usage` reads it against the one moment of the report."""
     try:
-        return parse_instant(text, datetime.now(UTC))
+        parse_instant(text, datetime.now(UTC))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _limit(text: str) -> int:
@@ -195,10 +200,13 @@ def _offset(text: str) -> int:
 
 def _usage(args: argparse.Namespace) -> int:
     settings = settings_of(args)
-    if args.until is not None and args.since >= args.until:
-        raise CliError("--since must be before --until")
+    now = datetime.now(UTC)  # --until's default, and what spans count back from
+    since = parse_instant(args.since, now)
+    until = now if args.until is None else parse_instant(args.until, now)
+    if since >= until:
+        raise CliError("--since must be before --until" + (" (now)" if args.until is None else ""))
     filters = UsageFilter(
-        args.since, args.until, args.tenant, args.team, args.user, args.key, args.model, args.provider
+        since, until, args.tenant, args.team, args.user, args.key, args.model, args.provider
     )
 
     async def go() -> UsagePage:
@@ -211,9 +219,11 @@ def _usage(args: argparse.Namespace) -> int:
     page = run(go)
     writer = {"table": _write_table, "csv": _write_csv, "json": _write_json}[args.format]
     writer(args.by, filters, page)
-    if page.next_offset is not None:
+    if page.next_offset is not None:  # over the same window, which "7d" or no --until would move
+        window = f"--since {since.isoformat()} --until {until.isoformat()}"
         print(
-            f"tollgate: more groups follow; --offset {page.next_offset} shows the next ones", file=sys.stderr
+            f"tollgate: more groups follow; {window} --offset {page.next_offset} shows the next ones",
+            file=sys.stderr,
         )
     return 0
 

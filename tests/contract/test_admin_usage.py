@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -15,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from gateway.admin.http import AdminAPI
-from tests.contract.test_usage import OLD_CLAMPED
+from gateway.storage.usage import UsageRepository
+from tests.contract.test_usage import OLD_CLAMPED, usage
 from tests.support.ledger_rows import write_as_before_the_bounds
 
 ADMIN_TOKEN = "admin-token-of-the-usage-tests"
@@ -94,3 +97,44 @@ async def test_a_bad_parameter_is_a_400_whose_message_names_it(
 
     assert response.status_code == 400
     assert response.json()["error"]["message"].startswith(message)
+
+
+async def test_without_until_the_answer_states_the_moment_of_the_query_as_its_until(
+    admin: httpx.AsyncClient,
+) -> None:
+    before = datetime.now(UTC)
+    answer = (await admin.get("/admin/usage", params={"since": "7d"})).json()
+    after = datetime.now(UTC)
+
+    since, until = datetime.fromisoformat(answer["since"]), datetime.fromisoformat(answer["until"])
+    assert before <= until <= after
+    assert until - since == timedelta(days=7)
+
+
+async def test_the_next_page_is_a_link_over_the_same_absolute_window_so_new_calls_shift_no_rows(
+    engine: AsyncEngine, admin: httpx.AsyncClient
+) -> None:
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    repository = UsageRepository(engine)
+    await repository.insert_many(
+        [usage(hour_ago, model=model, request_id=model) for model in ("b", "c", "d")]
+    )
+
+    pages = [(await admin.get("/admin/usage?by=model&since=7d&tenant=acme&limit=1")).json()]
+    await repository.insert_many(
+        [usage(datetime.now(UTC), model="a")]
+    )  # a call made meanwhile, sorting first
+    while pages[-1]["next"] is not None:
+        pages.append((await admin.get(pages[-1]["next"])).json())
+
+    assert [[row["model"] for row in page["rows"]] for page in pages] == [["b"], ["c"], ["d"]]
+    assert {(page["since"], page["until"]) for page in pages} == {(pages[0]["since"], pages[0]["until"])}
+    query = parse_qs(urlsplit(pages[0]["next"]).query)
+    assert query == {
+        "by": ["model"],
+        "since": [pages[0]["since"]],
+        "until": [pages[0]["until"]],
+        "tenant": ["acme"],
+        "limit": ["1"],
+        "offset": ["1"],
+    }

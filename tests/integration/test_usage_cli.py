@@ -10,6 +10,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -206,6 +207,29 @@ def test_a_limit_shows_the_first_groups_and_stderr_says_how_to_see_the_next(fill
     assert "--offset 2" in first.stderr
     assert [row[0] for row in csv.reader(io.StringIO(second.stdout))][1:] == ["llama-3.3-70b"]
     assert second.stderr == ""
+
+
+def test_json_states_the_absolute_window_it_used_until_being_the_moment_of_the_report(filled: Ledger) -> None:
+    before = datetime.now(UTC)
+    report = filled.json("--since", "7d")
+    after = datetime.now(UTC)
+
+    since, until = datetime.fromisoformat(report["since"]), datetime.fromisoformat(report["until"])
+    assert before <= until <= after
+    assert until - since == timedelta(days=7)
+
+
+def test_the_note_of_a_next_page_gives_the_window_to_page_through(filled: Ledger) -> None:
+    first = filled.usage("--by", "model", "--since", "90d", "--limit", "2", "--format", "csv")
+
+    note = re.fullmatch(r"tollgate: more groups follow; (.*) shows the next ones\n", first.stderr)
+    assert note is not None
+    arguments = note.group(1).split()
+    assert arguments[0::2] == ["--since", "--until", "--offset"] and arguments[5] == "2"
+    since, until = datetime.fromisoformat(arguments[1]), datetime.fromisoformat(arguments[3])
+    assert until - since == timedelta(days=90)
+    second = filled.usage("--by", "model", *arguments, "--limit", "2", "--format", "csv")
+    assert [row[0] for row in csv.reader(io.StringIO(second.stdout))][1:] == ["llama-3.3-70b"]
 
 
 def test_the_table_shows_a_dash_where_a_group_has_no_value(filled: Ledger) -> None:

@@ -32,8 +32,10 @@ class ApiKeyRecord:
     revoked_at: datetime | None
 
     def is_usable_at(self, now: datetime) -> bool:
-        """Neither revoked nor expired at `now`."""
-        if self.revoked_at is not None and self.revoked_at <= now:
+        """Not revoked, and not expired at `now`. A revocation counts from the moment it is stored, whatever
+        `now` says: `revoked_at` is the revoking host's clock, and a gateway whose clock is behind it must
+        not keep accepting the key until its own clock catches up."""
+        if self.revoked_at is not None:
             return False
         return self.expires_at is None or now < self.expires_at
 

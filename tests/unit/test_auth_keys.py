@@ -136,6 +136,15 @@ async def test_a_revoked_key_is_refused(
         await authenticator.authenticate(key)
 
 
+async def test_a_revoked_key_is_refused_by_a_gateway_whose_clock_is_behind_the_revoking_host(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository, clock: FakeClock
+) -> None:
+    key, _ = repository.issue(revoked_at=clock.utcnow() + timedelta(minutes=2))
+
+    with pytest.raises(AuthError, match="revoked or has expired"):
+        await authenticator.authenticate(key)
+
+
 async def test_an_expired_key_is_refused(
     authenticator: KeyAuthenticator, repository: FakeKeyRepository, clock: FakeClock
 ) -> None:

@@ -24,7 +24,7 @@ from gateway.cli.common import CliError
 from gateway.credentials.crypto import MasterKeyError
 from gateway.settings import ConfigError
 from gateway.storage.engine import DatabaseURLError
-from gateway.storage.errors import StorageError
+from gateway.storage.errors import StorageError, StorageUnavailable
 
 EPILOG = """\
 Configuration: --config FILE, else $TOLLGATE_CONFIG, else config/gateway.yaml when it exists,
@@ -64,11 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-    except StorageError as exc:
+    except StorageUnavailable as exc:
         print(
             f"tollgate: {exc} (is the database reachable, and up to date? `tollgate db upgrade`)",
             file=sys.stderr,
         )
+    except StorageError as exc:  # the database answered: an unknown or duplicate record, a refused value
+        print(f"tollgate: {exc}", file=sys.stderr)
     except (CliError, MasterKeyError, DatabaseURLError, ValueError) as exc:
         print(f"tollgate: {exc}", file=sys.stderr)
     except (OSError, SQLAlchemyError, sqlite3.Error) as exc:  # a database or a file out of reach

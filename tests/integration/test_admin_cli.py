@@ -1,0 +1,63 @@
+"""The administrative commands (`tenant`, `key`, `credential`), run for real in a subprocess: what an operator
+sees when something is wrong. A mistake is one line on stderr and exit status 1, and it does not send the
+operator looking for a database outage."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.gateway import GatewayHarness
+
+OUTAGE_HINT = "is the database reachable"
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> GatewayHarness:
+    harness = GatewayHarness(Path(tmp_path_factory.mktemp("admin-cli")), {"openai": {"type": "openai"}})
+    harness.cli("db", "upgrade")
+    harness.cli("tenant", "create", "acme")
+    return harness
+
+
+def refused(result: subprocess.CompletedProcess[str]) -> str:
+    """The one line a refused command printed, after checking that it was refused in one line."""
+    assert result.returncode == 1, result
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("tollgate: "), result.stderr
+    return result.stderr.removeprefix("tollgate: ").rstrip("\n")
+
+
+@pytest.mark.parametrize(
+    ("command", "stdin", "message"),
+    [
+        (("tenant", "create", "acme"), None, "tenant 'acme' exists already"),
+        (
+            ("key", "revoke", "key_0123456789abcdef0123"),
+            None,
+            "key 'key_0123456789abcdef0123' does not exist",
+        ),
+        (("key", "create", "--tenant", "nosuch"), None, "tenant 'nosuch' does not exist"),
+        (
+            ("credential", "set", "--tenant", "nosuch", "--provider", "openai"),
+            "sk-test-0001",
+            "tenant 'nosuch' does not exist",
+        ),
+    ],
+    ids=["duplicate-tenant", "unknown-key", "key-for-unknown-tenant", "credential-for-unknown-tenant"],
+)
+def test_an_unknown_or_duplicate_record_is_named_in_one_line_without_suggesting_an_outage(
+    gateway: GatewayHarness, command: tuple[str, ...], stdin: str | None, message: str
+) -> None:
+    result = gateway.cli(*command, stdin=stdin, check=False)
+
+    assert refused(result) == message
+    assert OUTAGE_HINT not in result.stderr
+
+
+def test_a_database_without_its_tables_is_still_reported_as_a_database_problem(tmp_path: Path) -> None:
+    harness = GatewayHarness(tmp_path, {"openai": {"type": "openai"}})  # never upgraded: no tables
+
+    assert OUTAGE_HINT in refused(harness.cli("tenant", "create", "acme", check=False))

@@ -8,7 +8,9 @@ up (`StorageRejected`: a value it cannot store) is written record by record: a r
 written as the database can hold it (`records.storable`: no NUL in its texts, counts within 64 bits),
 else dropped as rejected (counted and logged); the others are written. `close()` drains the buffer
 before returning, for up to a grace period: it cuts a back-off short, and a batch still being written
-when the grace period ends is counted among the records lost.
+when the grace period ends is counted among the records lost. A writer cancelled from outside (a
+forced exit cancels every task) is replaced for the rest of the grace period; the batch it was
+writing is counted among the records lost too, as it may be written already and must not be twice.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class UsageLedger:
         self._clock = clock
         self._buffer: deque[UsageRecord] = deque()
         self._in_flight = 0
+        self._interrupted = 0  # records whose writing a cancellation cut short: counted as lost
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()  # set by close(): cuts a back-off short
         self._closing = False
@@ -91,22 +94,45 @@ class UsageLedger:
         return True
 
     async def close(self, grace: float) -> int:
-        """Write what is queued, waiting at most `grace` seconds; returns how many records were lost."""
+        """Write what is queued, waiting at most `grace` seconds; returns how many records were lost.
+
+        A writer cancelled from outside (a forced exit cancels every task at once) is replaced for the
+        rest of the grace period. Should `close` itself be cancelled, it stops the writer and still
+        counts and logs what it leaves unwritten."""
         self._closing = True
         self._wake.set()
         self._closed.set()
-        if self._writer is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._writer), grace)
-            except TimeoutError:
-                self._writer.cancel()
-                await asyncio.gather(self._writer, return_exceptions=True)
-        lost = self.depth
-        if lost:
-            self._dropped("shutdown", lost)
-            logger.error("usage records lost at shutdown", extra={"fields": {"lost": lost}})
-        self._buffer.clear()
+        try:
+            await self._drain(grace)
+        finally:
+            lost = self.depth + self._interrupted
+            if lost:
+                self._dropped("shutdown", lost)
+                logger.error("usage records lost at shutdown", extra={"fields": {"lost": lost}})
+            self._buffer.clear()
         return lost
+
+    async def _drain(self, grace: float) -> None:
+        """Let the writer empty the buffer for at most `grace` seconds, then stop it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self._writer is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._writer), max(0.0, deadline - loop.time()))
+                return
+            except TimeoutError:
+                break
+            except asyncio.CancelledError:
+                if not self._writer.cancelled():  # close itself was cancelled
+                    await self._stop_writer()
+                    raise
+                self._writer = loop.create_task(self._run(), name="usage-ledger")
+        await self._stop_writer()
+
+    async def _stop_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
 
     async def _run(self) -> None:
         backoff = _FIRST_BACKOFF
@@ -153,8 +179,8 @@ class UsageLedger:
         except StorageError as exc:
             self._wait_again(batch, exc)
             return False
-        except asyncio.CancelledError:  # closing, past its grace: the batch is counted as lost
-            self._buffer.extendleft(reversed(batch))
+        except asyncio.CancelledError:  # the batch may or may not be written: never written again
+            self._interrupted += len(batch)
             raise
         except Exception:  # a bug, not the database: the writer carries on, record by record
             logger.exception(
@@ -182,7 +208,7 @@ class UsageLedger:
                 return False
             except asyncio.CancelledError:
                 self.written += index - rejected
-                self._buffer.extendleft(reversed(batch[index:]))
+                self._interrupted += len(batch) - index
                 raise
             rejected += not accepted
         self.written += len(batch) - rejected

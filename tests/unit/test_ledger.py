@@ -305,3 +305,88 @@ async def test_a_batch_still_being_written_when_the_grace_period_ends_is_counted
 
     assert lost == 120
     assert drops.counts == {"shutdown": 120}
+
+
+def forced_exit() -> None:
+    """What a forced exit does (uvicorn's second Ctrl-C): every task left is cancelled at once."""
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task():
+            task.cancel()
+
+
+async def test_records_queued_when_a_forced_exit_cancels_the_writer_are_written_by_close() -> None:
+    store = FakeStore()
+    drops = Drops()
+    ledger = ledger_over(store, drops)
+    ledger.start()
+
+    for number in range(150):
+        ledger.record(usage_record(number))
+    forced_exit()
+    lost = await ledger.close(grace=5)
+
+    assert lost == 0
+    assert sorted(row.input_tokens for row in store.rows) == list(range(150))
+    assert drops.counts == {}
+
+
+async def test_a_batch_a_forced_exit_cut_short_is_counted_as_lost_and_the_rest_written(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = FakeStore()
+    store.hang = True
+    drops = Drops()
+    ledger = ledger_over(store, drops)
+    ledger.start()
+
+    for number in range(120):
+        ledger.record(usage_record(number))
+    await asyncio.sleep(0.1)  # a batch of 100 is being written
+    forced_exit()
+    store.hang = False
+    lost = await ledger.close(grace=5)
+
+    assert lost == 100  # perhaps written already: never written twice
+    assert sorted(row.input_tokens for row in store.rows) == list(range(100, 120))
+    assert drops.counts == {"shutdown": 100}
+    assert "usage records lost at shutdown" in caplog.text
+
+
+async def test_what_cannot_be_written_after_a_forced_exit_within_the_grace_period_is_counted_as_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = FakeStore()
+    store.down = True
+    drops = Drops()
+    ledger = ledger_over(store, drops)
+    ledger.start()
+
+    for number in range(5):
+        ledger.record(usage_record(number))
+    forced_exit()
+    lost = await ledger.close(grace=0.1)
+
+    assert lost == 5
+    assert drops.counts == {"shutdown": 5}
+    assert "usage records lost at shutdown" in caplog.text
+
+
+async def test_a_close_cancelled_itself_still_counts_and_logs_what_it_leaves_unwritten(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = FakeStore()
+    store.down = True
+    drops = Drops()
+    ledger = ledger_over(store, drops)
+    ledger.start()
+
+    for number in range(5):
+        ledger.record(usage_record(number))
+    closing = asyncio.create_task(ledger.close(grace=60))
+    await asyncio.sleep(0.05)
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+
+    assert drops.counts == {"shutdown": 5}
+    assert "usage records lost at shutdown" in caplog.text

@@ -133,7 +133,7 @@ def _usage_query(request: Request) -> tuple[tuple[Dimension, ...], UsageFilter, 
         _parsed("until", lambda text: parse_instant(text, now), query["until"]) if "until" in query else now
     )
     if since >= until:
-        raise BadRequest("since must be before until (the moment of the query, when not given)")
+        raise BadRequest("since must be before until" + ("" if "until" in query else " (now)"))
     limit = _parsed(
         "limit", lambda text: parse_whole(text, 1, MAX_LIMIT), query.get("limit", str(DEFAULT_LIMIT))
     )

@@ -138,3 +138,18 @@ async def test_the_next_page_is_a_link_over_the_same_absolute_window_so_new_call
         "limit": ["1"],
         "offset": ["1"],
     }
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("since=2026-03-02&until=2026-03-01", "since must be before until"),
+        ("since=2999-01-01", "since must be before until (now)"),  # until being the moment of the query
+    ],
+)
+async def test_a_window_that_ends_before_it_starts_is_a_400_saying_so(
+    admin: httpx.AsyncClient, query: str, message: str
+) -> None:
+    response = await admin.get(f"/admin/usage?{query}")
+
+    assert (response.status_code, response.json()["error"]["message"]) == (400, message)

@@ -7,18 +7,20 @@ Driver exceptions are translated into `gateway.storage.errors` here, where they 
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Row, and_, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.storage.errors import AlreadyExists, StorageUnavailable, UnknownRecord
+from gateway.storage.errors import AlreadyExists, StorageRejected, StorageUnavailable, UnknownRecord
 from gateway.storage.models import api_keys, credentials, keyring, teams, tenants, users
 from gateway.storage.records import ApiKeyRecord, KeyringEntry, StoredCredential, Tenant
 
@@ -38,9 +40,21 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     except StatementError as exc:
         if not isinstance(exc, DBAPIError) and isinstance(exc.orig, ValueError | TypeError):
             raise exc.orig from None  # a bad argument such as a naive datetime, not an unavailable database
+        refused = _refused_value(exc)
+        if refused is not None:
+            raise StorageRejected(f"the database refused a value ({refused})") from exc
         raise StorageUnavailable(f"database error: {type(exc).__name__}") from exc
     except (SQLAlchemyError, OSError) as exc:
         raise StorageUnavailable(f"database error: {type(exc).__name__}") from exc
+
+
+def _refused_value(exc: StatementError) -> str | None:
+    """The name of the error, when the database answered but cannot hold a value it was given (a NUL or
+    too long a text on PostgreSQL, a date past the year 9999); None for any other failure."""
+    for error in (exc.orig, getattr(exc.orig, "__cause__", None)):  # asyncpg's, under SQLAlchemy's adapter
+        if isinstance(error, asyncpg.DataError | sqlite3.DataError | OverflowError):
+            return type(error).__name__
+    return None
 
 
 class TenantRepository:

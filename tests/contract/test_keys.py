@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.storage.errors import AlreadyExists, UnknownRecord
+from gateway.storage.errors import AlreadyExists, StorageRejected, UnknownRecord
 from gateway.storage.models import teams, users
 from gateway.storage.repositories import KeyRepository
 from tests.contract.builders import T0, add_tenants, at, count_rows, digest_of, key_record
@@ -206,3 +206,17 @@ async def test_a_tenant_without_keys_lists_none(engine: AsyncEngine) -> None:
     await KeyRepository(engine).create(key_record("acme"), digest_of("secret"))
 
     assert await KeyRepository(engine).list("globex") == []
+
+
+async def test_an_expiry_with_no_utc_form_is_refused_as_a_value_not_reported_as_an_outage(
+    engine: AsyncEngine,
+) -> None:
+    await add_tenants(engine, "acme")
+    in_year_10000_in_utc = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-1)))
+
+    with pytest.raises(StorageRejected, match="the database refused a value"):
+        await KeyRepository(engine).create(
+            key_record("acme", expires_at=in_year_10000_in_utc), digest_of("k")
+        )
+
+    assert await KeyRepository(engine).list() == []

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.storage.errors import AlreadyExists
+from gateway.storage.errors import AlreadyExists, StorageRejected
 from gateway.storage.models import api_keys, credentials, teams, tenants, users
 from gateway.storage.records import Tenant
 from gateway.storage.repositories import CredentialRepository, KeyRepository, TenantRepository
@@ -77,5 +77,16 @@ async def test_a_naive_timestamp_is_refused_as_a_bad_argument_not_reported_as_an
 ) -> None:
     with pytest.raises(ValueError, match="naive"):
         await TenantRepository(engine).create("acme", "Acme", T0.replace(tzinfo=None))
+
+    assert await TenantRepository(engine).list() == []
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("name", ["n" * 201, "Ac\x00me"], ids=["longer-than-its-column", "nul"])
+async def test_a_text_postgresql_cannot_hold_is_refused_as_a_value_not_reported_as_an_outage(
+    engine: AsyncEngine, name: str
+) -> None:
+    with pytest.raises(StorageRejected, match="the database refused a value"):
+        await TenantRepository(engine).create("acme", name, T0)
 
     assert await TenantRepository(engine).list() == []

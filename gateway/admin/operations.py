@@ -6,13 +6,16 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+from sqlalchemy import String
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth.keys import display_prefix, generate_key, key_digest
 from gateway.credentials.crypto import MasterKey
 from gateway.credentials.store import CredentialStore, verify_master_key
 from gateway.settings.schema import Settings
+from gateway.storage.models import api_keys, credentials, teams, tenants, users
 from gateway.storage.records import ApiKeyRecord, StoredCredential, Tenant
 from gateway.storage.repositories import (
     CredentialRepository,
@@ -23,6 +26,10 @@ from gateway.storage.repositories import (
 )
 
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+TENANT_ID_RULE = (
+    "a tenant id is 1-63 characters of lower-case letters, digits, '-' and '_', starting with a letter "
+    "or digit"
+)
 
 
 class InvalidInput(ValueError):
@@ -35,6 +42,28 @@ class IssuedKey:
     key: str  # shown once, never stored
 
 
+def _length(column: Any) -> int:
+    kind = column.type
+    assert isinstance(kind, String) and kind.length is not None, column
+    return kind.length
+
+
+def _storable(value: str, what: str, column: Any) -> str:
+    """`value`, if every database holds it as it is: no longer than its column (PostgreSQL refuses a longer
+    one, SQLite would keep it whole) and without a NUL character (PostgreSQL refuses one in any text)."""
+    if "\x00" in value:
+        raise InvalidInput(f"{what} cannot contain a NUL character")
+    limit = _length(column)
+    if len(value) > limit:
+        raise InvalidInput(f"{what} is at most {limit} characters, got {len(value)}")
+    return value
+
+
+def _check_tenant_id(tenant_id: str) -> None:
+    if not TENANT_ID.fullmatch(tenant_id):
+        raise InvalidInput(TENANT_ID_RULE)
+
+
 def _clean_names(values: Iterable[str] | None) -> frozenset[str] | None:
     if values is None:
         return None
@@ -45,12 +74,9 @@ def _clean_names(values: Iterable[str] | None) -> frozenset[str] | None:
 
 
 async def create_tenant(engine: AsyncEngine, tenant_id: str, display_name: str | None = None) -> Tenant:
-    if not TENANT_ID.fullmatch(tenant_id):
-        raise InvalidInput(
-            "a tenant id is 1-63 characters of lower-case letters, digits, '-' and '_', starting with a "
-            "letter or digit"
-        )
-    return await TenantRepository(engine).create(tenant_id, display_name or tenant_id, datetime.now(UTC))
+    _check_tenant_id(tenant_id)
+    name = _storable(display_name or tenant_id, "a tenant's name", tenants.c.display_name)
+    return await TenantRepository(engine).create(tenant_id, name, datetime.now(UTC))
 
 
 async def issue_key(
@@ -67,10 +93,14 @@ async def issue_key(
 ) -> IssuedKey:
     """Create a key; the returned plaintext is the only copy there will ever be."""
     now = datetime.now(UTC)
-    if expires_at is not None and expires_at.utcoffset() is None:
-        raise InvalidInput("the expiry must carry a time zone, e.g. 2027-01-31T00:00:00Z")
-    if expires_at is not None and expires_at <= now:
-        raise InvalidInput("the expiry must be in the future")
+    _check_tenant_id(tenant_id)
+    _storable(label, "a key's label", api_keys.c.label)
+    if team:
+        _storable(team, "a team name", teams.c.name)
+    if user:
+        _storable(user, "a user name", users.c.name)
+    if expires_at is not None:
+        expires_at = _expiry_in_utc(expires_at, now)
     allowed_providers = _clean_names(providers)
     unknown = sorted((allowed_providers or frozenset()) - set(settings.providers))
     if unknown:
@@ -95,6 +125,20 @@ async def issue_key(
     return IssuedKey(record, key)
 
 
+def _expiry_in_utc(expires_at: datetime, now: datetime) -> datetime:
+    """The expiry as the database stores it, in UTC; refused when it has no zone, is past, or has no UTC
+    form (9999-12-31T23:59:59-01:00 is in year 10000 there)."""
+    if expires_at.utcoffset() is None:
+        raise InvalidInput("the expiry must carry a time zone, e.g. 2027-01-31T00:00:00Z")
+    try:
+        in_utc = expires_at.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"the expiry must be at most {datetime.max:%Y-%m-%dT%H:%M:%S}Z") from None
+    if in_utc <= now:
+        raise InvalidInput("the expiry must be in the future")
+    return in_utc
+
+
 async def revoke_key(engine: AsyncEngine, key_id: str) -> ApiKeyRecord:
     return await KeyRepository(engine).revoke(key_id, datetime.now(UTC))
 
@@ -117,6 +161,9 @@ async def store_credential(
 ) -> StoredCredential:
     """Encrypt and store a provider credential for a tenant, or shared by all when `tenant_id` is None."""
     _check_provider(settings, provider)
+    if tenant_id is not None:
+        _check_tenant_id(tenant_id)
+    _storable(label, "a credential's label", credentials.c.label)
     secret = secret.strip()
     if not secret:
         raise InvalidInput("the credential is empty")

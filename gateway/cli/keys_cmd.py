@@ -97,7 +97,15 @@ def _expiry(args: argparse.Namespace) -> datetime | None:
             instant = datetime.fromisoformat(args.expires_at.replace("Z", "+00:00"))
         except ValueError:
             raise CliError("--expires-at takes an ISO 8601 instant, e.g. 2027-01-31T00:00:00Z") from None
-        return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+        if instant.utcoffset() is None:
+            return instant.replace(tzinfo=UTC)
+        try:
+            return instant.astimezone(UTC)
+        except OverflowError:  # 9999-12-31T23:59:59-01:00 is in year 10000 in UTC
+            raise CliError(
+                f"--expires-at {args.expires_at} is past {datetime.max:%Y-%m-%dT%H:%M:%S}Z, the last "
+                "instant a key can expire at"
+            ) from None
     return None
 
 

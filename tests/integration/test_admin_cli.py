@@ -61,3 +61,31 @@ def test_a_database_without_its_tables_is_still_reported_as_a_database_problem(t
     harness = GatewayHarness(tmp_path, {"openai": {"type": "openai"}})  # never upgraded: no tables
 
     assert OUTAGE_HINT in refused(harness.cli("tenant", "create", "acme", check=False))
+
+
+def test_an_expiry_that_cannot_be_stored_is_refused_naming_the_option(gateway: GatewayHarness) -> None:
+    result = gateway.cli(
+        "key", "create", "--tenant", "acme", "--expires-at", "9999-12-31T23:59:59-01:00", check=False
+    )
+
+    assert refused(result).startswith("--expires-at 9999-12-31T23:59:59-01:00 is past 9999-12-31T23:59:59Z")
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (
+            ("key", "create", "--tenant", "acme", "--label", "x" * 201),
+            "a key's label is at most 200 characters, got 201",
+        ),
+        (
+            ("tenant", "create", "globex", "--name", "x" * 201),
+            "a tenant's name is at most 200 characters, got 201",
+        ),
+    ],
+    ids=["label", "tenant-name"],
+)
+def test_a_text_longer_than_its_column_is_refused_in_one_line(
+    gateway: GatewayHarness, command: tuple[str, ...], message: str
+) -> None:
+    assert refused(gateway.cli(*command, check=False)) == message

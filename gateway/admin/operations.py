@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -11,10 +12,11 @@ from typing import Any
 from sqlalchemy import String
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.auth.keys import display_prefix, generate_key, key_digest
+from gateway.auth.keys import KEY_PREFIX, display_prefix, generate_key, key_digest
 from gateway.credentials.crypto import MasterKey
 from gateway.credentials.store import CredentialStore, verify_master_key
 from gateway.settings.schema import Settings
+from gateway.storage.errors import UnknownRecord
 from gateway.storage.models import api_keys, credentials, teams, tenants, users
 from gateway.storage.records import ApiKeyRecord, StoredCredential, Tenant
 from gateway.storage.repositories import (
@@ -25,6 +27,7 @@ from gateway.storage.repositories import (
     new_id,
 )
 
+KEY_ID = re.compile(r"^key_[A-Za-z0-9_]{1,36}$")
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 TENANT_ID_RULE = (
     "a tenant id is 1-63 characters of lower-case letters, digits, '-' and '_', starting with a letter "
@@ -139,8 +142,23 @@ def _expiry_in_utc(expires_at: datetime, now: datetime) -> datetime:
     return in_utc
 
 
-async def revoke_key(engine: AsyncEngine, key_id: str) -> ApiKeyRecord:
-    return await KeyRepository(engine).revoke(key_id, datetime.now(UTC))
+async def revoke_key(engine: AsyncEngine, key: str) -> ApiKeyRecord:
+    """Revoke the key named by its id (`key_...`) or by the key itself (`tg-...`, looked up by digest as
+    authentication does): an operator holding a leaked key need not find its id first. What is neither
+    an id nor found is refused without being repeated, as it may be a secret pasted by mistake."""
+    keys = KeyRepository(engine)
+    if key.startswith(KEY_PREFIX):
+        digest = key_digest(key)
+        found = await keys.find_by_digest(digest)
+        if found is None or not hmac.compare_digest(found[1], digest):
+            raise UnknownRecord("no key matches the Tollgate key given (not repeated here)")
+        key = found[0].id
+    elif not KEY_ID.fullmatch(key):
+        raise UnknownRecord(
+            "no key has that id (not repeated here): give a key id, key_..., as `tollgate key list` "
+            "shows, or the key itself, tg-..."
+        )
+    return await keys.revoke(key, datetime.now(UTC))
 
 
 def _check_provider(settings: Settings, provider: str) -> None:

@@ -74,11 +74,17 @@ def register(commands: Any) -> None:
     revoke = actions.add_parser(
         "revoke",
         help="revoke a key",
-        description="Revoke a key. Running gateways stop accepting it within auth.key_cache_ttl_seconds.",
-        epilog="example:\n  tollgate key revoke key_0123456789abcdef",
+        description="Revoke a key, named by its id or by the key itself (a leaked key, say: it is looked up "
+        "by its digest and never printed). Running gateways stop accepting it within "
+        "auth.key_cache_ttl_seconds.",
+        epilog="examples:\n"
+        "  tollgate key revoke key_0123456789abcdef\n"
+        '  tollgate key revoke "$LEAKED_KEY"   # tg-...',
         formatter_class=HelpWithExamples,
     )
-    revoke.add_argument("key_id", metavar="KEY_ID", help="the key's id (key_...), as `key list` shows")
+    revoke.add_argument(
+        "key_id", metavar="KEY", help="the key's id (key_...) as `key list` shows, or the key itself (tg-...)"
+    )
     revoke.add_argument("--json", action="store_true", help="print JSON")
     revoke.set_defaults(handler=_revoke)
 

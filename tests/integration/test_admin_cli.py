@@ -4,6 +4,7 @@ operator looking for a database outage."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -89,3 +90,23 @@ def test_a_text_longer_than_its_column_is_refused_in_one_line(
     gateway: GatewayHarness, command: tuple[str, ...], message: str
 ) -> None:
     assert refused(gateway.cli(*command, check=False)) == message
+
+
+def test_key_revoke_given_the_key_itself_revokes_it_and_never_prints_it(gateway: GatewayHarness) -> None:
+    key = gateway.create_key("acme", "--label", "leaked")
+
+    result = gateway.cli("key", "revoke", key)
+
+    assert result.stdout.startswith(f"revoked {gateway.key_id(key)} (tenant acme)")
+    assert key not in result.stdout + result.stderr
+    listed = json.loads(gateway.cli("key", "list", "--json").stdout)
+    assert [k["revoked_at"] is not None for k in listed if k["id"] == gateway.key_id(key)] == [True]
+
+
+def test_key_revoke_given_an_unknown_key_refuses_without_printing_it(gateway: GatewayHarness) -> None:
+    unknown = "tg-" + "A" * 43
+
+    result = gateway.cli("key", "revoke", unknown, check=False)
+
+    assert refused(result) == "no key matches the Tollgate key given (not repeated here)"
+    assert "A" * 43 not in result.stderr

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import tempfile
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
 from gateway.app import Gateway, check_schema, create_app
 from gateway.cli.common import config_path, database, run, settings_of
@@ -75,24 +78,40 @@ def _serve(args: argparse.Namespace) -> int:
     shared = _metrics_directory() if workers > 1 and settings.metrics.enabled else None
     if shared is None:
         os.environ.pop(METRICS_DIR_ENV, None)
+    config = uvicorn.Config(
+        "gateway.cli.serve_cmd:application",
+        factory=True,
+        host=args.host or settings.server.host,
+        port=args.port if args.port is not None else settings.server.port,
+        workers=workers,
+        http=BoundedHttpToolsProtocol,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        date_header=False,
+        lifespan="on",
+    )
     try:
-        uvicorn.run(
-            "gateway.cli.serve_cmd:application",
-            factory=True,
-            host=args.host or settings.server.host,
-            port=args.port if args.port is not None else settings.server.port,
-            workers=workers,
-            http=BoundedHttpToolsProtocol,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            date_header=False,
-            lifespan="on",
-        )
+        return _run(config)
     finally:
         if shared is not None:
             shutil.rmtree(shared, ignore_errors=True)
-    return 0
+
+
+def _run(config: uvicorn.Config) -> int:
+    """Serve until stopped, as `uvicorn.run` does; the exit status is STARTUP_FAILURE (3) when the
+    server, or any of several workers, failed to start. (`uvicorn.run` exits so for one server, but
+    with several workers it returns normally when its supervisor stops because a worker could not
+    start: the workers' own exit statuses tell.)"""
+    if config.workers == 1:
+        server = uvicorn.Server(config)
+        with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C, raised again once the server stopped
+            server.run()
+        return 0 if server.started else STARTUP_FAILURE
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    failed = any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes)
+    return STARTUP_FAILURE if failed else 0
 
 
 def _metrics_directory() -> str:

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from gateway.app import READINESS_TIMEOUT
-from tests.support.gateway import GatewayHarness
+from tests.support.gateway import GatewayHarness, _environment
 from tests.support.postgres import postgres_admin_url, require_postgres, temporary_database
 from tests.support.silence import PausableRelay
 
@@ -143,3 +143,27 @@ def test_readiness_says_503_within_its_timeout_when_the_database_stops_answering
     assert ready.status_code == 503
     assert ready.json()["checks"]["database"] == "unavailable"
     assert elapsed < READINESS_TIMEOUT + 0.5  # a hung connection's cleanup waits on, after the answer
+
+
+def test_serve_with_several_workers_exits_3_when_its_workers_cannot_start(tmp_path: Path) -> None:
+    gateway = GatewayHarness(tmp_path, PROVIDERS, overrides={"server": {"workers": 2}})
+    gateway.cli("db", "upgrade")
+    with gateway.log_path.open("wb") as log:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "--config", str(gateway.config_path), "serve"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_environment(),
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "Started parent process" not in gateway.logs() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the checks before serving have passed; the workers are starting
+        for file in tmp_path.glob("tollgate.db*"):  # an unmigrated database in its place
+            file.rename(tmp_path / ("moved-" + file.name))
+        status = serve.wait(timeout=60)
+    finally:
+        serve.kill()
+
+    assert status == 3  # as with one worker
+    assert "run `tollgate db upgrade`" in gateway.logs()

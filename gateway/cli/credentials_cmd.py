@@ -83,7 +83,12 @@ def _read_secret(args: argparse.Namespace) -> str:
             raise CliError(f"environment variable {args.from_env} is not set or empty")
         return value
     if sys.stdin.isatty():
-        return getpass.getpass(f"{args.provider} credential (input hidden): ")
+        try:
+            return getpass.getpass(f"{args.provider} credential (input hidden): ")
+        except EOFError:  # Ctrl-D at the prompt
+            if sys.stderr.isatty():
+                sys.stderr.write("\n")  # the prompt's line was left open
+            raise CliError("no credential entered (end of input at the prompt)") from None
     return sys.stdin.read()
 
 

@@ -24,6 +24,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 NONCE_BYTES = 12
 KEY_BYTES = 32
 CANARY = b"tollgate keyring canary v1"
+ACCEPTED = (
+    f"expected {2 * KEY_BYTES} hex digits, or {KEY_BYTES} bytes in base64 (standard or urlsafe alphabet, "
+    "padding optional) as `tollgate master-key generate` writes"
+)
 
 
 class MasterKeyError(Exception):
@@ -56,16 +60,20 @@ class MasterKey:
 
     @classmethod
     def from_text(cls, text: str) -> MasterKey:
-        """Parse 64 hex digits or base64 (standard or urlsafe, padding optional)."""
+        """Parse 64 hex digits or base64 (standard or urlsafe, padding optional), strictly: surrounding
+        whitespace aside, a character of neither alphabet, or anything after the padding, is an error
+        rather than skipped, so that a damaged key is refused instead of read as another one."""
         value = text.strip()
         if len(value) == 2 * KEY_BYTES and all(c in "0123456789abcdefABCDEF" for c in value):
             return cls(bytes.fromhex(value))
         try:
-            material = base64.urlsafe_b64decode(
-                value.replace("+", "-").replace("/", "_") + "=" * (-len(value) % 4)
+            material = base64.b64decode(
+                value.replace("-", "+").replace("_", "/") + "=" * (-len(value) % 4), validate=True
             )
         except (binascii.Error, ValueError):
-            raise MasterKeyError("the master key is neither 64 hex digits nor base64") from None
+            raise MasterKeyError(f"the master key is neither 64 hex digits nor base64: {ACCEPTED}") from None
+        if len(material) != KEY_BYTES:
+            raise MasterKeyError(f"the master key must be {KEY_BYTES} bytes, got {len(material)}: {ACCEPTED}")
         return cls(material)
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:

@@ -161,6 +161,49 @@ def test_text_that_is_neither_hex_nor_base64_is_refused() -> None:
         MasterKey.from_text("not a key at all")
 
 
+STANDARD = base64.b64encode(MATERIAL).decode()
+HEX_PAIRS = [MATERIAL.hex()[i : i + 2] for i in range(0, 2 * len(MATERIAL), 2)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        STANDARD[:10] + " " + STANDARD[10:],
+        STANDARD[:10] + "!!**" + STANDARD[10:],
+        ".".join(STANDARD),
+        STANDARD[:10] + "\n" + STANDARD[10:],
+        STANDARD + "AAAA",
+        STANDARD.rstrip("=") + "====",
+        ":".join(HEX_PAIRS),
+        " ".join(HEX_PAIRS),
+        "é" * 43,
+    ],
+    ids=[
+        "space-inside",
+        "junk-inside",
+        "dots-between",
+        "line-break-inside",
+        "data-after-padding",
+        "too-much-padding",
+        "hex-with-colons",
+        "hex-with-spaces",
+        "non-ascii",
+    ],
+)
+def test_a_master_key_with_a_character_out_of_place_is_refused_not_read_without_it(text: str) -> None:
+    with pytest.raises(MasterKeyError) as refusal:
+        MasterKey.from_text(text)
+
+    assert "64 hex digits, or 32 bytes in base64 (standard or urlsafe alphabet" in str(refusal.value)
+
+
+def test_a_master_key_of_the_wrong_length_is_told_which_formats_are_accepted() -> None:
+    with pytest.raises(
+        MasterKeyError, match=r"must be 32 bytes, got 16: expected 64 hex digits, or 32 bytes"
+    ):
+        MasterKey.from_text(base64.b64encode(bytes(16)).decode())
+
+
 def test_a_generated_master_key_reads_back_from_its_text() -> None:
     key, text = MasterKey.generate()
 

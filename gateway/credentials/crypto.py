@@ -13,13 +13,17 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+logger = logging.getLogger("tollgate.master_key")
 
 NONCE_BYTES = 12
 KEY_BYTES = 32
@@ -140,6 +144,26 @@ def load_master_key(env_name: str, file: Path | None, environ: Mapping[str, str]
         reason = exc.strerror if isinstance(exc, OSError) else "not ASCII text"
         raise MasterKeyError(f"cannot read master key file {file}: {reason}") from None
     try:
-        return MasterKey.from_text(text)
+        key = MasterKey.from_text(text)
     except MasterKeyError as exc:
         raise MasterKeyError(f"master key file {file}: {exc}") from None
+    _warn_if_open_to_others(file)
+    return key
+
+
+def _warn_if_open_to_others(file: Path) -> None:
+    """Say so when others than the file's owner may read or change the master key, as ssh does of a private
+    key, but go on: containers often mount secrets with other modes, and the file may be meant for a group."""
+    try:
+        mode = stat.S_IMODE(file.stat().st_mode)
+    except OSError:
+        return
+    if mode & 0o077:
+        logger.warning(
+            "master key file %s has mode %04o: users other than its owner can read or change it "
+            "(chmod 600 %s)",
+            file,
+            mode,
+            file,
+            extra={"fields": {"file": str(file), "mode": f"{mode:04o}"}},
+        )

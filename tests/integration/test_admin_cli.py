@@ -110,3 +110,22 @@ def test_key_revoke_given_an_unknown_key_refuses_without_printing_it(gateway: Ga
 
     assert refused(result) == "no key matches the Tollgate key given (not repeated here)"
     assert "A" * 43 not in result.stderr
+
+
+def test_a_master_key_file_others_can_read_is_named_on_stderr_with_its_mode_and_still_used(
+    tmp_path: Path,
+) -> None:
+    harness = GatewayHarness(tmp_path, {"openai": {"type": "openai"}})
+    harness.cli("db", "upgrade")
+    harness.cli("tenant", "create", "acme")
+    harness.master_key_path.chmod(0o644)
+
+    result = harness.cli(
+        "credential", "set", "--tenant", "acme", "--provider", "openai", stdin="sk-test-0001"
+    )
+
+    assert result.stderr == (
+        f"master key file {harness.master_key_path} has mode 0644: users other than its owner can read "
+        f"or change it (chmod 600 {harness.master_key_path})\n"
+    )
+    assert result.stdout.startswith("stored openai credential")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from pathlib import Path
 
@@ -270,3 +271,48 @@ def test_a_malformed_key_names_where_it_came_from(tmp_path: Path) -> None:
         load_master_key("MY_KEY", None, {"MY_KEY": "abc"})
     with pytest.raises(MasterKeyError, match=f"^master key file {re.escape(str(file))}: "):
         load_master_key("MY_KEY", file, {})
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o666, 0o604], ids=oct)
+def test_a_key_file_others_can_read_is_used_with_a_warning_naming_it_and_its_mode_not_its_content(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, mode: int
+) -> None:
+    file = tmp_path / "master.key"
+    file.write_text(MATERIAL.hex())
+    file.chmod(mode)
+
+    with caplog.at_level(logging.WARNING, logger="tollgate.master_key"):
+        key = load_master_key("TOLLGATE_MASTER_KEY", file, {})
+
+    assert key.id == MasterKey(MATERIAL).id
+    [warning] = caplog.records
+    assert warning.levelno == logging.WARNING
+    assert str(file) in warning.getMessage() and f"mode {mode:04o}" in warning.getMessage()
+    assert MATERIAL.hex()[:8] not in caplog.text
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400], ids=oct)
+def test_a_key_file_only_its_owner_can_read_is_used_without_a_word(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, mode: int
+) -> None:
+    file = tmp_path / "master.key"
+    file.write_text(MATERIAL.hex())
+    file.chmod(mode)
+
+    with caplog.at_level(logging.DEBUG):
+        load_master_key("TOLLGATE_MASTER_KEY", file, {})
+
+    assert caplog.records == []
+
+
+def test_a_key_from_the_environment_is_used_without_a_word_about_the_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    file = tmp_path / "master.key"
+    file.write_text(bytes(32).hex())
+    file.chmod(0o644)
+
+    with caplog.at_level(logging.DEBUG):
+        load_master_key("TOLLGATE_MASTER_KEY", file, {"TOLLGATE_MASTER_KEY": MATERIAL.hex()})
+
+    assert caplog.records == []

@@ -185,8 +185,12 @@ async def store_credential(
     secret = secret.strip()
     if not secret:
         raise InvalidInput("the credential is empty")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in secret):
-        raise InvalidInput("the credential contains control characters")
+    odd = next((at for at, char in enumerate(secret) if not " " <= char <= "~"), None)
+    if odd is not None:  # it would go upstream as raw bytes in a header; never repeated here
+        raise InvalidInput(
+            f"a credential is printable ASCII (letters, digits, punctuation); character {odd + 1} of "
+            f"{len(secret)} is not (a control, invisible or non-ASCII character, pasted by mistake?)"
+        )
     await verify_master_key(KeyringRepository(engine), master)
     store = CredentialStore(CredentialRepository(engine), master)
     return await store.set(tenant_id, provider, secret, label)

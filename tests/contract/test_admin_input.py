@@ -139,3 +139,34 @@ async def test_a_credential_label_no_database_would_hold_alike_is_refused(
     await store_credential(engine, settings, master, label="l" * 200, **arguments)
 
     assert await count_rows(engine, credentials) == 1
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["sk-abc\u200bdef", "sk-abc€def", "sk-abc\u00a0def", "sk-abc\tdef", "sk-abc\x7fdef", "sk-abcédf"],
+    ids=["zero-width-space", "euro-sign", "no-break-space", "tab", "del", "accented-letter"],
+)
+async def test_a_credential_that_is_not_printable_ascii_is_refused_without_being_repeated(
+    engine: AsyncEngine, settings: Settings, master: MasterKey, secret: str
+) -> None:
+    await add_tenants(engine, "acme")
+
+    with pytest.raises(InvalidInput, match="printable ASCII") as refusal:
+        await store_credential(engine, settings, master, tenant_id="acme", provider="openai", secret=secret)
+
+    assert f"character 7 of {len(secret)} is not" in str(refusal.value)
+    assert "sk-abc" not in str(refusal.value)
+    assert await count_rows(engine, credentials) == 0
+
+
+async def test_a_credential_of_any_printable_ascii_characters_is_stored(
+    engine: AsyncEngine, settings: Settings, master: MasterKey
+) -> None:
+    await add_tenants(engine, "acme")
+    every_one = "".join(chr(code) for code in range(0x21, 0x7F))
+
+    await store_credential(
+        engine, settings, master, tenant_id="acme", provider="openai", secret=f"sk {every_one}"
+    )
+
+    assert await count_rows(engine, credentials) == 1

@@ -62,6 +62,16 @@ def _storable(value: str, what: str, column: Any) -> str:
     return value
 
 
+def _member_name(name: str | None, what: str, column: Any) -> str | None:
+    """A team's or user's name without surrounding whitespace, so that " ml" and "ml" are one team."""
+    if name is None:
+        return None
+    name = name.strip()
+    if not name:
+        raise InvalidInput(f"{what}, when given, cannot be empty")
+    return _storable(name, what, column)
+
+
 def _check_tenant_id(tenant_id: str) -> None:
     if not TENANT_ID.fullmatch(tenant_id):
         raise InvalidInput(TENANT_ID_RULE)
@@ -98,10 +108,8 @@ async def issue_key(
     now = datetime.now(UTC)
     _check_tenant_id(tenant_id)
     _storable(label, "a key's label", api_keys.c.label)
-    if team:
-        _storable(team, "a team name", teams.c.name)
-    if user:
-        _storable(user, "a user name", users.c.name)
+    team = _member_name(team, "a team name", teams.c.name)
+    user = _member_name(user, "a user name", users.c.name)
     if expires_at is not None:
         expires_at = _expiry_in_utc(expires_at, now)
     allowed_providers = _clean_names(providers)
@@ -115,8 +123,8 @@ async def issue_key(
         id=new_id("key"),
         prefix=display_prefix(key),
         tenant_id=tenant_id,
-        team=team or None,
-        user=user or None,
+        team=team,
+        user=user,
         label=label,
         allowed_providers=allowed_providers,
         allowed_models=_clean_names(models),

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.admin.operations import InvalidInput, create_tenant, issue_key, store_credential
 from gateway.credentials.crypto import MasterKey
 from gateway.settings.schema import Settings
-from gateway.storage.models import credentials
+from gateway.storage.models import credentials, teams, users
 from gateway.storage.repositories import KeyRepository, TenantRepository
 from tests.contract.builders import add_tenants, count_rows
 
@@ -170,3 +170,32 @@ async def test_a_credential_of_any_printable_ascii_characters_is_stored(
     )
 
     assert await count_rows(engine, credentials) == 1
+
+
+@pytest.mark.parametrize("field", ["team", "user"])
+async def test_a_team_or_user_name_is_stripped_so_that_surrounding_spaces_make_no_second_one(
+    engine: AsyncEngine, settings: Settings, field: str
+) -> None:
+    await add_tenants(engine, "acme")
+
+    issued = [
+        await issue_key(engine, settings, tenant_id="acme", **{field: name})
+        for name in ("ml", " ml", "ml ", "\tml\n")
+    ]
+
+    assert {getattr(key.record, field) for key in issued} == {"ml"}
+    table = teams if field == "team" else users
+    assert await count_rows(engine, table) == 1
+
+
+@pytest.mark.parametrize("field", ["team", "user"])
+@pytest.mark.parametrize("name", ["", "   "], ids=["empty", "blank"])
+async def test_an_empty_or_blank_team_or_user_name_is_refused(
+    engine: AsyncEngine, settings: Settings, field: str, name: str
+) -> None:
+    await add_tenants(engine, "acme")
+
+    with pytest.raises(InvalidInput, match="cannot be empty"):
+        await issue_key(engine, settings, tenant_id="acme", **{field: name})
+
+    assert await KeyRepository(engine).list() == []

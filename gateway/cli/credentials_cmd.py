@@ -37,7 +37,8 @@ def register(commands: Any) -> None:
         help="store a provider credential (replacing the previous one)",
         description="Store a provider API key for a tenant, or shared by all tenants. The secret is read "
         "from standard input (a prompt without echo on a terminal) or from the environment variable "
-        "named by --from-env; never from the command line.",
+        "named by --from-env; never from the command line. Surrounding whitespace (a trailing newline, say) "
+        "is stripped; what is left must be printable ASCII.",
         epilog="examples:\n"
         "  printenv OPENAI_API_KEY | tollgate credential set --tenant acme --provider openai\n"
         "  tollgate credential set --shared --provider anthropic --from-env ANTHROPIC_API_KEY\n"
@@ -67,7 +68,8 @@ def register(commands: Any) -> None:
     remove = actions.add_parser(
         "delete",
         help="delete a credential",
-        description="Delete a credential.",
+        description="Delete a credential. Running gateways keep using it for up to "
+        "credentials.cache_ttl_seconds (30 by default), from the decrypted copy each holds in memory.",
         epilog="example:\n  tollgate credential delete --tenant acme --provider openai",
         formatter_class=HelpWithExamples,
     )
@@ -171,5 +173,8 @@ def _delete(args: argparse.Namespace) -> int:
 
     if not run(go):
         raise CliError(f"no {args.provider} credential for {tenant or 'shared'}")
-    print(f"deleted the {args.provider} credential of {tenant or 'shared'}")
+    print(
+        f"deleted the {args.provider} credential of {tenant or 'shared'}; running gateways may use it for "
+        f"up to {settings.credentials.cache_ttl_seconds:g}s more"
+    )
     return 0

@@ -41,7 +41,12 @@ def register(commands: Any) -> None:
     create.add_argument("--label", default="", help="free text to recognise the key by")
     expiry = create.add_mutually_exclusive_group()
     expiry.add_argument("--expires-in", metavar="DURATION", help="lifetime such as 90d, 12h, 30m")
-    expiry.add_argument("--expires-at", metavar="ISO8601", help="expiry instant, e.g. 2027-01-31T00:00:00Z")
+    expiry.add_argument(
+        "--expires-at",
+        metavar="ISO8601",
+        help="expiry instant, e.g. 2027-01-31T00:00:00Z or 2027-01-31T09:00+09:00; a time without a zone "
+        "is taken as UTC",
+    )
     create.add_argument(
         "--provider",
         action="append",

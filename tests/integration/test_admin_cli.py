@@ -129,3 +129,14 @@ def test_a_master_key_file_others_can_read_is_named_on_stderr_with_its_mode_and_
         f"or change it (chmod 600 {harness.master_key_path})\n"
     )
     assert result.stdout.startswith("stored openai credential")
+
+
+def test_credential_delete_says_how_long_running_gateways_may_still_use_it(gateway: GatewayHarness) -> None:
+    gateway.cli("credential", "set", "--tenant", "acme", "--provider", "openai", stdin="sk-test-0001")
+
+    result = gateway.cli("credential", "delete", "--tenant", "acme", "--provider", "openai")
+
+    assert (
+        result.stdout
+        == "deleted the openai credential of acme; running gateways may use it for up to 30s more\n"
+    )

@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.settings import Settings, load_settings
-from gateway.storage.engine import create_engine
+from gateway.storage.engine import COMMAND_TIMEOUT, create_engine
 
 DEFAULT_CONFIG = Path("config/gateway.yaml")
 T = TypeVar("T")
@@ -42,8 +42,12 @@ def settings_of(args: argparse.Namespace) -> Settings:
 
 
 @asynccontextmanager
-async def database(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(settings.database.url, settings.database.pool_size)
+async def database(
+    settings: Settings, *, statement_timeout: float | None = COMMAND_TIMEOUT
+) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(
+        settings.database.url, settings.database.pool_size, statement_timeout=statement_timeout
+    )
     try:
         yield engine
     finally:

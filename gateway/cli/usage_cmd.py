@@ -210,7 +210,7 @@ def _usage(args: argparse.Namespace) -> int:
     )
 
     async def go() -> UsagePage:
-        async with database(settings) as engine:
+        async with database(settings, statement_timeout=None) as engine:  # a large ledger takes its time
             try:
                 return await UsageRepository(engine).aggregate(args.by, filters, args.limit, args.offset)
             except SumOverflow as exc:  # the database is up: not the error `main` reports for it

@@ -65,9 +65,12 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    url: str, pool_size: int = 10, *, statement_timeout: float | None = COMMAND_TIMEOUT
+) -> AsyncEngine:
     """An async engine for `url`; SQLite gets WAL, a busy timeout and enforced foreign keys, PostgreSQL
-    the time bounds above."""
+    the time bounds above: `statement_timeout` None for work that may rightly take longer (migrations
+    over a large ledger, reports run from the command line)."""
     target = async_url(url)
     if target.get_backend_name() == "sqlite":
         engine = create_async_engine(target, pool_pre_ping=True)
@@ -79,7 +82,7 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=POOL_TIMEOUT,
-        connect_args={"timeout": CONNECT_TIMEOUT, "command_timeout": COMMAND_TIMEOUT},
+        connect_args={"timeout": CONNECT_TIMEOUT, "command_timeout": statement_timeout},
     )
     event.listen(engine.sync_engine, "close", _close_within_bounds)
     return engine

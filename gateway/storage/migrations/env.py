@@ -25,7 +25,8 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+    # no statement limit: an index built over a large ledger may take minutes
+    engine = create_engine(config.get_main_option("sqlalchemy.url") or "", statement_timeout=None)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

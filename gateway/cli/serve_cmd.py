@@ -41,7 +41,9 @@ def register(commands: Any) -> None:
         formatter_class=HelpWithExamples,
     )
     serve.add_argument("--host", help="interface to bind (default: server.host)")
-    serve.add_argument("--port", type=_bounded(1, 65535), help="port to bind (default: server.port)")
+    serve.add_argument(
+        "--port", type=_bounded(0, 65535), help="port to bind, 0 for any free one (default: server.port)"
+    )
     serve.add_argument(
         "--workers", type=_bounded(1, 64), help="worker processes, 1..64 (default: server.workers)"
     )

@@ -406,7 +406,7 @@ def test_help_explains_dimensions_times_formats_and_gives_examples(filled: Ledge
 @pytest.mark.parametrize(
     ("arguments", "complaint"),
     [
-        (["serve", "--port", "70000"], "must be 1..65535"),
+        (["serve", "--port", "70000"], "must be 0..65535"),
         (["serve", "--workers", "0"], "must be 1..64"),
         (
             ["key", "create", "--tenant", "acme", "--expires-in", "9999999d"],

@@ -4,6 +4,7 @@ a ledger that keeps what it is given, and the context of a chat completion call.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.auth.keys import Principal
@@ -36,6 +37,34 @@ class ListLedger:
     def record(self, record: UsageRecord) -> bool:
         self.records.append(record)
         return True
+
+
+def usage_record(request_id: str = "req-1", **fields: Any) -> UsageRecord:
+    """A ledger record of an OpenAI chat call: one token in, one out, unpriced; `fields` replaced."""
+    record = UsageRecord(
+        created_at=datetime(2026, 11, 26, tzinfo=UTC).timestamp(),
+        request_id=request_id,
+        tenant_id="acme",
+        team=None,
+        user=None,
+        key_id="key_1",
+        provider="openai",
+        upstream="api.openai.com",
+        model="gpt-4o",
+        endpoint="chat.completions",
+        status=200,
+        streamed=False,
+        input_tokens=1,
+        output_tokens=1,
+        cached_input_tokens=0,
+        cache_write_tokens=0,
+        reasoning_tokens=0,
+        cost_usd=None,
+        duration_ms=1.0,
+        ttfb_ms=None,
+        estimated=False,
+    )
+    return record._replace(**fields)
 
 
 def chat_call(request_id: str = "req-1", **fields: Any) -> RequestContext:

@@ -5,39 +5,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import pytest
 
 from gateway.metering.ledger import UsageLedger
 from gateway.storage.errors import StorageRejected, StorageUnavailable
 from gateway.storage.records import UsageRecord
+from tests.support.metering import usage_record as a_usage_record
 
 
 def usage_record(number: int) -> UsageRecord:
-    return UsageRecord(
-        created_at=datetime(2026, 11, 26, tzinfo=UTC).timestamp(),
-        request_id=f"req-{number}",
-        tenant_id="acme",
-        team=None,
-        user=None,
-        key_id="key_1",
-        provider="openai",
-        upstream="api.openai.com",
-        model="gpt-4o",
-        endpoint="chat.completions",
-        status=200,
-        streamed=False,
-        input_tokens=number,
-        output_tokens=1,
-        cached_input_tokens=0,
-        cache_write_tokens=0,
-        reasoning_tokens=0,
-        cost_usd=None,
-        duration_ms=1.0,
-        ttfb_ms=None,
-        estimated=False,
-    )
+    return a_usage_record(f"req-{number}", input_tokens=number)
 
 
 class FakeStore:

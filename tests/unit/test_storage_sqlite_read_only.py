@@ -9,7 +9,6 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,10 +18,10 @@ from gateway.storage.engine import create_engine
 from gateway.storage.errors import StorageUnavailable
 from gateway.storage.migrate import upgrade
 from gateway.storage.models import usage_records
-from gateway.storage.records import UsageRecord
 from gateway.storage.repositories import KeyRepository
 from gateway.storage.usage import UsageRepository
 from tests.contract.builders import digest_of
+from tests.support.metering import usage_record
 from tests.support.postgres import in_thread
 
 
@@ -44,32 +43,6 @@ def unwritable(path: Path) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["chattr", "-i", path], check=True)
-
-
-def usage_record(request_id: str) -> UsageRecord:
-    return UsageRecord(
-        created_at=datetime(2026, 11, 26, tzinfo=UTC).timestamp(),
-        request_id=request_id,
-        tenant_id="acme",
-        team=None,
-        user=None,
-        key_id="key_1",
-        provider="openai",
-        upstream="api.openai.com",
-        model="gpt-4o",
-        endpoint="chat.completions",
-        status=200,
-        streamed=False,
-        input_tokens=1,
-        output_tokens=1,
-        cached_input_tokens=0,
-        cache_write_tokens=0,
-        reasoning_tokens=0,
-        cost_usd=None,
-        duration_ms=1.0,
-        ttfb_ms=None,
-        estimated=False,
-    )
 
 
 async def test_a_database_opened_while_unwritable_is_read_meanwhile_and_written_once_writable(

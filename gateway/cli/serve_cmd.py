@@ -16,7 +16,7 @@ from uvicorn.supervisors import Multiprocess
 from gateway.app import Gateway, check_schema, create_app
 from gateway.cli.common import config_path, database, run, settings_of
 from gateway.cli.help import HelpWithExamples
-from gateway.credentials.crypto import load_master_key
+from gateway.credentials.crypto import MODE_CHECKED_ENV, load_master_key
 from gateway.credentials.store import verify_master_key
 from gateway.http.protocol import BoundedHttpToolsProtocol, configure
 from gateway.metering.prices import load_price_table
@@ -71,6 +71,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     configure_logging(settings.logging.level)
     run(lambda: preflight(settings))
+    _checked_master_key_file(settings)
     path = config_path(args)
     if path is not None:
         os.environ[CONFIG_ENV] = str(path.resolve())
@@ -114,6 +115,16 @@ def _run(config: uvicorn.Config) -> int:
     supervisor.run()
     failed = any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes)
     return STARTUP_FAILURE if failed else 0
+
+
+def _checked_master_key_file(settings: Settings) -> None:
+    """Tell the workers that the preflight has checked the master key file's mode, so that a file others
+    can read is warned about once per start, not again by each worker."""
+    file = settings.master_key.file
+    if file is None:
+        os.environ.pop(MODE_CHECKED_ENV, None)
+    else:
+        os.environ[MODE_CHECKED_ENV] = str(file.absolute())
 
 
 def _metrics_directory() -> str:

@@ -32,6 +32,9 @@ ACCEPTED = (
     f"expected {2 * KEY_BYTES} hex digits, or {KEY_BYTES} bytes in base64 (standard or urlsafe alphabet, "
     "padding optional) as `tollgate master-key generate` writes"
 )
+# Set by `tollgate serve` for its workers to the key file whose mode it has already checked (and warned
+# about): each worker loads the key again, and one start should say so once, not once per process.
+MODE_CHECKED_ENV = "TOLLGATE_MASTER_KEY_FILE_CHECKED"
 
 
 class MasterKeyError(Exception):
@@ -147,7 +150,8 @@ def load_master_key(env_name: str, file: Path | None, environ: Mapping[str, str]
         key = MasterKey.from_text(text)
     except MasterKeyError as exc:
         raise MasterKeyError(f"master key file {file}: {exc}") from None
-    _warn_if_open_to_others(file)
+    if env.get(MODE_CHECKED_ENV) != str(file.absolute()):
+        _warn_if_open_to_others(file)
     return key
 
 

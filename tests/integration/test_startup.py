@@ -167,3 +167,16 @@ def test_serve_with_several_workers_exits_3_when_its_workers_cannot_start(tmp_pa
 
     assert status == 3  # as with one worker
     assert "run `tollgate db upgrade`" in gateway.logs()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_key_file_others_can_read_is_warned_about_once_per_start(tmp_path: Path, workers: int) -> None:
+    gateway = GatewayHarness(tmp_path, PROVIDERS, overrides={"server": {"workers": workers}})
+    gateway.master_key_path.chmod(0o644)
+    gateway.cli("db", "upgrade")
+
+    gateway.start()
+    gateway.stop()
+
+    warnings = [record for record in gateway.log_records() if record.get("logger") == "tollgate.master_key"]
+    assert [record["mode"] for record in warnings] == ["0644"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.credentials.crypto import (
+    MODE_CHECKED_ENV,
     DecryptionError,
     Envelope,
     MasterKey,
@@ -289,6 +290,23 @@ def test_a_key_file_others_can_read_is_used_with_a_warning_naming_it_and_its_mod
     assert warning.levelno == logging.WARNING
     assert str(file) in warning.getMessage() and f"mode {mode:04o}" in warning.getMessage()
     assert MATERIAL.hex()[:8] not in caplog.text
+
+
+def test_a_key_file_whose_mode_serve_has_checked_is_not_warned_about_again_by_its_workers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    checked, other = tmp_path / "master.key", tmp_path / "other.key"
+    for file in (checked, other):
+        file.write_text(MATERIAL.hex())
+        file.chmod(0o644)
+    environ = {MODE_CHECKED_ENV: str(checked.absolute())}
+
+    with caplog.at_level(logging.WARNING, logger="tollgate.master_key"):
+        load_master_key("TOLLGATE_MASTER_KEY", checked, environ)
+        load_master_key("TOLLGATE_MASTER_KEY", other, environ)
+
+    [warning] = caplog.records
+    assert str(other) in warning.getMessage()
 
 
 @pytest.mark.parametrize("mode", [0o600, 0o400], ids=oct)

@@ -24,6 +24,7 @@ from gateway.credentials.crypto import (
     seal_envelope,
 )
 from gateway.credentials.secret import Secret
+from gateway.storage.errors import AlreadyExists
 from gateway.storage.records import KeyringEntry, StoredCredential
 from gateway.storage.repositories import new_id
 
@@ -135,13 +136,18 @@ class CredentialStore:
 async def verify_master_key(keyring: Keyring, master: MasterKey) -> None:
     """Refuse a master key that is not the one this database was set up with.
 
-    The first start records a canary encrypted under the key; every later start must decrypt it.
+    The first start records a canary encrypted under the key; every later start must decrypt it. Replicas
+    first started at once may all find the keyring empty: the one whose canary lands second checks the
+    canary it found instead, as a later start does.
     """
     entries = await keyring.entries()
     if not entries:
         sealed = master.seal(CANARY, canary_aad(master.id))
-        await keyring.add(KeyringEntry(master.id, sealed, datetime.now(UTC)))
-        return
+        try:
+            await keyring.add(KeyringEntry(master.id, sealed, datetime.now(UTC)))
+            return
+        except AlreadyExists:
+            entries = await keyring.entries()
     known = {entry.master_key_id: entry for entry in entries}
     entry = known.get(master.id)
     if entry is None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.credentials.crypto import MasterKey, MasterKeyError
 from gateway.credentials.store import CredentialStore, CredentialUnreadable, verify_master_key
+from gateway.storage.engine import create_engine
 from gateway.storage.models import credentials, keyring
 from gateway.storage.repositories import CredentialRepository, KeyringRepository
 from tests.contract.builders import add_tenants
@@ -89,6 +92,22 @@ async def test_the_first_master_key_is_recorded_and_accepted_from_then_on(engine
     await verify_master_key(repository, master)
 
     assert [entry.master_key_id for entry in await repository.entries()] == [master.id]
+
+
+async def test_replicas_first_started_at_once_with_the_same_master_key_all_start(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    master, _ = MasterKey.generate()
+    replicas = [create_engine(database_url) for _ in range(3)]
+    try:
+        starts = [verify_master_key(KeyringRepository(other), master) for other in replicas]
+        outcomes = await asyncio.gather(*starts, return_exceptions=True)
+    finally:
+        for other in replicas:
+            await other.dispose()
+
+    assert outcomes == [None] * len(replicas)
+    assert [entry.master_key_id for entry in await KeyringRepository(engine).entries()] == [master.id]
 
 
 async def test_a_different_master_key_is_refused_once_one_is_recorded(engine: AsyncEngine) -> None:

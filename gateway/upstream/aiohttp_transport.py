@@ -101,8 +101,13 @@ class AiohttpTransport:
         if self._session is None:
             self._session = self._open()
         timeouts = request.timeouts
+        # `connect` bounds the wait for one of the pool's `max_connections` as well as the connecting:
+        # without it a request beyond them would wait for `total`, then pass for one sent and unanswered
         timeout = aiohttp.ClientTimeout(
-            total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.read
+            total=timeouts.total,
+            connect=timeouts.connect,
+            sock_connect=timeouts.connect,
+            sock_read=timeouts.read,
         )
         try:
             response = await self._session.request(
@@ -114,7 +119,7 @@ class AiohttpTransport:
                 timeout=timeout,
                 proxy=self._proxy,
             )
-        except aiohttp.ConnectionTimeoutError:
+        except aiohttp.ConnectionTimeoutError:  # connecting, or waiting for a free connection: nothing sent
             raise UpstreamTimeout("the upstream could not be reached in time") from None
         except (TimeoutError, aiohttp.ServerTimeoutError):  # connected: the request went (or was going)
             raise UnansweredTimeout("the upstream did not answer in time") from None

@@ -50,7 +50,7 @@ class HttpxTransport:
             request.url,
             headers=request.headers,
             content=request.body,
-            timeout=httpx.Timeout(t.total, connect=t.connect, read=t.read),
+            timeout=httpx.Timeout(t.total, connect=t.connect, read=t.read, pool=t.connect),
         )
         try:
             response = await self._client.send(prepared, stream=True, follow_redirects=False)

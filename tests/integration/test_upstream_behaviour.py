@@ -3,11 +3,18 @@ never cross a proxy; and upstream failures are answered in the caller's dialect.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import httpx
 import openai
 import pytest
 
+from scripts.fake_upstream import FakeUpstream
 from tests.integration.conftest import World
+from tests.support.gateway import GatewayHarness
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -130,3 +137,55 @@ def test_the_path_query_and_header_bytes_reach_the_upstream_as_the_caller_wrote_
     received = fresh.upstream.requests[-1]
     assert received.target == target
     assert received.header("x-title").encode("latin-1") == "Café".encode()
+
+
+@pytest.fixture(scope="module")
+def narrow(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHarness]:
+    """A gateway whose provider has one connection to its upstream."""
+    harness = GatewayHarness(
+        Path(tmp_path_factory.mktemp("narrow")),
+        {
+            "openai": {
+                "type": "openai",
+                "base_url": upstream.url + "/v1",
+                "max_connections": 1,
+                "timeouts": {"connect": 0.5, "read": 30, "total": 30},
+            }
+        },
+    )
+    harness.cli("db", "upgrade")
+    harness.cli("tenant", "create", "acme")
+    harness.cli("credential", "set", "--tenant", "acme", "--provider", "openai", stdin="sk-narrow-0001")
+    harness.start()
+    try:
+        yield harness
+    finally:
+        harness.stop()
+
+
+def test_a_call_that_gets_no_connection_within_the_connect_timeout_is_504_and_never_sent(
+    narrow: GatewayHarness, upstream: FakeUpstream
+) -> None:
+    """Waiting for one of the pool's `max_connections` counts as connecting: such a call is not held for
+    the whole `total` timeout, nor taken for one the provider got and did not answer."""
+    key = narrow.create_key("acme")
+    headers = {"authorization": f"Bearer {key}"}
+    url = narrow.url + "/openai/v1/chat/completions"
+    upstream.clear()
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(
+            httpx.post, url, json=CHAT, headers={**headers, "x-fake-delay-ms": "3000"}, timeout=30
+        )
+        while not upstream.requests:  # the first call holds the one connection
+            time.sleep(0.01)
+        second = httpx.post(url, json=CHAT, headers=headers, timeout=30)
+        assert first.result().status_code == 200
+
+    assert second.status_code == 504
+    assert second.json()["error"] == {
+        "message": "the upstream could not be reached in time",
+        "type": "api_error",
+        "param": None,
+        "code": "upstream_timeout",
+    }
+    assert len(upstream.requests) == 1

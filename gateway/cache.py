@@ -42,10 +42,12 @@ class TTLCache(Generic[K, V]):
         self._entries.move_to_end(key)
         return True, entry[1]
 
-    def put(self, key: K, value: V) -> None:
+    def put(self, key: K, value: V, loaded_at: float | None = None) -> None:
+        """Store `value`, fresh for the TTL from `loaded_at` (the clock's reading when it was read from
+        its source), else from now."""
         if self._ttl <= 0:
             return
-        self._entries[key] = (self._clock() + self._ttl, value)
+        self._entries[key] = ((self._clock() if loaded_at is None else loaded_at) + self._ttl, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
@@ -61,7 +63,9 @@ class TTLCache(Generic[K, V]):
 
         The load runs in a task of its own: a caller cancelled while waiting neither cancels it for
         the others nor hands them its cancellation. A failed load is not cached; every waiter gets
-        its error.
+        its error. The value is trusted for the TTL from when its load started, not ended: a slow source
+        answers as of the question, and a change made meanwhile (a key revoked) must still show within
+        the TTL.
         """
         found, value = self.get(key)
         if found:
@@ -74,9 +78,10 @@ class TTLCache(Generic[K, V]):
         return await asyncio.shield(loading)
 
     async def _load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        started = self._clock()
         try:
             value = await load()
-            self.put(key, value)
+            self.put(key, value, started)
             return value
         finally:
             del self._loading[key]

@@ -147,6 +147,25 @@ async def test_an_expired_entry_is_loaded_again(clock: FakeClock) -> None:
     assert await cache.get_or_load("a", load) == "loaded #2"
 
 
+async def test_a_loaded_value_is_trusted_for_the_ttl_from_when_its_load_started(clock: FakeClock) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=10, size=10, clock=clock)
+    load = Loader()
+    load.gate = Gate()
+    slow = asyncio.create_task(cache.get_or_load("a", load))
+    await load.gate.arrived.wait()
+    clock.advance(4)  # a slow database: what it answers is as of the question, not of the answer
+    load.gate.open()
+    await slow
+    load.gate = None
+
+    clock.advance(5.9)
+    fresh = await cache.get_or_load("a", load)
+    clock.advance(0.1)
+    reloaded = await cache.get_or_load("a", load)
+
+    assert (fresh, reloaded) == ("loaded #1", "loaded #2")
+
+
 async def test_concurrent_loads_of_one_key_are_coalesced(clock: FakeClock) -> None:
     cache: TTLCache[str, str] = TTLCache(ttl=10, size=10, clock=clock)
     load = Loader()

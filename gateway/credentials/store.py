@@ -50,6 +50,8 @@ class Keyring(Protocol):
 
     async def add(self, entry: KeyringEntry) -> None: ...
 
+    async def remove(self, master_key_id: str) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ResolvedCredential:
@@ -136,18 +138,11 @@ class CredentialStore:
 async def verify_master_key(keyring: Keyring, master: MasterKey) -> None:
     """Refuse a master key that is not the one this database was set up with.
 
-    The first start records a canary encrypted under the key; every later start must decrypt it. Replicas
-    first started at once may all find the keyring empty: the one whose canary lands second checks the
-    canary it found instead, as a later start does.
+    The first start records a canary encrypted under the key; every later start must decrypt it.
     """
     entries = await keyring.entries()
     if not entries:
-        sealed = master.seal(CANARY, canary_aad(master.id))
-        try:
-            await keyring.add(KeyringEntry(master.id, sealed, datetime.now(UTC)))
-            return
-        except AlreadyExists:
-            entries = await keyring.entries()
+        entries = await _record_first(keyring, master)
     known = {entry.master_key_id: entry for entry in entries}
     entry = known.get(master.id)
     if entry is None:
@@ -161,3 +156,27 @@ async def verify_master_key(keyring: Keyring, master: MasterKey) -> None:
         plaintext = b""
     if plaintext != CANARY:
         raise MasterKeyError(f"wrong master key: the keyring canary for {master.id} does not decrypt")
+
+
+async def _record_first(keyring: Keyring, master: MasterKey) -> Sequence[KeyringEntry]:
+    """Record `master` in an empty keyring, and return the keyring as it is then.
+
+    Replicas first started at once may all find the keyring empty. With the same key, the one whose
+    canary lands second checks the canary it finds, as a later start does. With another key, a start
+    that finds another key's canary beside its own takes its own out and refuses: of two such starts at
+    most one goes on (both refuse when each sees the other's), never both under different keys.
+    """
+    sealed = master.seal(CANARY, canary_aad(master.id))
+    try:
+        await keyring.add(KeyringEntry(master.id, sealed, datetime.now(UTC)))
+    except AlreadyExists:
+        return await keyring.entries()
+    entries = await keyring.entries()
+    others = sorted(entry.master_key_id for entry in entries if entry.master_key_id != master.id)
+    if others:
+        await keyring.remove(master.id)
+        raise MasterKeyError(
+            f"wrong master key: master key {', '.join(others)} was set up with this database at the same "
+            f"time as the key given ({master.id}); start every replica with one master key"
+        )
+    return entries

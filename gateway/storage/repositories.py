@@ -317,3 +317,7 @@ class KeyringRepository:
                 )
         except IntegrityError:
             raise AlreadyExists(f"master key {entry.master_key_id} is in the keyring already") from None
+
+    async def remove(self, master_key_id: str) -> None:
+        async with transaction(self._engine) as db:
+            await db.execute(delete(keyring).where(keyring.c.master_key_id == master_key_id))

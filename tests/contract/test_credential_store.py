@@ -110,6 +110,27 @@ async def test_replicas_first_started_at_once_with_the_same_master_key_all_start
     assert [entry.master_key_id for entry in await KeyringRepository(engine).entries()] == [master.id]
 
 
+async def test_replicas_first_started_at_once_with_different_master_keys_never_both_start(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    masters = [MasterKey.generate()[0] for _ in range(2)]
+    replicas = [create_engine(database_url) for _ in masters]
+    try:
+        starts = [
+            verify_master_key(KeyringRepository(replica), master)
+            for replica, master in zip(replicas, masters, strict=True)
+        ]
+        outcomes = await asyncio.gather(*starts, return_exceptions=True)
+    finally:
+        for replica in replicas:
+            await replica.dispose()
+
+    started = [master.id for master, outcome in zip(masters, outcomes, strict=True) if outcome is None]
+    assert all(outcome is None or isinstance(outcome, MasterKeyError) for outcome in outcomes)
+    assert len(started) <= 1
+    assert [entry.master_key_id for entry in await KeyringRepository(engine).entries()] == started
+
+
 async def test_a_different_master_key_is_refused_once_one_is_recorded(engine: AsyncEngine) -> None:
     first, _ = MasterKey.generate()
     other, _ = MasterKey.generate()

@@ -38,7 +38,9 @@ def register(commands: Any) -> None:
         description="Store a provider API key for a tenant, or shared by all tenants. The secret is read "
         "from standard input (a prompt without echo on a terminal) or from the environment variable "
         "named by --from-env; never from the command line. Surrounding whitespace (a trailing newline, say) "
-        "is stripped; what is left must be printable ASCII.",
+        "is stripped; what is left must be printable ASCII. Running gateways keep what they held for the "
+        "owner and provider (the previous credential, the shared one, or none) for up to "
+        "credentials.cache_ttl_seconds (30 by default) before they use it.",
         epilog="examples:\n"
         "  printenv OPENAI_API_KEY | tollgate credential set --tenant acme --provider openai\n"
         "  tollgate credential set --shared --provider anthropic --from-env ANTHROPIC_API_KEY\n"
@@ -128,7 +130,10 @@ def _set(args: argparse.Namespace) -> int:
             print_json(_as_dict(record))
         else:
             owner = record.tenant_id or "all tenants (shared)"
-            print(f"stored {record.provider} credential {record.id} for {owner}")
+            print(
+                f"stored {record.provider} credential {record.id} for {owner}; running gateways use it "
+                f"within {settings.credentials.cache_ttl_seconds:g}s"
+            )
 
     run(go)
     return 0

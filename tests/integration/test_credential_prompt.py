@@ -83,3 +83,9 @@ def test_a_secret_typed_at_the_prompt_is_stored_and_not_shown(gateway: GatewayHa
     assert status == 0, shown
     assert "stored openai credential" in shown
     assert "sk-typed-on-a-terminal" not in shown
+
+
+def test_a_stored_credential_says_how_soon_running_gateways_use_it(gateway: GatewayHarness) -> None:
+    result = gateway.cli("credential", "set", "--tenant", "acme", "--provider", "openai", stdin="sk-piped")
+
+    assert result.stdout.endswith("for acme; running gateways use it within 30s\n")

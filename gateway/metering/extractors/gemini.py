@@ -120,11 +120,14 @@ class GeminiArrayStream:
 
 
 def _tail(chunks: list[bytes]) -> bytes:
-    """The last chunks joined, back to the last element's `usageMetadata` if they hold one."""
+    """The last chunks joined, back to the last `usageMetadata` and the last `candidates` (else all of
+    them): `_ends_final` then says of the tail what it says of the whole array, however its bytes came.
+    (A tail short of the last `candidates` would take an array closed after an error element, whose
+    last usage is a running total, for a complete one.)"""
     taken = 4
     while True:
         tail = b"".join(chunks[-taken:])
-        if taken >= len(chunks) or b'"usageMetadata"' in tail:
+        if taken >= len(chunks) or (b'"usageMetadata"' in tail and b'"candidates"' in tail):
             return tail
         taken *= 4
 

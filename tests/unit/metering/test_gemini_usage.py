@@ -184,3 +184,20 @@ def test_a_blocked_prompt_reports_the_usage_it_carries() -> None:
     extraction = extract_every_way("gemini", Endpoint.STREAM_GENERATE_CONTENT, SSE, stream)
 
     assert extraction.usage == TokenUsage(input_tokens=8)
+
+
+def test_an_array_closed_after_an_error_reports_no_usage_however_its_bytes_arrive() -> None:
+    """Gemini ends a stream that fails midway with an error element and closes the array: the last
+    usage is a running total, whether or not the bytes read last hold the element it belongs to."""
+    stream = fixture("gemini_stream_array.json")
+    last = stream.rindex(b"\r\n,\r\n{")
+    error = json.dumps(
+        {"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}, indent=2
+    ).encode()
+    failed = stream[:last] + b"\r\n,\r\n" + error + b"]"
+
+    extraction = extract_every_way("gemini", Endpoint.STREAM_GENERATE_CONTENT, JSON, failed)
+
+    assert extraction.usage is None
+    assert extraction.partial == SO_FAR
+    assert extraction.output_chars == len(STREAM_TEXT) - len("dreaming of summer")

@@ -196,12 +196,17 @@ def _whole_elements(body: bytes) -> list[Any]:
 
 
 def _last_usage(body: bytes) -> TokenUsage | None:
-    at = body.rfind(b'"usageMetadata"')
-    match = USAGE_KEY.match(body, at) if at >= 0 else None
-    if match is None:
-        return None
-    end = object_end(body, match.end())
-    return gemini_usage(loads(body[match.end() : end])) if end > 0 else None
+    """The last whole `usageMetadata` object: of an array cut inside one, the one before."""
+    at = len(body)
+    for _ in range(2):
+        at = body.rfind(b'"usageMetadata"', 0, at)
+        if at < 0:
+            return None
+        match = USAGE_KEY.match(body, at)
+        end = object_end(body, match.end()) if match else -1
+        if match and end > 0:
+            return gemini_usage(loads(body[match.end() : end]))
+    return None
 
 
 def _array_chars(body: bytes) -> int:

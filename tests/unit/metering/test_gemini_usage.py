@@ -201,3 +201,15 @@ def test_an_array_closed_after_an_error_reports_no_usage_however_its_bytes_arriv
     assert extraction.usage is None
     assert extraction.partial == SO_FAR
     assert extraction.output_chars == len(STREAM_TEXT) - len("dreaming of summer")
+
+
+def test_a_long_array_cut_inside_its_last_usage_keeps_the_running_total_before_it() -> None:
+    body, _ = long_array(200, closed=False)
+    at = body.rindex(b'"usageMetadata"')
+    end = body.index(b"}", at) + 1
+
+    for cut in range(at, end):
+        extraction, _ = run("gemini", Endpoint.STREAM_GENERATE_CONTENT, JSON, [body[:cut]])
+
+        assert extraction.usage is None
+        assert extraction.partial == TokenUsage(input_tokens=50, output_tokens=199), cut

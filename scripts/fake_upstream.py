@@ -33,6 +33,8 @@ Control request headers:
                                  (a non-streaming response is reset right after its head)
     x-fake-set-cookie: 1         add Set-Cookie and the hop-by-hop Connection / Keep-Alive headers
     x-fake-redirect: URL         reply 302 with Location: URL
+    x-fake-control-char-header: 1  add `x-fake-odd: a<DEL>b` (a control character, which an HTTP client
+                                 reads and an HTTP server may not send) and `x-fake-even: 1`
     x-fake-no-usage: 1           leave every usage field and usage event out
     x-fake-cached-tokens: N      report N cached prompt tokens
     x-fake-prompt-tokens: N      report N prompt tokens, whatever the body's length (a long context)
@@ -153,6 +155,7 @@ class Controls:
     background_s: float = 0.2
     web_searches: int = 0
     echo_headers: bool = False
+    control_char_header: bool = False
 
 
 DEFAULT_CONTROLS = Controls()
@@ -769,6 +772,7 @@ def parse_controls(headers: list[tuple[str, str]]) -> Controls:
             background_s=float(values.get("background-ms", 200)) / 1000,
             web_searches=int(values.get("web-searches", 0)),
             echo_headers=values.get("echo-headers") == "1",
+            control_char_header=values.get("control-char-header") == "1",
         )
     except ValueError as error:
         raise BadRequest(f"bad x-fake-* header: {error}") from error
@@ -807,6 +811,8 @@ def respond(request: RecordedRequest, number: int) -> Reply:
             ("connection", "keep-alive"),
             ("keep-alive", "timeout=5"),
         ]
+    if controls.control_char_header:
+        reply.headers += [("x-fake-odd", "a\x7fb"), ("x-fake-even", "1")]
     reply.delay_s, reply.chunk_delay_s = controls.delay_s, controls.chunk_delay_s
     reply.reset_after = controls.reset_after
     return reply

@@ -8,6 +8,7 @@ and relays as it comes (a compressed body would be metered as unknown and a stre
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import itemgetter
 
 from gateway.auth.extract import CREDENTIAL_HEADERS
 
@@ -64,6 +65,14 @@ _NOT_FORWARDED_UP = (
 IDENTITY = ("accept-encoding", "identity")  # sent upstream instead of the caller's (see above)
 _NOT_RELAYED_DOWN = HOP_BY_HOP | {b"set-cookie", b"set-cookie2", b"x-request-id"}
 _NOT_RELAYED_DOWN_RESIZED = _NOT_RELAYED_DOWN | {b"content-length"}
+# Control characters an HTTP server may not write in a field value (uvicorn refuses the whole response
+# head), which an upstream's may still hold: HTAB is allowed, CR, LF and NUL the upstream's parser refuses.
+_UNSENDABLE = bytes([*range(0x09), *range(0x0A, 0x20), 0x7F])
+_value = itemgetter(1)
+
+
+def _sendable(value: bytes) -> bool:
+    return len(value.translate(None, _UNSENDABLE)) == len(value)  # deleting them deletes nothing
 
 
 def _named_in_connection(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
@@ -98,8 +107,12 @@ def downstream_headers(
     headers: Iterable[tuple[bytes, bytes]], resized: bool = False
 ) -> list[tuple[bytes, bytes]]:
     """The provider's response headers that may travel back to the caller, names lower-cased; without
-    `content-length` if the gateway may change the body's length (`resized`)."""
+    `content-length` if the gateway may change the body's length (`resized`), and without a field whose
+    value holds a control character (it could not be sent: the whole response would be lost)."""
     pairs = [(name.lower(), value) for name, value in headers]
     extra = _named_in_connection(pairs)
     dropped = _NOT_RELAYED_DOWN_RESIZED if resized else _NOT_RELAYED_DOWN
-    return [(name, value) for name, value in pairs if name not in dropped and name not in extra]
+    relayed = [(name, value) for name, value in pairs if name not in dropped and name not in extra]
+    if not _sendable(b" ".join(map(_value, relayed))):  # one look at all values; rare: then each
+        relayed = [(name, value) for name, value in relayed if _sendable(value)]
+    return relayed

@@ -189,3 +189,18 @@ def test_a_call_that_gets_no_connection_within_the_connect_timeout_is_504_and_ne
         "code": "upstream_timeout",
     }
     assert len(upstream.requests) == 1
+
+
+def test_a_response_header_with_a_control_character_is_dropped_and_the_rest_relayed(fresh: World) -> None:
+    """A field value the gateway's HTTP server may not send would otherwise lose the whole response: the
+    caller got no status at all, and the call was logged as a success."""
+    response = httpx.post(
+        fresh.url + "/openai/v1/chat/completions",
+        json=CHAT,
+        headers={**auth(fresh), "x-fake-control-char-header": "1"},
+    )
+
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"]
+    assert "x-fake-odd" not in response.headers
+    assert response.headers["x-fake-even"] == "1"

@@ -124,3 +124,18 @@ def test_content_length_goes_only_when_the_gateway_may_resize_the_body() -> None
 
     assert downstream_headers(headers) == [(b"content-length", b"42"), (b"content-type", b"text/plain")]
     assert downstream_headers(headers, resized=True) == [(b"content-type", b"text/plain")]
+
+
+@pytest.mark.parametrize("value", [b"a\x7fb", b"a\x01b", b"\x1b[31m", b"a\x0bb"])
+def test_a_response_header_whose_value_holds_a_control_character_is_not_relayed(value: bytes) -> None:
+    relayed = downstream_headers(
+        [(b"Content-Type", b"application/json"), (b"X-Odd", value), (b"X-Even", b"1")]
+    )
+
+    assert relayed == [(b"content-type", b"application/json"), (b"x-even", b"1")]
+
+
+def test_tabs_and_bytes_beyond_ascii_in_response_header_values_are_relayed() -> None:
+    headers = [(b"x-tabbed", b"a\tb"), (b"x-title", "Café".encode())]
+
+    assert downstream_headers(headers) == headers

@@ -2,7 +2,8 @@
 
     usage {input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
            cache_creation {ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}, service_tier,
-           server_tool_use {web_search_requests, web_fetch_requests}}
+           server_tool_use {web_search_requests, web_fetch_requests},
+           iterations [{type, input_tokens, output_tokens, cache_...}]}
 
 Anthropic's `input_tokens` leave out the tokens read from and written to the prompt cache, so the
 normalised input is their sum: input = input + cache_read + cache_creation, cached = cache_read,
@@ -11,7 +12,10 @@ higher than the default five minutes). Thinking tokens are part of `output_token
 apart. The usage's `service_tier` (`standard`, or `priority` for a call served from Priority Tier
 capacity, `batch` for a batch) marks the usage unless it is the standard one, as OpenAI's tiers do.
 The web searches of the server-side web search tool (`server_tool_use.web_search_requests`) are
-billed apiece; web fetches cost only the tokens they bring, and are not counted.
+billed apiece; web fetches cost only the tokens they bring, and are not counted. A server-side
+compaction (beta) summarises the conversation in a sampling of its own by the same model, billed but
+left out of the top-level fields: it is reported only as a `compaction` entry of `iterations`, whose
+counts are added (the `message` entries break the top-level fields down, and are not).
 
 Streamed, `message_start` carries the input and cache counts with an initial `output_tokens`, and
 `message_delta` the cumulative `output_tokens` (newer API versions repeat the input and cache counts
@@ -57,6 +61,7 @@ USAGE_FIELDS = (
     "cache_creation",
     "service_tier",
     "server_tool_use",
+    "iterations",
 )
 DELTA_TEXT_KEY = re.compile(rb'"(?:text|thinking|partial_json)"\s*:\s*"')
 
@@ -65,13 +70,24 @@ def messages_usage(usage: object) -> TokenUsage | None:
     """A Messages API `usage` object, normalised; None if it is not one."""
     if type(usage) is not dict or not ("input_tokens" in usage or "output_tokens" in usage):
         return None
+    prompt, output, read, written, hour = token_counts(usage)
+    for step in items(usage, "iterations"):  # the compactions' tokens are not in the fields above
+        if type(step) is dict and step.get("type") == "compaction":
+            more = token_counts(step)
+            prompt, output = prompt + more[0], output + more[1]
+            read, written, hour = read + more[2], written + more[3], hour + more[4]
+    searches = count(mapping(usage, "server_tool_use"), "web_search_requests")
+    total = TokenUsage(prompt, output, read, written, 0, hour, None, searches)
+    return in_service_tier(total, usage.get("service_tier"))
+
+
+def token_counts(usage: Mapping[str, Any]) -> tuple[int, int, int, int, int]:
+    """Input (cache reads and writes included), output, cache reads, cache writes and, of those, the
+    writes kept an hour, of a `usage` object or one of its `iterations`."""
     read = count(usage, "cache_read_input_tokens")
     written = count(usage, "cache_creation_input_tokens")
-    prompt = count(usage, "input_tokens") + read + written
     hour = min(count(mapping(usage, "cache_creation"), "ephemeral_1h_input_tokens"), written)
-    searches = count(mapping(usage, "server_tool_use"), "web_search_requests")
-    total = TokenUsage(prompt, count(usage, "output_tokens"), read, written, 0, hour, None, searches)
-    return in_service_tier(total, usage.get("service_tier"))
+    return count(usage, "input_tokens") + read + written, count(usage, "output_tokens"), read, written, hour
 
 
 def message_texts(message: object) -> Iterator[str]:

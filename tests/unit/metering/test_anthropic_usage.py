@@ -161,3 +161,81 @@ def test_an_error_event_mid_stream_leaves_the_usage_unknown() -> None:
 
     assert extraction.usage is None
     assert extraction.partial == TokenUsage(input_tokens=5)  # message_start's, kept for the estimate
+
+
+# Server-side compaction (beta): the summary is one more sampling by the same model, billed, reported in
+# `usage.iterations` as a `compaction` entry whose tokens the top-level fields leave out; the `message`
+# entries are the top-level fields broken down.
+COMPACTED = {
+    "input_tokens": 23000,
+    "output_tokens": 1000,
+    "cache_creation_input_tokens": 0,
+    "cache_read_input_tokens": 0,
+    "iterations": [
+        {
+            "type": "compaction",
+            "input_tokens": 150000,
+            "output_tokens": 3500,
+            "cache_creation_input_tokens": 2000,
+            "cache_read_input_tokens": 28000,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 2000},
+        },
+        {
+            "type": "message",
+            "input_tokens": 23000,
+            "output_tokens": 1000,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        },
+    ],
+}
+WITH_COMPACTION = TokenUsage(
+    input_tokens=23000 + 150000 + 28000 + 2000,
+    output_tokens=1000 + 3500,
+    cached_input_tokens=28000,
+    cache_write_tokens=2000,
+    cache_write_1h_tokens=2000,
+)
+
+
+def test_a_compaction_s_tokens_count_beside_the_top_level_usage_in_a_body() -> None:
+    body = orjson.dumps(
+        {
+            "id": "msg_01",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-5-20250929",
+            "content": [
+                {"type": "compaction", "content": "Summary of the conversation: ..."},
+                {"type": "text", "text": "Based on our conversation so far, ..."},
+            ],
+            "stop_reason": "end_turn",
+            "usage": COMPACTED,
+        }
+    )
+
+    extraction = extract_every_way("anthropic", Endpoint.MESSAGES, JSON, body)
+
+    assert extraction.usage == WITH_COMPACTION
+
+
+def test_a_compaction_s_tokens_count_beside_the_cumulative_usage_of_message_delta() -> None:
+    start = {
+        "type": "message_start",
+        "message": {
+            "model": "claude-sonnet-4-5-20250929",
+            "usage": {"input_tokens": 23000, "output_tokens": 1},
+        },
+    }
+    delta = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": COMPACTED}
+    text = {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Based"}}
+    stream = sse(
+        ("message_start", orjson.dumps(start).decode()),
+        ("content_block_delta", orjson.dumps(text).decode()),
+        ("message_delta", orjson.dumps(delta).decode()),
+        ("message_stop", '{"type":"message_stop"}'),
+    )
+
+    extraction = extract_every_way("anthropic", Endpoint.MESSAGES, SSE, stream)
+
+    assert extraction.usage == WITH_COMPACTION

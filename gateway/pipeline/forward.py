@@ -13,6 +13,7 @@ from typing import Protocol
 from gateway.auth.extract import query_without_key
 from gateway.context import RequestContext
 from gateway.credentials.store import ResolvedCredential
+from gateway.errors import UpstreamError
 from gateway.http.headers import IDENTITY, upstream_headers
 from gateway.settings.schema import Timeouts
 from gateway.upstream.transport import Transport, UpstreamRequest, UpstreamResponse
@@ -56,4 +57,7 @@ class Forwarder:
         ctx.upstream_started = time.perf_counter()
         response = await self._transports[ctx.provider.name].send(request)
         ctx.upstream_responded = time.perf_counter()
+        if not 200 <= response.status <= 599:  # not a final status the caller's HTTP server can send
+            await response.aclose()
+            raise UpstreamError(f"the upstream answered with an invalid status ({response.status})")
         return response

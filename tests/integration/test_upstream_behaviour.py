@@ -204,3 +204,19 @@ def test_a_response_header_with_a_control_character_is_dropped_and_the_rest_rela
     assert response.json()["choices"][0]["message"]["content"]
     assert "x-fake-odd" not in response.headers
     assert response.headers["x-fake-even"] == "1"
+
+
+def test_a_status_http_does_not_have_is_502_in_the_callers_dialect(fresh: World) -> None:
+    """A status the gateway's HTTP server cannot send would otherwise lose the whole response."""
+    body = {"model": "claude-sonnet-5-5", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+    response = httpx.post(
+        fresh.url + "/anthropic/v1/messages",
+        json=body,
+        headers={"x-api-key": fresh.keys["acme"], "x-fake-status": "600"},
+    )
+
+    assert response.status_code == 502
+    assert response.json() == {
+        "type": "error",
+        "error": {"type": "api_error", "message": "the upstream answered with an invalid status (600)"},
+    }

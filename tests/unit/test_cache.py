@@ -166,6 +166,45 @@ async def test_a_loaded_value_is_trusted_for_the_ttl_from_when_its_load_started(
     assert (fresh, reloaded) == ("loaded #1", "loaded #2")
 
 
+async def test_a_value_in_use_is_reloaded_before_it_expires_while_its_callers_are_served(
+    clock: FakeClock,
+) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=10, size=10, clock=clock)
+    load = Loader()
+    await cache.get_or_load("a", load)
+    load.gate = Gate()
+
+    clock.advance(6)  # past half its TTL
+    served = await cache.get_or_load("a", load)  # at once, from the cache, while a reload starts
+    await asyncio.wait_for(load.gate.arrived.wait(), timeout=5)  # (only a guard against hanging)
+    load.gate.open()
+    clock.advance(4)  # the first value has expired; the reload's replaces it
+    after = await cache.get_or_load("a", load)
+    clock.advance(5.9)
+    still = await cache.get_or_load("a", load)
+
+    assert (served, after, still) == ("loaded #1", "loaded #2", "loaded #2")
+    assert load.calls == 2
+
+
+async def test_a_failed_early_reload_leaves_the_value_until_it_expires(clock: FakeClock) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=10, size=10, clock=clock)
+    load = Loader()
+    await cache.get_or_load("a", load)
+    load.failure = ConnectionError("database unreachable")
+
+    clock.advance(6)
+    served = await cache.get_or_load("a", load)
+    await asyncio.sleep(0)  # the reload runs, and fails
+    clock.advance(3.9)
+    still = await cache.get_or_load("a", load)
+    clock.advance(0.1)
+
+    assert (served, still) == ("loaded #1", "loaded #1")
+    with pytest.raises(ConnectionError):
+        await cache.get_or_load("a", load)
+
+
 async def test_concurrent_loads_of_one_key_are_coalesced(clock: FakeClock) -> None:
     cache: TTLCache[str, str] = TTLCache(ttl=10, size=10, clock=clock)
     load = Loader()

@@ -54,6 +54,10 @@ Control request headers:
     x-fake-service-tier: NAME    Anthropic: report NAME as the usage's `service_tier` (default
                                  `standard`; `priority` as Priority Tier capacity reports it). OpenAI
                                  reports the tier its request asks for (flex, priority, scale)
+    x-fake-compaction: IN,OUT    Anthropic: the call also ran a server-side compaction of IN input and
+                                 OUT output tokens, reported only in `usage.iterations` (a `compaction`
+                                 entry, then a `message` entry with the top-level counts), in the body
+                                 and in `message_delta`, never in the top-level fields
 
 Every response carries `x-fake-request-count: K`, the number of requests served so far. A whole JSON
 body is gzipped (`content-encoding: gzip`) when the request's `accept-encoding` names gzip, as
@@ -156,6 +160,7 @@ class Controls:
     web_searches: int = 0
     echo_headers: bool = False
     control_char_header: bool = False
+    compaction: tuple[int, int] | None = None
 
 
 DEFAULT_CONTROLS = Controls()
@@ -613,6 +618,17 @@ def _anthropic_usage(usage: Usage, output_tokens: int, tier: str, searches: int 
     return reported
 
 
+def _with_compaction(usage: JSON, compaction: tuple[int, int] | None) -> JSON:
+    """`usage` with the `iterations` of a call that compacted its context first, if it did."""
+    if compaction is None:
+        return usage
+    fields = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    summary: JSON = {"type": "compaction", "input_tokens": compaction[0], "output_tokens": compaction[1]}
+    summary.update(cache_creation_input_tokens=0, cache_read_input_tokens=0)
+    answer: JSON = {"type": "message", **{name: usage[name] for name in fields}}
+    return {**usage, "iterations": [summary, answer]}
+
+
 def anthropic_messages(call: Call) -> Reply:
     message: JSON = {
         "id": f"msg_fake{call.number:08d}",
@@ -625,8 +641,9 @@ def anthropic_messages(call: Call) -> Reply:
     }
     searches = call.controls.web_searches
     if call.usage:
-        message["usage"] = _anthropic_usage(
-            call.usage, call.usage.output, call.controls.service_tier, searches
+        message["usage"] = _with_compaction(
+            _anthropic_usage(call.usage, call.usage.output, call.controls.service_tier, searches),
+            call.controls.compaction,
         )
     if not call.stream:
         return _json_reply(message)
@@ -638,6 +655,8 @@ def anthropic_messages(call: Call) -> Reply:
         finished["usage"] = {"output_tokens": call.usage.output}
         if searches:  # the call's totals, as message_delta reports them
             finished["usage"]["server_tool_use"] = {"web_search_requests": searches, "web_fetch_requests": 0}
+        if call.controls.compaction:  # the cumulative counts again, and the iterations
+            finished["usage"] = message["usage"]
     steps: list[tuple[str, JSON]] = [
         ("message_start", {"type": "message_start", "message": started}),
         (
@@ -773,6 +792,7 @@ def parse_controls(headers: list[tuple[str, str]]) -> Controls:
             web_searches=int(values.get("web-searches", 0)),
             echo_headers=values.get("echo-headers") == "1",
             control_char_header=values.get("control-char-header") == "1",
+            compaction=_compaction(values["compaction"]) if "compaction" in values else None,
         )
     except ValueError as error:
         raise BadRequest(f"bad x-fake-* header: {error}") from error
@@ -782,6 +802,12 @@ def _cache_writes(value: str) -> dict[str, int]:
     """`N` or `N,H` of x-fake-cache-write-tokens as Controls fields."""
     written, _, hour = value.partition(",")
     return {"cache_write_tokens": int(written), "cache_write_1h_tokens": int(hour or 0)}
+
+
+def _compaction(value: str) -> tuple[int, int]:
+    """`IN,OUT` of x-fake-compaction."""
+    tokens_in, _, tokens_out = value.partition(",")
+    return int(tokens_in), int(tokens_out or 0)
 
 
 def _parse_payload(request: RecordedRequest) -> JSON:

@@ -6,6 +6,7 @@ import anthropic
 import pytest
 
 from tests.integration.conftest import CREDENTIALS, World
+from tests.support.gateway import wait_for_usage_rows
 
 
 def client(world: World, key: str) -> anthropic.Anthropic:
@@ -75,3 +76,29 @@ def test_tenant_without_an_anthropic_credential_is_refused_in_anthropic_dialect(
         },
     }
     assert fresh.upstream.requests == []
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["body", "stream"])
+def test_a_server_side_compaction_is_recorded_with_the_call(fresh: World, stream: bool) -> None:
+    """The summary a compaction wrote is billed but reported only in `usage.iterations`: the record
+    counts it beside the top-level usage the SDK shows."""
+    rid = f"anthropic-compaction-{'stream' if stream else 'body'}"
+    asked = {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "Go on"}],
+    }
+    extra = {"extra_headers": {"x-request-id": rid, "x-fake-compaction": "150000,3500"}}
+    with client(fresh, fresh.keys["acme"]) as claude:
+        if stream:
+            with claude.beta.messages.stream(**asked, **extra) as events:  # type: ignore[arg-type]
+                message = events.get_final_message()
+        else:
+            message = claude.beta.messages.create(**asked, **extra)  # type: ignore[arg-type]
+    [row] = wait_for_usage_rows(fresh.gateway.effective_database_url, rid, 1)
+
+    assert message.usage.iterations is not None
+    assert [step.type for step in message.usage.iterations] == ["compaction", "message"]
+    assert row["input_tokens"] == message.usage.input_tokens + 150000
+    assert row["output_tokens"] == message.usage.output_tokens + 3500
+    assert not row["estimated"]

@@ -3,14 +3,16 @@
     usage {input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
            cache_creation {ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}, service_tier,
            server_tool_use {web_search_requests, web_fetch_requests},
-           iterations [{type, input_tokens, output_tokens, cache_...}]}
+           iterations [{type, input_tokens, output_tokens, cache_...}],
+           output_tokens_details {thinking_tokens}}
 
 Anthropic's `input_tokens` leave out the tokens read from and written to the prompt cache, so the
 normalised input is their sum: input = input + cache_read + cache_creation, cached = cache_read,
 cache_write = cache_creation, and of those, cache_write_1h = the writes kept for an hour (priced
-higher than the default five minutes). Thinking tokens are part of `output_tokens` and not reported
-apart. The usage's `service_tier` (`standard`, or `priority` for a call served from Priority Tier
-capacity, `batch` for a batch) marks the usage unless it is the standard one, as OpenAI's tiers do.
+higher than the default five minutes). Thinking tokens are part of `output_tokens` (the billed
+whole); newer responses break them out, `output_tokens_details.thinking_tokens`: the reasoning
+count, else 0. The usage's `service_tier` (`standard`, or `priority` for a call served from Priority
+Tier capacity, `batch` for a batch) marks the usage unless it is the standard one, as OpenAI's do.
 The web searches of the server-side web search tool (`server_tool_use.web_search_requests`) are
 billed apiece; web fetches cost only the tokens they bring, and are not counted. A server-side
 compaction (beta) summarises the conversation in a sampling of its own by the same model, billed but
@@ -62,6 +64,7 @@ USAGE_FIELDS = (
     "service_tier",
     "server_tool_use",
     "iterations",
+    "output_tokens_details",
 )
 DELTA_TEXT_KEY = re.compile(rb'"(?:text|thinking|partial_json)"\s*:\s*"')
 
@@ -76,8 +79,9 @@ def messages_usage(usage: object) -> TokenUsage | None:
             more = token_counts(step)
             prompt, output = prompt + more[0], output + more[1]
             read, written, hour = read + more[2], written + more[3], hour + more[4]
+    thinking = min(count(mapping(usage, "output_tokens_details"), "thinking_tokens"), output)
     searches = count(mapping(usage, "server_tool_use"), "web_search_requests")
-    total = TokenUsage(prompt, output, read, written, 0, hour, None, searches)
+    total = TokenUsage(prompt, output, read, written, thinking, hour, None, searches)
     return in_service_tier(total, usage.get("service_tier"))
 
 

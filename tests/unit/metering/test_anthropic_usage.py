@@ -239,3 +239,29 @@ def test_a_compaction_s_tokens_count_beside_the_cumulative_usage_of_message_delt
     extraction = extract_every_way("anthropic", Endpoint.MESSAGES, SSE, stream)
 
     assert extraction.usage == WITH_COMPACTION
+
+
+def test_thinking_tokens_broken_out_of_the_output_are_the_reasoning_in_bodies_and_streams() -> None:
+    """Newer responses say how much of `output_tokens` (still the whole, billed output) was thinking:
+    `output_tokens_details.thinking_tokens`, in the body's usage and in `message_delta`'s."""
+    details = b'"output_tokens": 85,\n    "output_tokens_details": {"thinking_tokens": 60},'
+    body = fixture("anthropic_messages.json").replace(b'"output_tokens": 85,', details)
+    stream = fixture("anthropic_messages_stream.sse").replace(
+        b'"output_tokens":89}}', b'"output_tokens":89,"output_tokens_details":{"thinking_tokens":70}}}'
+    )
+    assert body != fixture("anthropic_messages.json") and stream != fixture("anthropic_messages_stream.sse")
+
+    from_body = extract_every_way("anthropic", Endpoint.MESSAGES, JSON, body).usage
+    from_stream = extract_every_way("anthropic", Endpoint.MESSAGES, SSE, stream).usage
+
+    assert from_body is not None and (from_body.output_tokens, from_body.reasoning_tokens) == (85, 60)
+    assert from_stream is not None and (from_stream.output_tokens, from_stream.reasoning_tokens) == (89, 70)
+
+
+def test_thinking_tokens_never_exceed_the_output_reported() -> None:
+    usage = {"input_tokens": 5, "output_tokens": 10, "output_tokens_details": {"thinking_tokens": 99}}
+    body = orjson.dumps({"type": "message", "model": "claude-haiku-4-5", "usage": usage})
+
+    extraction = extract_every_way("anthropic", Endpoint.MESSAGES, JSON, body)
+
+    assert extraction.usage == TokenUsage(input_tokens=5, output_tokens=10, reasoning_tokens=10)

@@ -44,8 +44,10 @@ class AiohttpResponse:
                 if not chunk:
                     return
                 yield chunk
-        except (TimeoutError, aiohttp.ServerTimeoutError):
+        except aiohttp.ServerTimeoutError:  # sock_read: nothing came for that long
             raise UpstreamTimeout("the upstream stopped sending within the read timeout") from None
+        except TimeoutError:  # total: bytes may have been coming all along (a long generation)
+            raise UpstreamTimeout("the response outlasted the upstream's total timeout") from None
         except aiohttp.ClientError as exc:
             raise UpstreamStreamBroken(
                 f"the upstream connection failed mid-response ({type(exc).__name__})"

@@ -3,6 +3,7 @@ never cross a proxy; and upstream failures are answered in the caller's dialect.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -220,3 +221,19 @@ def test_a_status_http_does_not_have_is_502_in_the_callers_dialect(fresh: World)
         "type": "error",
         "error": {"type": "api_error", "message": "the upstream answered with an invalid status (600)"},
     }
+
+
+def test_a_stream_still_flowing_when_the_total_timeout_runs_out_says_so(fresh: World) -> None:
+    """The `slow` provider reads for 0.5 s at most between bytes and 5 s in all: an event every 0.1 s
+    outlasts the total, not the read timeout, and the error event names the one to raise."""
+    headers = {**auth(fresh), "x-fake-chunks": "100", "x-fake-chunk-delay-ms": "100"}
+    with httpx.stream(
+        "POST", fresh.url + "/slow/v1/chat/completions", json={**CHAT, "stream": True}, headers=headers
+    ) as response:
+        lines = [line for line in response.iter_lines() if line]
+
+    assert response.status_code == 200
+    assert len(lines) > 10
+    error = json.loads(lines[-1].removeprefix("data: "))["error"]
+    assert error["code"] == "upstream_timeout"
+    assert error["message"] == "the response outlasted the upstream's total timeout"

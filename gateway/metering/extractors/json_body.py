@@ -4,8 +4,10 @@ OpenAI's chat, completions and embeddings bodies and Anthropic's messages end wi
 object, or with it and a few members more (OpenAI's `..., "usage": {...}, "service_tier": "default",
 "system_fingerprint": "fp_..."}`): for those, given the endpoint's `usage_of`, only that object is
 parsed, with the `"model": "..."` found by a search, and a `"service_tier"` after the usage object
-(where OpenAI puts it; a tier named before it is not looked for), and the rest of the body (choices,
-messages, logprobs) never becomes Python objects. A body that does not end so is parsed whole, as
+(where OpenAI puts it) or in the `TIER_BEFORE` bytes before its key (where Azure OpenAI, which writes its
+members in alphabetical order, and the SDK's own models put it: `"service_tier"`, `"system_fingerprint"`,
+`"usage"`; a tier named further before is not looked for), and the rest of the body (choices, messages,
+logprobs) never becomes Python objects. A body that does not end so is parsed whole, as
 every other body is. (A quoted `"usage"` key followed by an object cannot occur inside a JSON string,
 where quotes are escaped. The member is the body's own when its object parses as one JSON value that
 ends at the last `}` before the body's closing one: an object nested in the body that held the member
@@ -33,6 +35,7 @@ from gateway.metering.extractors.base import Reading, loads, object_end
 from gateway.metering.usage import Extraction, TokenUsage, UsageExtractor, in_service_tier, new_extraction
 
 EDGE = 4096
+TIER_BEFORE = 256  # bytes before the closing usage searched for a `"service_tier"` (see the docstring)
 USAGE_KEY = re.compile(rb'"(usage|usageMetadata)"\s*:\s*(?=\{)')
 MODEL_VALUE = re.compile(rb'"model"\s*:\s*"([^"\\]*)"')
 SERVICE_TIER = re.compile(rb'"service_tier"\s*:\s*"([^"\\]*)"')
@@ -95,12 +98,12 @@ def closing_usage(body: bytes, usage_of: Callable[[object], TokenUsage | None]) 
     """The usage `usage_of` reads in the `"usage": {...}` member of `body`'s top-level object when no `}`
     follows that member's but the body's own (see the module's docstring), with the body's model; None
     when the body does not end so."""
-    start = body.rfind(COMPACT_USAGE)  # the providers' own spelling first: one search
+    key = start = body.rfind(COMPACT_USAGE)  # the providers' own spelling first: one search
     if start >= 0:
         start += len(COMPACT_USAGE) - 1  # at its opening brace
     else:
-        at = body.rfind(b'"usage"')
-        match = USAGE_KEY.match(body, at) if at >= 0 else None
+        key = body.rfind(b'"usage"')
+        match = USAGE_KEY.match(body, key) if key >= 0 else None
         if match is None:
             return None
         start = match.end()
@@ -113,6 +116,8 @@ def closing_usage(body: bytes, usage_of: Callable[[object], TokenUsage | None]) 
     if usage is None:
         return None
     at = body.find(b'"service_tier"', close)  # OpenAI's, after the usage object
+    if at < 0:  # or just before its key, where members come in alphabetical order
+        at = body.find(b'"service_tier"', key - TIER_BEFORE if key > TIER_BEFORE else 0, key)
     if at >= 0 and not body.startswith(DEFAULT_TIER, at):
         usage = in_service_tier(usage, _tier_at(body, at))
     # The first `"model":"..."`, the top-level one in these bodies; inline, as this runs for every response.

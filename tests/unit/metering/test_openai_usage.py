@@ -199,6 +199,32 @@ def test_completions_stream_with_include_usage_reports_its_usage() -> None:
     assert near(unreported.output_chars, len("\n\nThis is indeed a test"))
 
 
+@pytest.mark.parametrize("kind", ["azure-openai", "openai-compatible"])
+@pytest.mark.parametrize("spaced", [False, True])
+def test_a_tier_named_just_before_the_closing_usage_prices_the_call_in_it(kind: str, spaced: bool) -> None:
+    """Azure OpenAI writes its members in alphabetical order (as do servers that serialise a map, or the
+    SDK's own models): `service_tier`, `system_fingerprint`, then the `usage` that closes the body."""
+    message = {"content": "Hi", "refusal": None, "role": "assistant"}
+    body = {
+        "choices": [{"finish_reason": "stop", "index": 0, "logprobs": None, "message": message}],
+        "created": 1765000000,
+        "id": "chatcmpl-D1",
+        "model": "gpt-4.1-2025-04-14",
+        "object": "chat.completion",
+        "service_tier": "priority",
+        "system_fingerprint": "fp_04751d0b65",
+        "usage": {"completion_tokens": 2, "prompt_tokens": 9, "total_tokens": 11},
+    }
+    separators = (", ", ": ") if spaced else (",", ":")
+
+    extraction = extract_every_way(
+        kind, Endpoint.CHAT_COMPLETIONS, JSON, json.dumps(body, separators=separators).encode()
+    )
+
+    assert extraction.usage == TokenUsage(input_tokens=9, output_tokens=2, service_tier="priority")
+    assert extraction.model == "gpt-4.1-2025-04-14"
+
+
 # -- responses ----------------------------------------------------------------------------------------
 
 

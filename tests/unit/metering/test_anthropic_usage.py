@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import orjson
+from decimal import Decimal
 
+import orjson
+import pytest
+
+from gateway.metering.prices import cost_of, load_price_table
 from gateway.metering.usage import Endpoint, TokenUsage
 from tests.unit.metering.support import (
     JSON,
@@ -265,3 +269,24 @@ def test_thinking_tokens_never_exceed_the_output_reported() -> None:
     extraction = extract_every_way("anthropic", Endpoint.MESSAGES, JSON, body)
 
     assert extraction.usage == TokenUsage(input_tokens=5, output_tokens=10, reasoning_tokens=10)
+
+
+@pytest.mark.parametrize(
+    ("model", "input_rate", "output_rate"),
+    [("claude-opus-4-6", "5", "25"), ("claude-sonnet-4-6", "3", "15"), ("claude-opus-5", "5", "25")],
+)
+def test_current_claude_models_are_priced_at_their_list_rates_whatever_the_prompt_s_length(
+    model: str, input_rate: str, output_rate: str
+) -> None:
+    """Their 1M-token context is billed at the standard rates throughout: a prompt above 200k tokens
+    costs no more per token; cache writes are 1.25x input (2x kept an hour), reads 0.1x."""
+    price = load_price_table().price_for("anthropic", "anthropic", model)
+    assert price is not None
+    rates = Decimal(input_rate), Decimal(output_rate)
+
+    long = TokenUsage(input_tokens=500_000, output_tokens=1_000, cached_input_tokens=400_000)
+    cost = cost_of(long, price)
+
+    assert (price.input, price.output) == rates
+    assert cost == (100_000 * rates[0] + 400_000 * rates[0] / 10 + 1_000 * rates[1]) / 1_000_000
+    assert (price.cache_write, price.cache_write_1h) == (rates[0] * Decimal("1.25"), rates[0] * 2)

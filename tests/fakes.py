@@ -184,3 +184,6 @@ class FakeKeyringRepository:
         if any(e.master_key_id == entry.master_key_id for e in self._entries):
             raise AlreadyExists(f"master key {entry.master_key_id} is in the keyring already")
         self._entries.append(entry)
+
+    async def remove(self, master_key_id: str) -> None:
+        self._entries = [e for e in self._entries if e.master_key_id != master_key_id]

@@ -3,6 +3,7 @@ streamed or not, on every metered endpoint; and an estimate, flagged, when the p
 
 from __future__ import annotations
 
+import base64
 import itertools
 from decimal import Decimal
 from typing import Any
@@ -225,6 +226,26 @@ def test_embeddings_record_input_tokens_only(fresh: World) -> None:
     assert row["input_tokens"] == max(1, len(fresh.upstream.requests[0].body) // 4)
     assert row["output_tokens"] == 0
     assert row["endpoint"] == "embeddings" and Decimal(row["cost_usd"]) > 0
+
+
+@pytest.mark.parametrize("dimensions", [8, 3072])
+def test_base64_embeddings_reach_the_caller_as_sent_and_record_their_input_tokens(
+    fresh: World, dimensions: int
+) -> None:
+    """`encoding_format: base64`: each vector one long string; the larger ones past the size from which
+    only the body's ends are searched for its usage."""
+    rid = request_id("embeddings-base64")
+    body = {"model": "text-embedding-3-small", "input": ["a", "b", "c"], "encoding_format": "base64"}
+    body["dimensions"] = dimensions
+
+    response = call(fresh, "/openai/v1/embeddings", body, rid)
+    row = one_row(fresh, rid)
+
+    vectors = [item["embedding"] for item in response.json()["data"]]
+    assert len(vectors) == 3 and all(len(base64.b64decode(vector)) == 4 * dimensions for vector in vectors)
+    assert row["input_tokens"] == response.json()["usage"]["prompt_tokens"] > 0
+    assert row["output_tokens"] == 0 and row["estimated"] is False
+    assert Decimal(row["cost_usd"]) > 0
 
 
 def test_a_stream_cut_by_the_upstream_is_recorded_as_estimated_from_what_passed(fresh: World) -> None:

@@ -153,12 +153,15 @@ class FakeCredentialRepository:
     def __init__(self) -> None:
         self._rows: dict[tuple[str | None, str], StoredCredential] = {}
         self.lookups = 0
+        self.failure: StorageError | None = None
 
     async def replace(self, credential: StoredCredential) -> None:
         self._rows[(credential.tenant_id, credential.provider)] = credential
 
     async def find_for(self, tenant_id: str, provider: str) -> StoredCredential | None:
         self.lookups += 1
+        if self.failure is not None:
+            raise self.failure
         return self._rows.get((tenant_id, provider)) or self._rows.get((None, provider))
 
     async def list(self, tenant_id: str | None = None, *, shared: bool = False) -> list[StoredCredential]:

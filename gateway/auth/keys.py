@@ -4,6 +4,11 @@ A key is `tg-` followed by 32 random bytes in urlsafe base64. Only its SHA-256 d
 (the key has 256 bits of entropy, so a fast hash is safe); it is looked up by digest and the
 match confirmed with a constant-time comparison. `KeyAuthenticator` keeps looked-up keys in memory
 for `ttl` seconds, so a revocation made in the database takes effect within that time.
+
+While the database cannot be reached, a key found before keeps working for up to `stale_if_error`
+seconds past its TTL (a key never found, or found unknown, gets 503). No one can revoke a key while
+the database is down; the trade-off is a gateway cut off from a database that the others still reach:
+it accepts a key revoked meanwhile until its connection returns or `stale_if_error` runs out.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,13 +24,14 @@ from typing import Protocol
 
 from gateway.cache import Clock, TTLCache
 from gateway.errors import AuthError, MissingKey, ServiceUnavailable
-from gateway.storage.errors import StorageError
+from gateway.storage.errors import StorageError, StorageUnavailable
 from gateway.storage.records import ApiKeyRecord
 
 KEY_PREFIX = "tg-"
 RANDOM_BYTES = 32
 MAX_KEY_LENGTH = 256
 DISPLAY_PREFIX_LENGTH = 10
+UNKNOWN_KEYS_SHARE = 10  # unknown keys ("not found" answers) are cached up to a tenth of `size`
 
 
 class KeyLookup(Protocol):
@@ -89,10 +96,17 @@ class KeyAuthenticator:
         size: int,
         clock: Clock | None = None,
         now: Callable[[], datetime] = _utcnow,
+        stale_if_error: float = 300.0,
     ) -> None:
         self._repository = repository
-        self._cache: TTLCache[bytes, ApiKeyRecord | None] = (
-            TTLCache(ttl, size) if clock is None else TTLCache(ttl, size, clock)
+        self._cache: TTLCache[bytes, ApiKeyRecord] = TTLCache(
+            ttl,
+            size,
+            time.monotonic if clock is None else clock,
+            misses_size=max(1, size // UNKNOWN_KEYS_SHARE),
+            stale_if_error=stale_if_error,
+            unavailable=(StorageUnavailable,),
+            name="Tollgate keys",
         )
         self._now = now
 
@@ -102,7 +116,10 @@ class KeyAuthenticator:
         if not looks_like_key(presented):
             raise AuthError("invalid Tollgate key")
         digest = key_digest(presented)
-        record = await self._cache.get_or_load(digest, lambda: self._lookup(digest))
+        try:
+            record = await self._cache.get_or_load(digest, lambda: self._lookup(digest))
+        except StorageError:
+            raise ServiceUnavailable("the key store is unavailable; try again shortly") from None
         if record is None:
             raise AuthError("invalid Tollgate key")
         if not record.is_usable_at(self._now()):
@@ -110,10 +127,7 @@ class KeyAuthenticator:
         return principal_of(record)
 
     async def _lookup(self, digest: bytes) -> ApiKeyRecord | None:
-        try:
-            found = await self._repository.find_by_digest(digest)
-        except StorageError:
-            raise ServiceUnavailable("the key store is unavailable; try again shortly") from None
+        found = await self._repository.find_by_digest(digest)
         if found is None:
             return None
         record, stored_digest = found

@@ -1,11 +1,14 @@
 """Provider credentials per tenant (or shared): stored encrypted, decrypted on demand, cached briefly.
 
 `CredentialStore.resolve` is what the hot path calls: the tenant's own credential for a provider,
-else the shared one, from a short-lived in-memory cache in front of the database.
+else the shared one, from a short-lived in-memory cache in front of the database. While the database
+cannot be reached, a credential found before is used for up to `stale_if_error` seconds past its TTL
+("none found" is not kept past its TTL).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +27,7 @@ from gateway.credentials.crypto import (
     seal_envelope,
 )
 from gateway.credentials.secret import Secret
-from gateway.storage.errors import AlreadyExists
+from gateway.storage.errors import AlreadyExists, StorageUnavailable
 from gateway.storage.records import KeyringEntry, StoredCredential
 from gateway.storage.repositories import new_id
 
@@ -71,11 +74,17 @@ class CredentialStore:
         cache_ttl: float = 30.0,
         cache_size: int = 1000,
         clock: Clock | None = None,
+        stale_if_error: float = 300.0,
     ) -> None:
         self._repository = repository
         self._master = master
-        self._cache: TTLCache[tuple[str, str], ResolvedCredential | None] = (
-            TTLCache(cache_ttl, cache_size) if clock is None else TTLCache(cache_ttl, cache_size, clock)
+        self._cache: TTLCache[tuple[str, str], ResolvedCredential] = TTLCache(
+            cache_ttl,
+            cache_size,
+            time.monotonic if clock is None else clock,
+            stale_if_error=stale_if_error,
+            unavailable=(StorageUnavailable,),
+            name="provider credentials",
         )
 
     async def set(

@@ -19,7 +19,7 @@ from gateway.auth.keys import (
     looks_like_key,
 )
 from gateway.errors import AuthError, MissingKey, ServiceUnavailable
-from gateway.storage.errors import StorageUnavailable
+from gateway.storage.errors import StorageRejected, StorageUnavailable
 from tests.fakes import FakeClock, FakeKeyRepository, Gate
 
 TTL = 5.0
@@ -250,3 +250,122 @@ async def test_a_repository_failure_reaches_every_concurrent_caller(
 
     assert [type(outcome) for outcome in outcomes] == [ServiceUnavailable] * 3
     assert repository.lookups == 1
+
+
+# -- a database outage: keys found are served stale for a bounded time --------------------------------
+
+STALE = 300.0
+
+
+async def test_a_key_found_keeps_working_past_its_ttl_while_the_database_is_unavailable(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository, clock: FakeClock
+) -> None:
+    key, record = repository.issue()
+    await authenticator.authenticate(key)
+    repository.failure = StorageUnavailable("database error: OperationalError")
+
+    clock.advance(TTL + STALE - 0.1)
+
+    assert (await authenticator.authenticate(key)).key_id == record.id
+
+
+async def test_a_key_is_served_stale_no_longer_than_stale_if_error_past_its_expiry(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository, clock: FakeClock
+) -> None:
+    key, _ = repository.issue()
+    await authenticator.authenticate(key)
+    repository.failure = StorageUnavailable("down")
+
+    clock.advance(TTL + STALE)
+
+    with pytest.raises(ServiceUnavailable):
+        await authenticator.authenticate(key)
+
+
+async def test_a_key_never_seen_is_service_unavailable_while_the_database_is_unavailable(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository
+) -> None:
+    key, _ = repository.issue()
+    repository.failure = StorageUnavailable("down")
+
+    with pytest.raises(ServiceUnavailable):
+        await authenticator.authenticate(key)
+
+
+async def test_an_unknown_key_is_not_refused_from_a_stale_answer_but_service_unavailable(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository, clock: FakeClock
+) -> None:
+    unknown = generate_key()
+    with pytest.raises(AuthError, match="invalid"):
+        await authenticator.authenticate(unknown)
+    repository.failure = StorageUnavailable("down")
+
+    clock.advance(TTL)
+
+    with pytest.raises(ServiceUnavailable):
+        await authenticator.authenticate(unknown)
+
+
+async def test_a_key_revoked_before_the_outage_stays_refused_during_it(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository, clock: FakeClock
+) -> None:
+    key, record = repository.issue()
+    await authenticator.authenticate(key)
+    await repository.revoke(record.id, clock.utcnow())
+    clock.advance(TTL)
+    with pytest.raises(AuthError, match="revoked"):
+        await authenticator.authenticate(key)
+    repository.failure = StorageUnavailable("down")
+
+    clock.advance(TTL)
+
+    with pytest.raises(AuthError, match="revoked"):
+        await authenticator.authenticate(key)
+
+
+async def test_a_failure_other_than_unavailable_is_not_answered_stale(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository, clock: FakeClock
+) -> None:
+    key, _ = repository.issue()
+    await authenticator.authenticate(key)
+    repository.failure = StorageRejected("the database refused a value")
+
+    clock.advance(TTL)
+
+    with pytest.raises(ServiceUnavailable):
+        await authenticator.authenticate(key)
+
+
+async def test_a_zero_stale_if_error_ends_a_key_at_its_ttl_during_an_outage(
+    repository: FakeKeyRepository, clock: FakeClock
+) -> None:
+    authenticator = KeyAuthenticator(
+        repository, ttl=TTL, size=100, clock=clock, now=clock.utcnow, stale_if_error=0
+    )
+    key, _ = repository.issue()
+    await authenticator.authenticate(key)
+    repository.failure = StorageUnavailable("down")
+
+    clock.advance(TTL)
+
+    with pytest.raises(ServiceUnavailable):
+        await authenticator.authenticate(key)
+
+
+# -- unknown keys cannot push real ones out of the cache -------------------------------------------------
+
+
+async def test_a_flood_of_unknown_keys_does_not_evict_a_key_in_use(
+    repository: FakeKeyRepository, clock: FakeClock
+) -> None:
+    authenticator = KeyAuthenticator(repository, ttl=TTL, size=10, clock=clock, now=clock.utcnow)
+    key, record = repository.issue()
+    await authenticator.authenticate(key)
+
+    for _ in range(100):
+        with pytest.raises(AuthError, match="invalid"):
+            await authenticator.authenticate(generate_key())
+    lookups = repository.lookups
+
+    assert (await authenticator.authenticate(key)).key_id == record.id
+    assert repository.lookups == lookups

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -290,3 +292,201 @@ async def test_a_load_outlives_its_cancelled_caller_and_serves_the_next_one(cloc
     assert await later == "loaded #1"
     assert abandoned.cancelled()
     assert load.calls == 1
+
+
+# -- "not found" answers: a bound of their own ---------------------------------------------------------
+
+
+class Unavailable(Exception):
+    """The source cannot be reached (what `stale_if_error` answers with the last value found)."""
+
+
+class Finder:
+    """A load function over a dict: None for a key it does not hold ("not found")."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+        self.calls = 0
+        self.failure: Exception | None = None
+
+    def __call__(self, key: str) -> Callable[[], Awaitable[str | None]]:
+        async def load() -> str | None:
+            self.calls += 1
+            if self.failure is not None:
+                raise self.failure
+            return self.values.get(key)
+
+        return load
+
+
+async def test_not_found_answers_never_evict_values_found(clock: FakeClock) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=10, size=2, clock=clock, misses_size=3)
+    find = Finder({"a": "1", "b": "2"})
+    await cache.get_or_load("a", find("a"))
+    await cache.get_or_load("b", find("b"))
+
+    for n in range(100):  # a flood of unknown keys
+        assert await cache.get_or_load(f"unknown-{n}", find(f"unknown-{n}")) is None
+    calls = find.calls
+
+    assert (await cache.get_or_load("a", find("a")), await cache.get_or_load("b", find("b"))) == ("1", "2")
+    assert find.calls == calls
+    assert len(cache) == 2 + 3
+
+
+async def test_not_found_answers_are_cached_within_their_own_bound(clock: FakeClock) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=10, size=10, clock=clock, misses_size=2)
+    find = Finder({})
+    for key in ("x", "y", "z"):
+        await cache.get_or_load(key, find(key))
+
+    assert (cache.get("x"), cache.get("y"), cache.get("z")) == ((False, None), (True, None), (True, None))
+    await cache.get_or_load("z", find("z"))
+    assert find.calls == 3
+
+
+async def test_a_key_found_after_a_not_found_answer_replaces_it(clock: FakeClock) -> None:
+    cache: TTLCache[str, str] = TTLCache(ttl=10, size=10, clock=clock, misses_size=10)
+    find = Finder({})
+    await cache.get_or_load("a", find("a"))
+
+    find.values["a"] = "now there"
+    clock.advance(10)
+
+    assert await cache.get_or_load("a", find("a")) == "now there"
+    assert len(cache) == 1
+
+
+# -- stale if error ------------------------------------------------------------------------------------
+
+
+def stale_cache(clock: FakeClock, stale_if_error: float = 60) -> TTLCache[str, str]:
+    return TTLCache(
+        ttl=10, size=10, clock=clock, stale_if_error=stale_if_error, unavailable=(Unavailable,), name="things"
+    )
+
+
+async def test_a_value_found_is_served_past_its_ttl_while_its_source_is_unavailable(clock: FakeClock) -> None:
+    cache = stale_cache(clock)
+    find = Finder({"a": "1"})
+    await cache.get_or_load("a", find("a"))
+    find.failure = Unavailable("database unreachable")
+
+    clock.advance(10 + 59.9)
+
+    assert await cache.get_or_load("a", find("a")) == "1"
+
+
+async def test_a_stale_value_is_served_no_longer_than_stale_if_error_past_its_expiry(
+    clock: FakeClock,
+) -> None:
+    cache = stale_cache(clock)
+    find = Finder({"a": "1"})
+    await cache.get_or_load("a", find("a"))
+    find.failure = Unavailable("database unreachable")
+    clock.advance(30)
+    assert await cache.get_or_load("a", find("a")) == "1"
+
+    clock.advance(40)  # 70 s after the lookup: 60 s past its expiry
+
+    with pytest.raises(Unavailable):
+        await cache.get_or_load("a", find("a"))
+
+
+async def test_a_not_found_answer_is_never_served_stale(clock: FakeClock) -> None:
+    cache = stale_cache(clock)
+    find = Finder({})
+    assert await cache.get_or_load("a", find("a")) is None
+    find.failure = Unavailable("database unreachable")
+
+    clock.advance(10)
+
+    with pytest.raises(Unavailable):
+        await cache.get_or_load("a", find("a"))
+
+
+async def test_an_error_other_than_unavailable_is_not_answered_with_a_stale_value(clock: FakeClock) -> None:
+    cache = stale_cache(clock)
+    find = Finder({"a": "1"})
+    await cache.get_or_load("a", find("a"))
+    find.failure = ValueError("the database answered: refused")
+
+    clock.advance(10)
+
+    with pytest.raises(ValueError, match="refused"):
+        await cache.get_or_load("a", find("a"))
+
+
+async def test_a_zero_stale_if_error_serves_nothing_stale(clock: FakeClock) -> None:
+    cache = stale_cache(clock, stale_if_error=0)
+    find = Finder({"a": "1"})
+    await cache.get_or_load("a", find("a"))
+    find.failure = Unavailable("database unreachable")
+
+    clock.advance(10)
+
+    with pytest.raises(Unavailable):
+        await cache.get_or_load("a", find("a"))
+
+
+async def test_during_an_outage_a_stale_value_is_looked_up_again_at_most_once_per_half_ttl(
+    clock: FakeClock,
+) -> None:
+    cache = stale_cache(clock)
+    find = Finder({"a": "1"})
+    await cache.get_or_load("a", find("a"))
+    find.failure = Unavailable("database unreachable")
+    clock.advance(10)
+
+    served = []
+    for _ in range(40):  # 20 s of calls, two a second
+        served.append(await cache.get_or_load("a", find("a")))
+        await asyncio.sleep(0)  # a lookup started in the background runs (and fails)
+        clock.advance(0.5)
+
+    assert served == ["1"] * 40
+    assert 1 + 1 <= find.calls <= 1 + 20 / 5 + 1  # the first lookup, then one each 5 s at most
+
+
+async def test_once_the_source_answers_again_its_answer_replaces_the_stale_value(clock: FakeClock) -> None:
+    cache = stale_cache(clock)
+    find = Finder({"a": "1"})
+    await cache.get_or_load("a", find("a"))
+    find.failure = Unavailable("database unreachable")
+    clock.advance(10)
+    assert await cache.get_or_load("a", find("a")) == "1"
+
+    find.failure = None
+    del find.values["a"]  # revoked while the database was unreachable from here
+    clock.advance(5)
+    await cache.get_or_load("a", find("a"))  # may still answer stale while it looks again
+    await asyncio.sleep(0)
+
+    assert await cache.get_or_load("a", find("a")) is None
+
+
+async def test_one_warning_when_stale_values_are_first_served_and_one_when_the_source_answers(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = stale_cache(clock)
+    find = Finder({"a": "1", "b": "2"})
+    await cache.get_or_load("a", find("a"))
+    await cache.get_or_load("b", find("b"))
+    find.failure = Unavailable("database unreachable")
+    clock.advance(10)
+
+    with caplog.at_level(logging.INFO, logger="tollgate.cache"):
+        for _ in range(3):
+            await cache.get_or_load("a", find("a"))
+            await cache.get_or_load("b", find("b"))
+            await asyncio.sleep(0)
+            clock.advance(5)
+        find.failure = None
+        for _ in range(3):
+            await cache.get_or_load("a", find("a"))
+            await asyncio.sleep(0)
+
+    warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert "things" in warnings[0].getMessage() and "stale" in warnings[0].getMessage()
+    assert "things" in warnings[1].getMessage() and "again" in warnings[1].getMessage()

@@ -8,6 +8,7 @@ import pytest
 
 from gateway.credentials.crypto import MasterKey, MasterKeyError
 from gateway.credentials.store import CredentialStore, CredentialUnreadable, verify_master_key
+from gateway.storage.errors import StorageUnavailable
 from gateway.storage.records import StoredCredential
 from tests.fakes import FakeClock, FakeCredentialRepository, FakeKeyringRepository
 
@@ -253,3 +254,50 @@ async def test_a_canary_that_does_not_decrypt_is_refused(master: MasterKey) -> N
 
     with pytest.raises(MasterKeyError, match="canary"):
         await verify_master_key(forged, master)
+
+
+# -- a database outage: credentials found are served stale for a bounded time ---------------------------
+
+STALE = 300.0
+
+
+async def test_a_credential_found_is_served_past_its_ttl_while_the_database_is_unavailable(
+    store: CredentialStore, repository: FakeCredentialRepository, clock: FakeClock
+) -> None:
+    await store.set("acme", "openai", "sk-acme")
+    await store.resolve("acme", "openai")
+    repository.failure = StorageUnavailable("database error: OperationalError")
+
+    clock.advance(TTL + STALE - 0.1)
+    resolved = await store.resolve("acme", "openai")
+
+    assert resolved is not None and resolved.secret.reveal() == "sk-acme"
+    clock.advance(0.1)
+    with pytest.raises(StorageUnavailable):
+        await store.resolve("acme", "openai")
+
+
+async def test_no_credential_found_is_not_extended_during_an_outage(
+    store: CredentialStore, repository: FakeCredentialRepository, clock: FakeClock
+) -> None:
+    assert await store.resolve("acme", "openai") is None
+    repository.failure = StorageUnavailable("down")
+
+    clock.advance(TTL)
+
+    with pytest.raises(StorageUnavailable):
+        await store.resolve("acme", "openai")
+
+
+async def test_a_zero_stale_if_error_ends_a_credential_at_its_ttl_during_an_outage(
+    repository: FakeCredentialRepository, master: MasterKey, clock: FakeClock
+) -> None:
+    store = CredentialStore(repository, master, cache_ttl=TTL, clock=clock, stale_if_error=0)
+    await store.set("acme", "openai", "sk-acme")
+    await store.resolve("acme", "openai")
+    repository.failure = StorageUnavailable("down")
+
+    clock.advance(TTL)
+
+    with pytest.raises(StorageUnavailable):
+        await store.resolve("acme", "openai")

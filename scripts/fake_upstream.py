@@ -31,6 +31,8 @@ Control request headers:
     x-fake-chunk-delay-ms: N     wait between stream events (otherwise each event is its own write)
     x-fake-reset-after: N        send the head and N stream events, then reset the connection
                                  (a non-streaming response is reset right after its head)
+    x-fake-reset-mid-event: 1    with x-fake-reset-after, send the first half of the next event before
+                                 the reset (a connection cut inside an event)
     x-fake-set-cookie: 1         add Set-Cookie and the hop-by-hop Connection / Keep-Alive headers
     x-fake-redirect: URL         reply 302 with Location: URL
     x-fake-control-char-header: 1  add `x-fake-odd: a<DEL>b` (a control character, which an HTTP client
@@ -146,6 +148,7 @@ class Controls:
     delay_s: float = 0.0
     chunk_delay_s: float = 0.0
     reset_after: int | None = None
+    reset_mid_event: bool = False
     set_cookie: bool = False
     redirect: str | None = None
     no_usage: bool = False
@@ -178,6 +181,7 @@ class Reply:
     delay_s: float = 0.0
     chunk_delay_s: float = 0.0
     reset_after: int | None = None
+    reset_mid_event: bool = False
 
     @property
     def immediate(self) -> bool:
@@ -779,6 +783,7 @@ def parse_controls(headers: list[tuple[str, str]]) -> Controls:
             delay_s=float(values.get("delay-ms", 0)) / 1000,
             chunk_delay_s=float(values.get("chunk-delay-ms", 0)) / 1000,
             reset_after=int(values["reset-after"]) if "reset-after" in values else None,
+            reset_mid_event=values.get("reset-mid-event") == "1",
             set_cookie=values.get("set-cookie") == "1",
             redirect=values.get("redirect"),
             no_usage=values.get("no-usage") == "1",
@@ -840,7 +845,7 @@ def respond(request: RecordedRequest, number: int) -> Reply:
     if controls.control_char_header:
         reply.headers += [("x-fake-odd", "a\x7fb"), ("x-fake-even", "1")]
     reply.delay_s, reply.chunk_delay_s = controls.delay_s, controls.chunk_delay_s
-    reply.reset_after = controls.reset_after
+    reply.reset_after, reply.reset_mid_event = controls.reset_after, controls.reset_mid_event
     return reply
 
 
@@ -1165,6 +1170,8 @@ class Connection(asyncio.Protocol):
         else:
             for index, event in enumerate(reply.events):
                 if reply.reset_after is not None and index >= reply.reset_after:
+                    if reply.reset_mid_event:
+                        transport.write(http_chunk(event[: len(event) // 2]))
                     break
                 if index:
                     await asyncio.sleep(reply.chunk_delay_s)

@@ -4,7 +4,10 @@ Nothing is buffered: each chunk is sent on as soon as it arrives, after the mete
 has seen it; what the tap found is read later, by the meter (`ctx.tap`), off the response's path.
 If the upstream fails after the response has started, a server-sent event stream gets one
 well-formed error event in the caller's dialect and ends; any other body is cut off (the connection
-closes) so the caller cannot mistake a truncated body for a whole one.
+closes) so the caller cannot mistake a truncated body for a whole one. So that the error event cannot
+land inside a line the upstream did not finish (its SDK would then fail on JSON it cannot parse rather
+than raise the error), an event stream goes on as far as its last line end, the start of a line waiting
+for the rest of it (`WholeLines`); the caller's SSE parser could not use it before anyway.
 
 One exception to "as they are": a response that is no success (status 300 and up: an error, a
 redirect) is relayed without the tenant's provider credential, should the upstream echo it back (a
@@ -57,11 +60,11 @@ async def relay(
         ctx.status = ctx.upstream_status = response.status
         ctx.streamed = content_type is not None and content_type.startswith(b"text/event-stream")
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await _relay_body(ctx, response, send, tap, redactor)
+        held = await _relay_body(ctx, response, send, tap, redactor)
     finally:
         await response.aclose()
     ctx.response_complete = True
-    rest = redactor.rest() if redactor is not None else b""
+    rest = held + redactor.rest() if redactor is not None else held
     ctx.bytes_out += len(rest)
     await send({"type": "http.response.body", "body": rest, "more_body": False})
 
@@ -72,7 +75,10 @@ async def _relay_body(
     send: Send,
     tap: UsageExtractor | None,
     redactor: Redactor | None = None,
-) -> None:
+) -> bytes:
+    """Relay the body; what is still held at its end (the start of an event stream's last line)."""
+    lines = WholeLines() if ctx.streamed else None
+    sent = b""
     try:
         async for chunk in response.chunks():
             if not ctx.first_byte:
@@ -85,20 +91,66 @@ async def _relay_body(
                 chunk = redactor.feed(chunk)
                 if not chunk:
                     continue
+            if lines is not None and (lines.held or not chunk.endswith(_LINE_ENDS)):
+                chunk = lines.feed(chunk)
+                if not chunk:
+                    continue
             ctx.bytes_out += len(chunk)
+            sent = chunk
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
     except UpstreamError as error:
         ctx.error = error
-        if not ctx.streamed:
+        if lines is None:
             raise ResponseCut() from None
         held = redactor.rest() if redactor is not None else b""  # what came before the error, first
         await send(
             {
                 "type": "http.response.body",
-                "body": held + render_stream_error(error, ctx.dialect),
+                "body": lines.cut(held, sent) + render_stream_error(error, ctx.dialect),
                 "more_body": True,
             }
         )
+        return b""
+    return lines.rest() if lines is not None else b""
+
+
+MAX_LINE = 1024 * 1024  # a longer line goes on as it comes
+_LINE_ENDS = (b"\n", b"\r")
+_EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
+
+
+class WholeLines:
+    """An event stream as far as its last line end: the start of a line is held until the rest of it
+    comes (see the module's docstring)."""
+
+    __slots__ = ("held",)
+
+    def __init__(self) -> None:
+        self.held = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self.held:
+            chunk, self.held = self.held + chunk, b""
+        end = max(chunk.rfind(b"\n"), chunk.rfind(b"\r")) + 1
+        if len(chunk) - end > MAX_LINE:
+            return chunk
+        self.held = chunk[end:]
+        return chunk[:end]
+
+    def rest(self) -> bytes:
+        held, self.held = self.held, b""
+        return held
+
+    def cut(self, tail: bytes, sent: bytes) -> bytes:
+        """What was held and `tail` after it, as far as the last line end (the rest of the line is
+        dropped), and the blank line that ends an event left open, after `sent`: an error event follows."""
+        data = self.held + tail
+        self.held = b""
+        data = data[: max(data.rfind(b"\n"), data.rfind(b"\r")) + 1]
+        end = (sent[-4:] + data)[-4:]
+        if not end or end.endswith(_EVENT_ENDS):
+            return data
+        return data + (b"\n\n" if end.endswith(b"\r") else b"\n")
 
 
 REDACTED = b"[redacted]"

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -237,3 +238,27 @@ def test_a_stream_still_flowing_when_the_total_timeout_runs_out_says_so(fresh: W
     error = json.loads(lines[-1].removeprefix("data: "))["error"]
     assert error["code"] == "upstream_timeout"
     assert error["message"] == "the response outlasted the upstream's total timeout"
+
+
+def test_a_stream_cut_inside_an_event_still_ends_with_an_error_event_the_sdk_raises(fresh: World) -> None:
+    """The half event that came is not relayed: the error event would land inside it, and the caller's
+    SDK would fail on JSON it cannot parse instead of raising the gateway's error."""
+    received = []
+
+    with (
+        anthropic.Anthropic(
+            base_url=f"{fresh.url}/anthropic", api_key=fresh.keys["acme"], max_retries=0
+        ) as api,
+        pytest.raises(anthropic.APIError) as failure,
+    ):
+        for event in api.messages.create(
+            model="claude-sonnet-5-5",
+            max_tokens=8,
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            extra_headers={"x-fake-chunks": "10", "x-fake-reset-after": "4", "x-fake-reset-mid-event": "1"},
+        ):
+            received.append(event)
+
+    assert len(received) == 4
+    assert "mid-response" in str(failure.value)

@@ -134,11 +134,15 @@ class Gateway:
                 master,
                 settings.credentials.cache_ttl_seconds,
                 settings.credentials.cache_size,
+                stale_if_error=settings.credentials.stale_if_error_seconds,
             )
             background = self._follower(transports, credentials, metrics) if ledger is not None else None
             services = Services(
                 authenticator=KeyAuthenticator(
-                    KeyRepository(engine), settings.auth.key_cache_ttl_seconds, settings.auth.key_cache_size
+                    KeyRepository(engine),
+                    settings.auth.key_cache_ttl_seconds,
+                    settings.auth.key_cache_size,
+                    stale_if_error=settings.auth.stale_if_error_seconds,
                 ),
                 credentials=credentials,
                 transports=transports,

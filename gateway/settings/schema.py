@@ -100,7 +100,21 @@ class AuthSettings(Frozen):
         description="How long a key looked up in the database is trusted from memory. A revoked key "
         "stops working within this time.",
     )
-    key_cache_size: int = Field(10_000, ge=1, description="Most keys held in memory.")
+    key_cache_size: int = Field(
+        10_000,
+        ge=1,
+        description="Most keys held in memory. Unknown keys are remembered apart, up to a tenth of this, "
+        "so a flood of made-up keys cannot push out the real ones.",
+    )
+    stale_if_error_seconds: float = Field(
+        300.0,
+        ge=0,
+        le=86_400,
+        description="While the database cannot be reached, a key found before keeps working for up to "
+        "this long past its cache TTL (a key not seen before gets 503); 0 turns this off. A gateway cut "
+        "off from a database the others still reach accepts a key revoked meanwhile for up to this "
+        "long.",
+    )
 
 
 class CredentialCacheSettings(Frozen):
@@ -110,6 +124,13 @@ class CredentialCacheSettings(Frozen):
         30.0, ge=0, le=3600, description="How long a decrypted credential is kept in memory."
     )
     cache_size: int = Field(1_000, ge=1, description="Most credentials held in memory.")
+    stale_if_error_seconds: float = Field(
+        300.0,
+        ge=0,
+        le=86_400,
+        description="While the database cannot be reached, a credential found before is still used for "
+        "up to this long past its cache TTL; 0 turns this off.",
+    )
 
 
 class Timeouts(Frozen):

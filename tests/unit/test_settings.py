@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from gateway.cli.config_cmd import json_schema
 from gateway.settings import ConfigError, ProviderType, Settings, load_settings, parse_settings
 from gateway.settings.schema import RESERVED_MOUNTS
 
@@ -42,6 +43,34 @@ def test_no_file_means_every_default() -> None:
     assert settings.master_key.env == "TOLLGATE_MASTER_KEY"
     assert settings.master_key.file is None
     assert settings.providers == {}
+
+
+def test_stale_if_error_defaults_to_five_minutes_and_zero_turns_it_off() -> None:
+    settings = Settings()
+    off = parse_settings(
+        {"auth": {"stale_if_error_seconds": 0}, "credentials": {"stale_if_error_seconds": 0}}
+    )
+
+    assert (settings.auth.stale_if_error_seconds, settings.credentials.stale_if_error_seconds) == (300, 300)
+    assert (off.auth.stale_if_error_seconds, off.credentials.stale_if_error_seconds) == (0, 0)
+
+
+def test_a_negative_stale_if_error_is_refused_in_either_section() -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_settings(
+            {"auth": {"stale_if_error_seconds": -1}, "credentials": {"stale_if_error_seconds": "soon"}},
+            "gateway.yaml",
+        )
+
+    assert set(problems_of(error)) == {"auth.stale_if_error_seconds", "credentials.stale_if_error_seconds"}
+
+
+def test_the_stale_if_error_settings_are_described_in_the_schema() -> None:
+    schema = json_schema()["$defs"]
+
+    for section in ("AuthSettings", "CredentialCacheSettings"):
+        description = schema[section]["properties"]["stale_if_error_seconds"]["description"]
+        assert "cannot be reached" in description and "0 turns this off" in description
 
 
 def test_an_empty_file_means_every_default(write_config: WriteConfig) -> None:

@@ -369,3 +369,24 @@ async def test_a_flood_of_unknown_keys_does_not_evict_a_key_in_use(
 
     assert (await authenticator.authenticate(key)).key_id == record.id
     assert repository.lookups == lookups
+
+
+async def test_during_an_outage_callers_of_a_key_found_do_not_wait_and_share_one_lookup(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository, clock: FakeClock
+) -> None:
+    key, record = repository.issue()
+    await authenticator.authenticate(key)
+    repository.failure = StorageUnavailable("down")
+    clock.advance(TTL)
+    await authenticator.authenticate(key)  # its lookup fails: served stale, the outage is known
+    assert repository.lookups == 2
+    repository.gate = Gate()  # the database now hangs as well
+
+    clock.advance(TTL / 2)  # time to look again
+    principals = [await authenticator.authenticate(key) for _ in range(5)]
+    await asyncio.wait_for(repository.gate.arrived.wait(), timeout=5)  # (only a guard against hanging)
+
+    assert [p.key_id for p in principals] == [record.id] * 5
+    assert repository.lookups == 3
+    repository.gate.open()
+    await asyncio.sleep(0)  # the lookup ends (and fails) before the test does

@@ -9,7 +9,11 @@ land inside a line the upstream did not finish (its SDK would then fail on JSON 
 than raise the error), an event stream goes on as far as its last line end, the start of a line waiting
 for the rest of it (`WholeLines`); the caller's SSE parser could not use it before anyway.
 
-One exception to "as they are": a response that is no success (status 300 and up: an error, a
+Two exceptions to "as they are". A redirect to the upstream's own base URL (a server that adds or removes
+a trailing slash, with the host it sees) is relayed as one to the same place under the provider's mount:
+followed as it came, the caller's SDK would bypass the gateway and present its Tollgate key to the
+upstream's host (httpx drops `Authorization` on a redirect to another host, never `x-api-key` or
+`x-goog-api-key`). And a response that is no success (status 300 and up: an error, a
 redirect) is relayed without the tenant's provider credential, should the upstream echo it back (a
 server that reflects request headers, a proxy's error page, a `Location` built from the request): it is
 replaced by `REDACTED` in headers and body, whatever chunks it spans. Successes are not searched.
@@ -53,6 +57,10 @@ async def relay(
     headers = downstream_headers(response.headers, resized=resized)
     if redactor is not None:
         headers = [(name, redactor.whole(value)) for name, value in headers]
+    if 300 <= response.status < 400:
+        headers = [
+            (name, _under_mount(ctx, value) if name == b"location" else value) for name, value in headers
+        ]
     content_type = _content_type(headers)
     tap = ctx.tap = open_tap(ctx, response.status, content_type) if open_tap is not None else None
     try:
@@ -67,6 +75,16 @@ async def relay(
     rest = held + redactor.rest() if redactor is not None else held
     ctx.bytes_out += len(rest)
     await send({"type": "http.response.body", "body": rest, "more_body": False})
+
+
+def _under_mount(ctx: RequestContext, location: bytes) -> bytes:
+    """`location` made a path under the provider's mount if it points under the upstream's base URL."""
+    adapter = ctx.provider
+    base = adapter.base_url.encode()
+    rest = location[len(base) :]
+    if not location.startswith(base) or rest[:1] not in (b"", b"/", b"?"):
+        return location
+    return (adapter.mount + adapter.api_root).encode() + rest
 
 
 async def _relay_body(

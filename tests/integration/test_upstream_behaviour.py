@@ -262,3 +262,43 @@ def test_a_stream_cut_inside_an_event_still_ends_with_an_error_event_the_sdk_rai
 
     assert len(received) == 4
     assert "mid-response" in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    ("mount", "upstream_path", "relayed"),
+    [
+        ("/openai", "/v1/models?after=m-1", "/openai/v1/models?after=m-1"),
+        ("/anthropic", "/v1/messages", "/anthropic/v1/messages"),
+    ],
+)
+def test_a_redirect_to_the_upstreams_own_url_points_back_under_the_mount(
+    fresh: World, mount: str, upstream_path: str, relayed: str
+) -> None:
+    """Followed as it came, the caller's SDK would send its Tollgate key straight to the upstream's host
+    (httpx keeps `x-api-key` on a redirect to another host)."""
+    response = httpx.post(
+        fresh.url + mount + "/v1/models",
+        json={},
+        headers={
+            "authorization": f"Bearer {fresh.keys['acme']}",
+            "x-fake-redirect": fresh.upstream.url + upstream_path,
+        },
+    )
+
+    assert response.status_code == 302
+    assert response.headers["location"] == relayed
+
+
+@pytest.mark.parametrize(
+    "target", ["{url}0/v1/models", "{url}/v10/models", "{url}/other", "http://x.test/v1"]
+)
+def test_a_redirect_elsewhere_is_relayed_as_it_came(fresh: World, target: str) -> None:
+    target = target.format(url=fresh.upstream.url)
+    response = httpx.post(
+        fresh.url + "/openai/v1/models",
+        json={},
+        headers={**auth(fresh), "x-fake-redirect": target},
+    )
+
+    assert response.status_code == 302
+    assert response.headers["location"] == target

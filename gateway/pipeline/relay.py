@@ -10,19 +10,21 @@ than raise the error), an event stream goes on as far as its last line end, the 
 for the rest of it (`WholeLines`); the caller's SSE parser could not use it before anyway.
 
 Two exceptions to "as they are". A redirect to the upstream's own base URL (a server that adds or removes
-a trailing slash, with the host it sees) is relayed as one to the same place under the provider's mount:
-followed as it came, the caller's SDK would bypass the gateway and present its Tollgate key to the
-upstream's host (httpx drops `Authorization` on a redirect to another host, never `x-api-key` or
-`x-goog-api-key`). And a response that is no success (status 300 and up: an error, a
-redirect) is relayed without the tenant's provider credential, should the upstream echo it back (a
-server that reflects request headers, a proxy's error page, a `Location` built from the request): it is
-replaced by `REDACTED` in headers and body, whatever chunks it spans. Successes are not searched.
+a trailing slash) is relayed as one to the same place under the provider's mount. Followed as it came,
+an absolute one would take the caller past the gateway, its Tollgate key presented to the upstream's
+host (httpx drops `Authorization` on a redirect to another host, never `x-api-key` or
+`x-goog-api-key`), and a path alone would be resolved against the gateway's root, outside the mount.
+And a response that is no success (status 300 and up: an error, a redirect) is relayed without the
+tenant's provider credential, should the upstream echo it back (a server that reflects request headers,
+a proxy's error page, a `Location` built from the request): it is replaced by `REDACTED` in headers and
+body, whatever chunks it spans. Successes are not searched.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
 
 from gateway.context import RequestContext
 from gateway.errors import UpstreamError, render_stream_error
@@ -78,9 +80,12 @@ async def relay(
 
 
 def _under_mount(ctx: RequestContext, location: bytes) -> bytes:
-    """`location` made a path under the provider's mount if it points under the upstream's base URL."""
+    """`location` made a path under the provider's mount if it points under the upstream's base URL,
+    spelled whole or as a path (which the caller would resolve against the gateway's root)."""
     adapter = ctx.provider
     base = adapter.base_url.encode()
+    if location.startswith(b"/") and not location.startswith(b"//"):
+        base = urlsplit(base).path
     rest = location[len(base) :]
     if not location.startswith(base) or rest[:1] not in (b"", b"/", b"?"):
         return location

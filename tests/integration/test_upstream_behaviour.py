@@ -271,18 +271,17 @@ def test_a_stream_cut_inside_an_event_still_ends_with_an_error_event_the_sdk_rai
         ("/anthropic", "/v1/messages", "/anthropic/v1/messages"),
     ],
 )
+@pytest.mark.parametrize("spelled", ["whole", "as a path"])
 def test_a_redirect_to_the_upstreams_own_url_points_back_under_the_mount(
-    fresh: World, mount: str, upstream_path: str, relayed: str
+    fresh: World, mount: str, upstream_path: str, relayed: str, spelled: str
 ) -> None:
     """Followed as it came, the caller's SDK would send its Tollgate key straight to the upstream's host
-    (httpx keeps `x-api-key` on a redirect to another host)."""
+    (httpx keeps `x-api-key` on a redirect to another host), or a path to the gateway's root."""
+    location = fresh.upstream.url + upstream_path if spelled == "whole" else upstream_path
     response = httpx.post(
         fresh.url + mount + "/v1/models",
         json={},
-        headers={
-            "authorization": f"Bearer {fresh.keys['acme']}",
-            "x-fake-redirect": fresh.upstream.url + upstream_path,
-        },
+        headers={"authorization": f"Bearer {fresh.keys['acme']}", "x-fake-redirect": location},
     )
 
     assert response.status_code == 302
@@ -290,7 +289,8 @@ def test_a_redirect_to_the_upstreams_own_url_points_back_under_the_mount(
 
 
 @pytest.mark.parametrize(
-    "target", ["{url}0/v1/models", "{url}/v10/models", "{url}/other", "http://x.test/v1"]
+    "target",
+    ["{url}0/v1/models", "{url}/v10/models", "{url}/other", "http://x.test/v1", "/other", "//x.test/v1"],
 )
 def test_a_redirect_elsewhere_is_relayed_as_it_came(fresh: World, target: str) -> None:
     target = target.format(url=fresh.upstream.url)

@@ -144,31 +144,40 @@ _EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
 
 class WholeLines:
     """An event stream as far as its last line end: the start of a line is held until the rest of it
-    comes (see the module's docstring)."""
+    comes (see the module's docstring), its pieces kept apart until then (a long line, a streamed
+    image's base64, comes in many)."""
 
-    __slots__ = ("held",)
+    __slots__ = ("_size", "held")
 
     def __init__(self) -> None:
-        self.held = b""
+        self.held: list[bytes] = []
+        self._size = 0
 
     def feed(self, chunk: bytes) -> bytes:
-        if self.held:
-            chunk, self.held = self.held + chunk, b""
         end = max(chunk.rfind(b"\n"), chunk.rfind(b"\r")) + 1
-        if len(chunk) - end > MAX_LINE:
-            return chunk
-        self.held = chunk[end:]
-        return chunk[:end]
+        if not end and self._size + len(chunk) <= MAX_LINE:  # still inside the held line
+            self.held.append(chunk)
+            self._size += len(chunk)
+            return b""
+        out = self.rest() + chunk[:end] if self.held else chunk[:end]
+        line = chunk[end:]
+        if len(line) > MAX_LINE or not end:
+            return out + line
+        if line:
+            self.held.append(line)
+            self._size = len(line)
+        return out
 
     def rest(self) -> bytes:
-        held, self.held = self.held, b""
+        held = b"".join(self.held)
+        self.held.clear()
+        self._size = 0
         return held
 
     def cut(self, tail: bytes, sent: bytes) -> bytes:
         """What was held and `tail` after it, as far as the last line end (the rest of the line is
         dropped), and the blank line that ends an event left open, after `sent`: an error event follows."""
-        data = self.held + tail
-        self.held = b""
+        data = self.rest() + tail
         data = data[: max(data.rfind(b"\n"), data.rfind(b"\r")) + 1]
         end = (sent[-4:] + data)[-4:]
         if not end or end.endswith(_EVENT_ENDS):

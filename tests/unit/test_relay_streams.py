@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from gateway.errors import UpstreamStreamBroken
-from gateway.pipeline.relay import relay
+from gateway.pipeline.relay import MAX_LINE, relay
 from tests.support.metering import chat_call
 from tests.unit.metering.support import splittings
 
@@ -124,3 +124,18 @@ def test_a_plain_body_is_not_held_line_by_line() -> None:
     asyncio.run(relay(chat_call(), response, send, None))  # type: ignore[arg-type]
 
     assert [message.get("body") for message in sent[1:]] == [b'{"partial": "no line end', b' yet"}', b""]
+
+
+def test_a_line_longer_than_the_hold_goes_on_before_its_end_comes() -> None:
+    line = b"data: " + b"A" * (3 * MAX_LINE) + b"\n\n"  # a streamed image's base64, say
+    pieces = [line[i : i + 65536] for i in range(0, len(line), 65536)]
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(relay(chat_call(), Breaking(pieces, breaks=False), send, None))  # type: ignore[arg-type]
+
+    bodies = [message["body"] for message in sent[1:]]
+    assert b"".join(bodies) == line
+    assert len([body for body in bodies if body]) >= 3

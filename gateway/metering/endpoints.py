@@ -2,7 +2,8 @@
 
 Paths are the ones the caller used below the provider's mount (`/v1/chat/completions`,
 `/openai/deployments/d/chat/completions`, `/v1beta/models/m:streamGenerateContent`). A query string,
-if one is still attached, is ignored.
+if one is still attached, is ignored. Gemini also serves OpenAI's API, under `/v1beta/openai/` (and
+`/v1/openai/`): those calls are classified, and metered, as OpenAI's (`openai_style`).
 
 Reads (GET, HEAD, OPTIONS), deletions and the bookkeeping APIs (models, files, vector stores, cached
 contents, a batch's or a job's cancel...) are UNMETERED: the provider does not bill them. The calls that
@@ -78,6 +79,12 @@ def classify(kind: str, method: str, path: str) -> Endpoint:
     return endpoint
 
 
+def openai_style(kind: str, path: str) -> bool:
+    """Whether a call to `path` on a provider of family `kind` speaks OpenAI's API: every call to an
+    OpenAI-style provider, and a call to Gemini's OpenAI-compatible API (`/v1beta/openai/...`)."""
+    return kind in OPENAI_STYLE or (kind == "gemini" and _gemini_openai(_segments(path)))
+
+
 def request_wants_stream(endpoint: Endpoint, body_json: object, query: str = "") -> bool:
     """Whether the caller asked for a streamed response.
 
@@ -134,8 +141,13 @@ def _anthropic(segments: list[str]) -> Endpoint:
     return Endpoint.OTHER
 
 
+def _gemini_openai(segments: list[str]) -> bool:
+    """Whether a Gemini path is one of its OpenAI-compatible API's, `/v1beta/openai/...`."""
+    return "openai" in segments[:2]
+
+
 def _gemini(segments: list[str]) -> Endpoint:
-    if "openai" in segments[:2]:  # Gemini's OpenAI-compatible API, /v1beta/openai/...
+    if _gemini_openai(segments):
         return _openai(segments)
     last = segments[-1] if segments else ""
     if ":" in last:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from gateway.context import RequestContext
 from gateway.errors import InvalidJSON, UnansweredTimeout
 from gateway.metering.background import BackgroundResponses
-from gateway.metering.endpoints import classify
+from gateway.metering.endpoints import classify, openai_style
 from gateway.metering.estimate import estimate_usage, tokens, with_reported
 from gateway.metering.extractors.factory import extractor_factory
 from gateway.metering.ledger import UsageLedger
@@ -36,7 +36,6 @@ BILLABLE = frozenset(
     }
 )
 _INJECTABLE = frozenset({Endpoint.CHAT_COMPLETIONS, Endpoint.COMPLETIONS})
-_OPENAI_STYLE = frozenset({"openai", "openai-compatible", "azure-openai"})
 NO_USAGE = TokenUsage()
 FREE = Decimal(0)
 # each endpoint's name as a plain `str`, as the database drivers bind it fastest (`.value` costs more)
@@ -47,8 +46,9 @@ _NOBODY: tuple[None, None, None, None] = (None, None, None, None)
 
 
 class PrepareMetering:
-    """Stage: name the endpoint, and ask OpenAI-style streams for their usage when the caller did not
-    (see `stream_usage`): for the providers in `inject_for`, unless their upstream refused lately."""
+    """Stage: name the endpoint, and ask OpenAI-style streams (Gemini's OpenAI-compatible API's too) for
+    their usage when the caller did not (see `stream_usage`): for the providers in `inject_for`, unless
+    their upstream refused lately."""
 
     def __init__(
         self,
@@ -83,9 +83,9 @@ def endpoint_of(kind: str, method: str, path: str) -> Endpoint:
 @lru_cache(maxsize=4096)
 def _endpoint_plan(kind: str, method: str, path: str) -> tuple[Endpoint, bool]:
     """The endpoint, and whether its streams may be asked for their usage (OpenAI-style chat and
-    completions), remembered."""
+    completions: an OpenAI-style provider's, or Gemini's OpenAI-compatible API's), remembered."""
     endpoint = endpoint_of(kind, method, path)
-    return endpoint, endpoint in _INJECTABLE and kind in _OPENAI_STYLE
+    return endpoint, endpoint in _INJECTABLE and openai_style(kind, path)
 
 
 class Meter:

@@ -2,7 +2,9 @@
 that refuse to be asked.
 
 OpenAI reports a stream's usage only when the request says `"stream_options": {"include_usage":
-true}`. For a chat or completions stream whose caller did not say so, `ask_for_stream_usage` adds it
+true}`. Gemini's OpenAI-compatible API (`/v1beta/openai/`) accepts the member; unasked, its streams have
+been seen to carry their usage on content chunks, or not at all, so it is asked too. For a chat or
+completions stream whose caller did not say so, `ask_for_stream_usage` adds it
 (the tap then hides the extra usage event from the caller, see `extractors.openai_strip`), to the
 caller's bytes, never re-serialised: a member in front, or, where the caller sent `stream_options`
 null or without `include_usage`, into that value.
@@ -88,11 +90,15 @@ def ask_for_stream_usage(ctx: RequestContext) -> None:
     ctx.stream_usage_injected = True
 
 
-_ASKABLE_TYPES = frozenset({ProviderType.OPENAI, ProviderType.AZURE_OPENAI, ProviderType.OPENAI_COMPATIBLE})
+# Gemini's among them for its OpenAI-compatible API (`/v1beta/openai/`): `meter.PrepareMetering` asks
+# only the calls that speak OpenAI's API (`endpoints.openai_style`), never its native ones.
+_ASKABLE_TYPES = frozenset(
+    {ProviderType.OPENAI, ProviderType.AZURE_OPENAI, ProviderType.OPENAI_COMPATIBLE, ProviderType.GEMINI}
+)
 
 
 def providers_to_ask(settings: Settings) -> frozenset[str]:
-    """The OpenAI-style providers whose streams are asked for their usage: `metering.inject_stream_usage`,
+    """The providers whose OpenAI-style streams are asked for their usage: `metering.inject_stream_usage`,
     unless the provider's own `inject_stream_usage` says otherwise."""
     default = settings.metering.inject_stream_usage
     return frozenset(

@@ -7,7 +7,6 @@ from functools import lru_cache, partial
 from types import MappingProxyType
 from typing import Any
 
-from gateway.metering.endpoints import OPENAI_STYLE
 from gateway.metering.extractors import anthropic, gemini, openai
 from gateway.metering.extractors.base import Fixed, Reading, mapping, model_of
 from gateway.metering.extractors.json_body import JsonBody
@@ -42,8 +41,9 @@ def extractor_factory(
     `kind` is the provider family (`ProviderAdapter.kind`), `content_type` the response's header value:
     event streams are watched as they pass (see `streams`), JSON bodies (or text, or no content type)
     read once whole, other media (audio, images) not at all. `strip_injected_usage` says the gateway added
-    `stream_options.include_usage` to an OpenAI-style chat or completions request; it is honoured for
-    such event streams and ignored elsewhere.
+    `stream_options.include_usage` to an OpenAI-style chat or completions request (one to an OpenAI-style
+    provider, or to Gemini's OpenAI-compatible API: `endpoints.openai_style`); it is honoured for such
+    event streams, whatever the family, and ignored elsewhere.
     """
     if endpoint in (Endpoint.COUNT_TOKENS, Endpoint.UNMETERED):
         return partial(Fixed, ZERO)
@@ -51,7 +51,7 @@ def extractor_factory(
         return partial(Fixed, UNKNOWN)  # the response tells nothing of what the work will cost
     media = (content_type or b"").lower()
     if b"event-stream" in media:
-        if strip_injected_usage and endpoint in STRIPPABLE and kind in OPENAI_STYLE:
+        if strip_injected_usage and endpoint in STRIPPABLE:  # only OpenAI's API has these endpoints
             return StripStream
         return partial(stream_or_unknown, endpoint)
     if media and b"json" not in media and not media.startswith(b"text/"):

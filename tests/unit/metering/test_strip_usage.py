@@ -139,14 +139,6 @@ def test_stripping_applies_to_chat_and_completions_streams_only(endpoint: Endpoi
     assert relayed == stream
 
 
-def test_stripping_ignores_non_openai_families() -> None:
-    stream = fixture("openai_chat_stream_usage.sse")
-
-    _, relayed = run("gemini", Endpoint.CHAT_COMPLETIONS, SSE, [stream], strip=True)
-
-    assert relayed == stream
-
-
 def test_a_crlf_framed_stream_is_stripped_alike() -> None:
     with_usage = fixture("openai_chat_stream_usage.sse").replace(b"\n", b"\r\n")
     without_usage = fixture("openai_chat_stream.sse").replace(b"\n", b"\r\n")

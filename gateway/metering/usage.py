@@ -7,6 +7,8 @@ Token counts are normalised across providers so that one price formula fits all:
     cache_write_tokens   the part of input_tokens written to the prompt cache (Anthropic)
     output_tokens        every output token, reasoning / thinking tokens included
     reasoning_tokens     the part of output_tokens spent on reasoning
+    audio_input_tokens   the part of input_tokens that was audio (OpenAI's audio models)
+    audio_output_tokens  the part of output_tokens that was audio
 
 (OpenAI's `prompt_tokens` already include cached tokens; Anthropic's `input_tokens` exclude cache
 reads and writes, so they are added; Gemini's `candidatesTokenCount` excludes `thoughtsTokenCount`,
@@ -57,6 +59,11 @@ class TokenUsage(NamedTuple):
     web_searches: int = 0
     # The searches were made by OpenAI's earlier `web_search_preview` tool, billed at its own rate.
     web_search_preview: bool = False
+    # Of the input and output tokens, those that were audio (OpenAI's `prompt_tokens_details` and
+    # `completion_tokens_details.audio_tokens`), billed at the audio rates: they change the cost, not
+    # the ledger's token counts.
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -83,8 +90,8 @@ class Extraction(NamedTuple):
 
 # Made from a tuple in C, without the generated `__new__`'s Python frame (half the cost), where the hot
 # path makes one per request: `new_token_usage((input, output, cached, cache_write, reasoning, 1h_writes,
-# service_tier, web_searches, web_search_preview))`, every field given (`new_extraction((usage, model,
-# output_chars, pending, partial))` alike).
+# service_tier, web_searches, web_search_preview, audio_input, audio_output))`, every field given
+# (`new_extraction((usage, model, output_chars, pending, partial))` alike).
 new_token_usage = partial(tuple.__new__, TokenUsage)
 new_extraction = partial(tuple.__new__, Extraction)
 

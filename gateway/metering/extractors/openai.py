@@ -1,20 +1,23 @@
 """OpenAI's formats (also Azure OpenAI's and the OpenAI-compatible servers'): chat completions, legacy
 completions, embeddings and the Responses API, as JSON bodies and as event streams.
 
-    chat / completions  usage {prompt_tokens, completion_tokens, prompt_tokens_details.cached_tokens,
-                        completion_tokens_details.reasoning_tokens}; streamed, the usage-only chunk
-                        (`"choices": []`) comes last before `data: [DONE]` when include_usage was asked
-    responses           usage {input_tokens, output_tokens, input_tokens_details.cached_tokens,
-                        output_tokens_details.reasoning_tokens}; streamed, inside the `response` of
-                        `response.completed` (or `.incomplete`, `.failed`)
+    chat / completions  usage {prompt_tokens, completion_tokens, prompt_tokens_details.cached_tokens
+                        and .audio_tokens, completion_tokens_details.reasoning_tokens and
+                        .audio_tokens}; streamed, the usage-only chunk (`"choices": []`) comes last
+                        before `data: [DONE]` when include_usage was asked
+    responses           usage {input_tokens, output_tokens, input_tokens_details.cached_tokens (and
+                        .audio_tokens), output_tokens_details.reasoning_tokens (and .audio_tokens)};
+                        streamed, inside the `response` of `response.completed` (or `.incomplete`,
+                        `.failed`)
     embeddings          usage {prompt_tokens}, input only
 
 A Responses API call that searched the web with the built-in tool is billed per search on top of its
 tokens: each `web_search_call` item of its `output` counts one, at the rate of the tool its `tools`
 name (`web_search`, or the earlier `web_search_preview`, priced apart for some models).
 
-OpenAI's input counts include cached tokens and its output counts include reasoning tokens, as the
-normalised `TokenUsage` wants. DeepSeek-style `prompt_cache_hit_tokens` are read as cached tokens.
+OpenAI's input counts include cached and audio tokens and its output counts include reasoning and audio
+tokens, as the normalised `TokenUsage` wants (the audio models' audio tokens are billed at rates of
+their own). DeepSeek-style `prompt_cache_hit_tokens` are read as cached tokens.
 Generated text is counted only when a body or event reports no usage (it feeds the estimate).
 """
 
@@ -68,40 +71,70 @@ def chat_usage(usage: object) -> TokenUsage | None:
     # Read for every response, so without a call per field where the counts are plain integers.
     prompt, output = usage.get("prompt_tokens"), usage.get("completion_tokens")
     details = usage.get("prompt_tokens_details")
-    cached = details.get("cached_tokens", 0) if type(details) is dict else 0
+    if type(details) is dict:
+        cached, heard = details.get("cached_tokens", 0), details.get("audio_tokens")
+    else:
+        cached = heard = 0
     details = usage.get("completion_tokens_details")
-    reasoning = details.get("reasoning_tokens", 0) if type(details) is dict else 0
+    if type(details) is dict:
+        reasoning, spoken = details.get("reasoning_tokens", 0), details.get("audio_tokens")
+    else:
+        reasoning = spoken = 0
     if not cached and "prompt_cache_hit_tokens" in usage:  # DeepSeek
         cached = usage["prompt_cache_hit_tokens"]
-    if not (type(prompt) is type(output) is type(cached) is type(reasoning) is int):
-        prompt, output = count(usage, "prompt_tokens"), count(usage, "completion_tokens")
-        cached = count(mapping(usage, "prompt_tokens_details"), "cached_tokens") or count(
-            usage, "prompt_cache_hit_tokens"
-        )
-        reasoning = count(mapping(usage, "completion_tokens_details"), "reasoning_tokens")
-    elif prompt >= 0 and output >= 0 and 0 <= cached <= prompt and 0 <= reasoning <= output:
+    if heard or spoken or not (type(prompt) is type(output) is type(cached) is type(reasoning) is int):
+        return _chat_usage_read_with_care(usage)  # audio (the audio models' calls), or odd counts
+    if prompt >= 0 and output >= 0 and 0 <= cached <= prompt and 0 <= reasoning <= output:
         return new_token_usage(
-            (prompt, output, cached, 0, reasoning, 0, None, 0, False)
+            (prompt, output, cached, 0, reasoning, 0, None, 0, False, 0, 0)
         )  # as providers send it
     return _usage(prompt, output, cached, reasoning)
+
+
+def _chat_usage_read_with_care(usage: dict[str, Any]) -> TokenUsage:
+    """A chat `usage` object whose counts are not all plain integers, or that reports audio tokens."""
+    prompt_details = mapping(usage, "prompt_tokens_details")
+    output_details = mapping(usage, "completion_tokens_details")
+    return _usage(
+        count(usage, "prompt_tokens"),
+        count(usage, "completion_tokens"),
+        count(prompt_details, "cached_tokens") or count(usage, "prompt_cache_hit_tokens"),
+        count(output_details, "reasoning_tokens"),
+        count(prompt_details, "audio_tokens"),
+        count(output_details, "audio_tokens"),
+    )
 
 
 def responses_usage(usage: object) -> TokenUsage | None:
     """A Responses API `usage` object, normalised; None if it is not one."""
     if type(usage) is not dict or not ("input_tokens" in usage or "output_tokens" in usage):
         return None
-    cached = count(mapping(usage, "input_tokens_details"), "cached_tokens")
-    reasoning = count(mapping(usage, "output_tokens_details"), "reasoning_tokens")
-    return _usage(count(usage, "input_tokens"), count(usage, "output_tokens"), cached, reasoning)
+    input_details = mapping(usage, "input_tokens_details")
+    output_details = mapping(usage, "output_tokens_details")
+    return _usage(
+        count(usage, "input_tokens"),
+        count(usage, "output_tokens"),
+        count(input_details, "cached_tokens"),
+        count(output_details, "reasoning_tokens"),
+        count(input_details, "audio_tokens"),
+        count(output_details, "audio_tokens"),
+    )
 
 
-def _usage(prompt: int, output: int, cached: int, reasoning: int) -> TokenUsage:
-    """Never negative; cached tokens are part of the prompt and reasoning tokens part of the output."""
+def _usage(
+    prompt: int, output: int, cached: int, reasoning: int, heard: int = 0, spoken: int = 0
+) -> TokenUsage:
+    """Never negative; cached and audio (`heard`) tokens are parts of the prompt, reasoning and audio
+    (`spoken`) tokens parts of the output."""
     prompt = prompt if prompt > 0 else 0
     output = output if output > 0 else 0
     cached = cached if 0 < cached <= prompt else 0 if cached <= 0 else prompt
     reasoning = reasoning if 0 < reasoning <= output else 0 if reasoning <= 0 else output
-    return TokenUsage(prompt, output, cached, 0, reasoning)  # positional: faster
+    if not (heard or spoken):
+        return TokenUsage(prompt, output, cached, 0, reasoning)  # positional: faster
+    heard = heard if 0 < heard <= prompt else 0 if heard <= 0 else prompt
+    spoken = spoken if 0 < spoken <= output else 0 if spoken <= 0 else output
+    return TokenUsage(prompt, output, cached, 0, reasoning, 0, None, 0, False, heard, spoken)
 
 
 def embeddings_usage(usage: object) -> TokenUsage | None:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from gateway.metering.extractors.openai import chat_usage, responses_usage
 from gateway.metering.usage import Endpoint, TokenUsage
 from tests.unit.metering.support import (
     JSON,
@@ -169,6 +170,173 @@ def test_a_stream_cut_before_its_usage_chunk_reports_no_usage_and_the_text_so_fa
 
     assert extraction.usage is None
     assert near(extraction.output_chars, len('Hello! Here is a "quoted"'))
+
+
+# -- audio ----------------------------------------------------------------------------------------------
+
+# gpt-4o-audio-preview hearing a spoken question and answering aloud, as OpenAI reports it: the audio
+# tokens are parts of the prompt and completion counts, billed at the audio rates.
+AUDIO_USAGE = {
+    "prompt_tokens": 1200,
+    "completion_tokens": 620,
+    "total_tokens": 1820,
+    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 1000},
+    "completion_tokens_details": {
+        "reasoning_tokens": 0,
+        "audio_tokens": 500,
+        "accepted_prediction_tokens": 0,
+        "rejected_prediction_tokens": 0,
+    },
+}
+HEARD_AND_SPOKEN = TokenUsage(
+    input_tokens=1200, output_tokens=620, audio_input_tokens=1000, audio_output_tokens=500
+)
+
+
+def audio_chat_body(usage: dict[str, object]) -> bytes:
+    audio = {"id": "audio_68a1", "data": "UklGRiQAAABXQVZF", "expires_at": 1765003600, "transcript": "Yes."}
+    message = {"role": "assistant", "content": None, "refusal": None, "audio": audio, "annotations": []}
+    body = {
+        "id": "chatcmpl-A1",
+        "object": "chat.completion",
+        "created": 1765000000,
+        "model": "gpt-4o-audio-preview-2025-06-03",
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+        "usage": usage,
+        "service_tier": "default",
+        "system_fingerprint": "fp_b5d6",
+    }
+    return json.dumps(body).encode()
+
+
+def audio_chat_stream(usage: dict[str, object]) -> bytes:
+    head = {"id": "chatcmpl-A2", "object": "chat.completion.chunk", "created": 1765000000}
+    head["model"] = "gpt-audio-2025-08-28"
+    deltas: list[dict[str, object]] = [
+        {"role": "assistant", "content": None, "audio": {"id": "audio_68a2", "transcript": "Yes"}},
+        {"audio": {"transcript": ", it is."}},
+        {"audio": {"data": "UklGRiQAAABXQVZF"}},
+        {"audio": {"expires_at": 1765003600}},
+    ]
+    events = [{**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]} for delta in deltas]
+    events.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    events.append({**head, "choices": [], "usage": usage})
+    return b"".join(b"data: " + json.dumps(event).encode() + b"\n\n" for event in events) + (
+        b"data: [DONE]\n\n"
+    )
+
+
+def test_a_chat_body_with_audio_reports_its_audio_tokens_as_parts_of_its_totals() -> None:
+    extraction = extract_every_way("openai", Endpoint.CHAT_COMPLETIONS, JSON, audio_chat_body(AUDIO_USAGE))
+
+    assert extraction.usage == HEARD_AND_SPOKEN
+    assert extraction.model == "gpt-4o-audio-preview-2025-06-03"
+
+
+@pytest.mark.parametrize("strip", [False, True], ids=["asked", "added"])
+def test_a_chat_stream_with_audio_reports_its_audio_tokens(strip: bool) -> None:
+    stream = audio_chat_stream(AUDIO_USAGE)
+
+    extraction = extract_every_way("openai", Endpoint.CHAT_COMPLETIONS, SSE, stream)
+    stripped, _ = run("openai", Endpoint.CHAT_COMPLETIONS, SSE, [stream], strip=strip)
+
+    assert extraction.usage == stripped.usage == HEARD_AND_SPOKEN
+    assert extraction.model == "gpt-audio-2025-08-28"
+
+
+def test_a_usage_without_audio_details_reports_no_audio_tokens() -> None:
+    plain = chat_usage(
+        {
+            "prompt_tokens": 9,
+            "completion_tokens": 4,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+        }
+    )
+    bare = chat_usage({"prompt_tokens": 9, "completion_tokens": 4})
+
+    assert plain == bare == TokenUsage(input_tokens=9, output_tokens=4)
+    assert plain is not None and (plain.audio_input_tokens, plain.audio_output_tokens) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("heard", "spoken", "expected"),
+    [
+        (1000, 500, (1000, 500)),
+        (5000, 9000, (1200, 620)),  # more audio than the totals it is part of: no more than them
+        (-3, None, (0, 0)),
+        ("1000", 500.0, (0, 500)),  # a number in text is no count; a float one is
+        (True, 1.5, (0, 1)),
+    ],
+)
+def test_audio_counts_are_never_negative_nor_more_than_their_totals(
+    heard: object, spoken: object, expected: tuple[int, int]
+) -> None:
+    usage = chat_usage(
+        {
+            **AUDIO_USAGE,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": heard},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": spoken},
+        }
+    )
+
+    assert usage is not None
+    assert (usage.input_tokens, usage.output_tokens) == (1200, 620)
+    assert (usage.audio_input_tokens, usage.audio_output_tokens) == expected
+
+
+def test_cached_reasoning_and_audio_tokens_are_read_together() -> None:
+    usage = chat_usage(
+        {
+            "prompt_tokens": 3000,
+            "completion_tokens": 700,
+            "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 800},
+            "completion_tokens_details": {"reasoning_tokens": 64, "audio_tokens": 600},
+        }
+    )
+
+    assert usage == TokenUsage(
+        input_tokens=3000,
+        output_tokens=700,
+        cached_input_tokens=1024,
+        reasoning_tokens=64,
+        audio_input_tokens=800,
+        audio_output_tokens=600,
+    )
+
+
+def test_a_responses_call_with_audio_reports_its_audio_tokens() -> None:
+    usage = {
+        "input_tokens": 900,
+        "input_tokens_details": {"cached_tokens": 128, "audio_tokens": 700},
+        "output_tokens": 300,
+        "output_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 250},
+        "total_tokens": 1200,
+    }
+    body = json.loads(fixture("openai_responses.json"))
+    body["usage"] = usage
+
+    extraction = extract_every_way("openai", Endpoint.RESPONSES, JSON, json.dumps(body).encode())
+
+    assert (
+        extraction.usage
+        == responses_usage(usage)
+        == TokenUsage(
+            input_tokens=900,
+            output_tokens=300,
+            cached_input_tokens=128,
+            audio_input_tokens=700,
+            audio_output_tokens=250,
+        )
+    )
+
+
+def test_a_responses_usage_without_audio_details_reports_no_audio_tokens() -> None:
+    usage = responses_usage(
+        {"input_tokens": 36, "output_tokens": 87, "input_tokens_details": {"cached_tokens": 0}}
+    )
+
+    assert usage is not None and (usage.audio_input_tokens, usage.audio_output_tokens) == (0, 0)
 
 
 # -- legacy completions -------------------------------------------------------------------------------

@@ -12,6 +12,12 @@ configured providers (a local vLLM server, an Azure deployment with negotiated p
         cache_write: 2.50     # per million cache writes (default: input)
         output: 10.00         # per million output tokens, reasoning included
         effective_date: 2024-08-06
+      gpt-4o-audio-preview:
+        input: 2.50           # the text tokens' rates
+        output: 10.00
+        audio_input: 40.00    # per million audio input tokens (default: none, and a call that
+        audio_output: 80.00   # reports audio tokens of a kind without a rate is unpriced)
+        effective_date: 2024-12-17
     anthropic:
       claude-sonnet-4-5:
         input: 3.00
@@ -105,6 +111,19 @@ class Rates(Frozen):
         description="Input tokens written to the prompt cache for an hour (Anthropic's 1-hour cache); "
         "default: cache_write.",
     )
+    audio_input: Decimal | None = Field(
+        None,
+        ge=0,
+        description="Audio input tokens (OpenAI's audio models), cached or not. No default: a call that "
+        "reports audio input, priced by rates without this one, is unpriced (cost null), never priced "
+        "as text.",
+    )
+    audio_output: Decimal | None = Field(
+        None,
+        ge=0,
+        description="Audio output tokens. No default: a call that reports audio output, priced by rates "
+        "without this one, is unpriced (cost null).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -118,9 +137,13 @@ class Rates(Frozen):
     def in_units(self) -> IntegerRates:
         """These rates as whole numbers of one small unit (see `IntegerRates`), worked out once."""
         rates = (self.input, self.cached_input, self.cache_write, self.cache_write_1h, self.output)
-        places = max(0, *(-int(rate.as_tuple().exponent) for rate in rates))
+        audio = (self.audio_input, self.audio_output)
+        given = [*rates, *(rate for rate in audio if rate is not None)]
+        places = max(0, *(-int(rate.as_tuple().exponent) for rate in given))
         uncached, cached, written, hour, output = (int(rate.scaleb(places)) for rate in rates)
-        return IntegerRates(uncached, cached, written, hour, output, Decimal(10 ** (places + 6)))
+        heard, spoken = (None if rate is None else int(rate.scaleb(places)) for rate in audio)
+        per_unit = Decimal(10 ** (places + 6))
+        return IntegerRates(uncached, cached, written, hour, output, per_unit, heard, spoken)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +157,8 @@ class IntegerRates:
     cache_write_1h: int
     output: int
     per_unit: Decimal  # units per USD per token: 10**6 (per million) times 10**(decimal places of the rates)
+    audio_input: int | None = None  # None: no rate (a call that reports such tokens is unpriced)
+    audio_output: int | None = None
 
 
 class LongContextRates(Rates):
@@ -287,9 +312,11 @@ def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal | None:
     remainder counts as zero. A call whose input tokens (cache reads and writes included) are more
     than the price's long-context threshold is priced, every token of it, at the long-context rates
     (as Gemini and Anthropic bill their prompts above 200k tokens). A call in a priced tier is priced at
-    that tier's rates whatever its length. Web searches the provider ran for the call are added at the
-    price's rate per thousand (of the tool that made them); a call that searched is unpriced if the
-    price names no such rate.
+    that tier's rates whatever its length. Audio tokens (OpenAI's audio models) are parts of the input
+    and output priced at the audio rates of the rates in force, the rest at the text rates; a call that
+    reports audio of a kind those rates give no rate for is unpriced, never priced as text. Web searches
+    the provider ran for the call are added at the price's rate per thousand (of the tool that made
+    them); a call that searched is unpriced if the price names no such rate.
     """
     rates: Rates = price
     tier = usage.service_tier
@@ -303,17 +330,24 @@ def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal | None:
         if long is not None and usage.input_tokens > long.above_input_tokens:
             rates = long
     units = rates.in_units
-    cached = usage.cached_input_tokens
+    inputs, outputs, cached, audio = usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, 0
+    if usage.audio_input_tokens or usage.audio_output_tokens:
+        split = _audio_split(usage, units)
+        if split is None:
+            return None
+        audio, inputs, outputs = split
+        cached = cached if cached <= inputs else inputs  # cache reads are text, never counted twice
     written = usage.cache_write_tokens
     hour = usage.cache_write_1h_tokens
     hour = hour if hour <= written else written
-    uncached = max(usage.input_tokens - cached - written, 0)
+    uncached = max(inputs - cached - written, 0)
     total = (
         uncached * units.input
         + cached * units.cached_input
         + (written - hour) * units.cache_write
         + hour * units.cache_write_1h
-        + usage.output_tokens * units.output
+        + outputs * units.output
+        + audio
     )
     cost = Decimal(total) / units.per_unit
     searches = usage.web_searches
@@ -323,6 +357,17 @@ def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal | None:
             return None
         cost += searches * rate / 1000
     return cost
+
+
+def _audio_split(usage: TokenUsage, units: IntegerRates) -> tuple[int, int, int] | None:
+    """The audio part of a call's cost in `units`, and its text input and output tokens (what is left
+    of each once its audio is taken out); None if it reports audio of a kind `units` has no rate for."""
+    heard = min(usage.audio_input_tokens, usage.input_tokens)
+    spoken = min(usage.audio_output_tokens, usage.output_tokens)
+    if (heard and units.audio_input is None) or (spoken and units.audio_output is None):
+        return None
+    audio = heard * (units.audio_input or 0) + spoken * (units.audio_output or 0)
+    return audio, usage.input_tokens - heard, usage.output_tokens - spoken
 
 
 def parse_price_table(data: object, source: str) -> PriceTable:

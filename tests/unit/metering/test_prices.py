@@ -90,8 +90,9 @@ def test_a_snapshot_or_version_is_priced_as_its_model(
 @pytest.mark.parametrize(
     "model",
     [
-        "gpt-4o-audio-preview",  # a different product that starts with a priced name
-        "gpt-4o-audio-preview-2024-12-17",
+        "gpt-4o-realtime-preview",  # a different product that starts with a priced name
+        "gpt-4o-search-preview-2025-03-11",
+        "gpt-audio-1.5",  # a newer model that starts with a priced name
         "gpt-4",
         "gpt-4o-2024",  # half a date is no version
         "ft:gpt-4o-mini-2024-07-18:acme::abc123",  # fine-tuned models have prices of their own
@@ -388,6 +389,124 @@ def test_a_malformed_service_tier_is_refused_with_its_key_path(
     assert message in problems[where]
 
 
+# -- audio ----------------------------------------------------------------------------------------------
+
+AUDIO = ModelPrice(  # gpt-4o-audio-preview's list prices
+    input=Decimal("2.50"),
+    cached_input=Decimal("2.50"),
+    cache_write=Decimal("2.50"),
+    output=Decimal("10"),
+    audio_input=Decimal("40"),
+    audio_output=Decimal("80"),
+    effective_date=date(2024, 12, 17),
+)
+
+
+def test_audio_tokens_are_priced_at_the_audio_rates_and_the_rest_at_the_text_rates() -> None:
+    usage = TokenUsage(
+        input_tokens=1_200, output_tokens=620, audio_input_tokens=1_000, audio_output_tokens=500
+    )
+
+    # 200 x 2.50 + 1000 x 40 + 120 x 10 + 500 x 80 = 81700 per million
+    assert cost_of(usage, AUDIO) == Decimal("0.0817")
+    # as text alone it would have cost 1200 x 2.50 + 620 x 10 = 9200 per million
+    assert cost_of(usage._replace(audio_input_tokens=0, audio_output_tokens=0), AUDIO) == Decimal("0.0092")
+
+
+def test_a_call_with_audio_tokens_of_a_price_without_audio_rates_is_unpriced_not_priced_as_text() -> None:
+    heard = TokenUsage(input_tokens=1_200, output_tokens=20, audio_input_tokens=1_000)
+    spoken = TokenUsage(input_tokens=12, output_tokens=620, audio_output_tokens=500)
+    hears_only = ModelPrice(**{**AUDIO.model_dump(), "audio_output": None})
+
+    assert SONNET.audio_input is SONNET.audio_output is None
+    assert cost_of(heard, SONNET) is None
+    assert cost_of(spoken, SONNET) is None
+    # each kind of audio needs its own rate, and only the kinds the call reports
+    assert cost_of(heard, hears_only) == (200 * Decimal("2.50") + 1_000 * 40 + 20 * 10) / 1_000_000
+    assert cost_of(spoken, hears_only) is None
+    assert cost_of(TokenUsage(input_tokens=12, output_tokens=20), SONNET) is not None
+
+
+def test_audio_counts_beyond_their_totals_are_priced_as_no_more_than_the_totals() -> None:
+    usage = TokenUsage(input_tokens=100, output_tokens=10, audio_input_tokens=150, audio_output_tokens=90)
+
+    assert cost_of(usage, AUDIO) == (100 * Decimal("40") + 10 * Decimal("80")) / 1_000_000
+
+
+def test_cache_reads_are_text_tokens_beside_the_audio_never_counted_twice() -> None:
+    cheap_reads = ModelPrice(**{**AUDIO.model_dump(), "cached_input": Decimal("1.25")})
+    usage = TokenUsage(input_tokens=1_000, cached_input_tokens=900, audio_input_tokens=600)
+
+    # 600 audio x 40; the other 400 are text, read from the cache (no more than them): 400 x 1.25
+    assert cost_of(usage, cheap_reads) == (600 * Decimal("40") + 400 * Decimal("1.25")) / 1_000_000
+    partly = usage._replace(cached_input_tokens=100)
+    # 600 x 40 + 100 x 1.25 + 300 x 2.50
+    assert cost_of(partly, cheap_reads) == Decimal("0.024875")
+
+
+def test_the_rates_in_force_price_the_audio_a_tier_without_audio_rates_leaves_it_unpriced() -> None:
+    entry: dict[str, object] = {
+        **price("2.50", "10", audio_input="40", audio_output="80"),
+        "long_context": {"above_input_tokens": 1_000, "input": "5", "output": "20", "audio_input": "60"},
+        "service_tiers": {
+            "priority": {"input": "4", "output": "16", "audio_input": "64", "audio_output": "128"},
+            "flex": {"input": "1.25", "output": "5"},
+        },
+    }
+    model = table({"openai": {"m": entry}}).sections["openai"]["m"]  # type: ignore[dict-item]
+    heard = TokenUsage(input_tokens=1_000, output_tokens=10, audio_input_tokens=800)
+
+    assert cost_of(heard, model) == (200 * Decimal("2.50") + 800 * 40 + 10 * 10) / 1_000_000
+    # priority: 200 x 4 + 800 x 64 + 10 x 16 = 52160 per million
+    assert cost_of(heard._replace(service_tier="priority"), model) == Decimal("0.05216")
+    assert cost_of(heard._replace(service_tier="flex"), model) is None
+    longer = heard._replace(input_tokens=1_001)
+    assert cost_of(longer, model) == (201 * Decimal("5") + 800 * 60 + 10 * 20) / 1_000_000
+    assert cost_of(longer._replace(audio_output_tokens=5), model) is None  # no long-context audio output
+
+
+def test_audio_rates_are_optional_and_default_to_nothing() -> None:
+    entry = table({"openai": {"m": price("2.50", "10", audio_input="40")}}).sections["openai"]["m"]
+
+    assert (entry.audio_input, entry.audio_output) == (Decimal("40"), None)
+    assert table({"openai": {"m": price("2.50", "10")}}).sections["openai"]["m"].audio_input is None
+
+
+def test_audio_rates_keep_costs_exact_whatever_their_decimal_places() -> None:
+    entry = price("0.15", "0.6", audio_input="10.125", audio_output="20.0625")
+    mini = table({"openai": {"m": entry}}).sections["openai"]["m"]
+    usage = TokenUsage(input_tokens=7, output_tokens=3, audio_input_tokens=5, audio_output_tokens=1)
+
+    expected = (2 * Decimal("0.15") + 5 * Decimal("10.125") + 2 * Decimal("0.6") + Decimal("20.0625")) / (
+        1_000_000
+    )
+    assert cost_of(usage, mini) == expected == Decimal("0.0000721875")
+
+
+@pytest.mark.parametrize(
+    ("rates", "path", "message"),
+    [
+        ({"audio_input": "-40"}, "audio_input", "greater than or equal to 0"),
+        ({"audio_output": "lots"}, "audio_output", "valid decimal"),
+        ({"cached_audio_input": "0.40"}, "cached_audio_input", "unknown key"),
+        (
+            {"service_tiers": {"priority": {"input": "4", "output": "16", "audio_output": -1}}},
+            "service_tiers.priority.audio_output",
+            "greater than or equal to 0",
+        ),
+    ],
+)
+def test_a_malformed_audio_rate_is_refused_with_its_key_path(
+    rates: dict[str, object], path: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        table({"openai": {"m": {**price("2.50", "10"), **rates}}})  # type: ignore[dict-item]
+
+    problems = problems_of(error)
+    assert list(problems) == [f"openai.m.{path}"]
+    assert message in problems[f"openai.m.{path}"]
+
+
 # -- the built-in table -------------------------------------------------------------------------------
 
 
@@ -412,6 +531,56 @@ def test_the_built_in_table_prices_every_family(builtin: PriceTable) -> None:
         ("gemini", "gemini-2.5-pro"),
     ]:
         assert builtin.price_for(kind, kind, model) is not None, model
+
+
+@pytest.mark.parametrize(
+    ("model", "priced_as", "text", "audio"),
+    [
+        ("gpt-4o-audio-preview", "gpt-4o-audio-preview", ("2.50", "10.00"), ("40.00", "80.00")),
+        ("gpt-4o-audio-preview-2025-06-03", "gpt-4o-audio-preview", ("2.50", "10.00"), ("40.00", "80.00")),
+        ("gpt-4o-audio-preview-2024-12-17", "gpt-4o-audio-preview", ("2.50", "10.00"), ("40.00", "80.00")),
+        (
+            "gpt-4o-mini-audio-preview-2024-12-17",
+            "gpt-4o-mini-audio-preview",
+            ("0.15", "0.60"),
+            ("10.00", "20.00"),
+        ),
+        ("gpt-audio", "gpt-audio", ("2.50", "10.00"), ("32.00", "64.00")),
+        ("gpt-audio-2025-08-28", "gpt-audio", ("2.50", "10.00"), ("32.00", "64.00")),
+    ],
+)
+def test_built_in_audio_models_price_their_audio_at_openai_s_list_rates(
+    builtin: PriceTable, model: str, priced_as: str, text: tuple[str, str], audio: tuple[str, str]
+) -> None:
+    found = builtin.price_for("openai", "openai", model)
+
+    assert builtin.model_label("openai", "openai", model) == priced_as
+    assert found is not None
+    assert (found.input, found.output) == tuple(map(Decimal, text))
+    assert (found.audio_input, found.audio_output) == tuple(map(Decimal, audio))
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-audio-preview-2024-10-01", "gpt-audio-mini-2025-10-06"])
+def test_built_in_audio_models_whose_audio_rates_are_not_published_leave_audio_calls_unpriced(
+    builtin: PriceTable, model: str
+) -> None:
+    """gpt-4o-audio-preview's first snapshot was launched at other audio rates than its later ones, and
+    OpenAI's pages give gpt-audio-mini's text rates only: their text calls are priced, their audio
+    calls not (never at another snapshot's rates, nor as text)."""
+    found = builtin.price_for("openai", "openai", model)
+
+    assert found is not None and found.audio_input is found.audio_output is None
+    assert cost_of(TokenUsage(input_tokens=10, output_tokens=5), found) is not None
+    assert cost_of(TokenUsage(input_tokens=10, output_tokens=5, audio_output_tokens=5), found) is None
+
+
+def test_only_audio_models_carry_audio_rates_in_the_built_in_table(builtin: PriceTable) -> None:
+    for section in builtin.sections.values():
+        for model, found in section.items():
+            if found.audio_input is not None or found.audio_output is not None:
+                assert "audio" in model, model
+                assert found.audio_input is not None and found.audio_output is not None, model
+                assert found.audio_input > found.input and found.audio_output > found.output, model
 
 
 def test_built_in_anthropic_cache_writes_cost_125_percent_and_reads_10_percent_of_input(
@@ -521,6 +690,16 @@ def test_the_example_prices_anthropic_priority_tier_calls_at_the_committed_rates
     assert cost_of(priority, haiku) == Decimal("7.20")  # 1.20 + 6.00
     assert cost_of(standard, haiku) == Decimal("4.80")  # 0.80 + 4.00
     assert cost_of(priority._replace(service_tier="batch"), haiku) is None
+
+
+def test_the_example_prices_a_voice_deployment_s_audio_at_its_own_rates() -> None:
+    voice = load_price_table(EXAMPLE).price_for("azure", "azure-openai", "prod-voice")
+    assert voice is not None
+
+    usage = TokenUsage(input_tokens=1_000, output_tokens=500, audio_input_tokens=800, audio_output_tokens=400)
+
+    # 200 x 0.15 + 800 x 10 + 100 x 0.60 + 400 x 20 = 16090 per million
+    assert cost_of(usage, voice) == Decimal("0.01609")
 
 
 def test_every_problem_is_reported_with_the_file_and_key_path(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from gateway.metering.endpoints import classify, openai_style
 from gateway.metering.extractors import extractor_for
 from gateway.metering.extractors.openai_strip import StripStream
 from gateway.metering.meter import PrepareMetering
-from gateway.metering.stream_usage import StreamUsageRefusals, providers_to_ask
+from gateway.metering.stream_usage import StreamUsageRefusals, providers_to_ask, refuses_stream_options
 from gateway.metering.usage import Endpoint, TokenUsage
 from gateway.providers import build_adapters
 from gateway.settings import parse_settings
@@ -196,3 +196,16 @@ def test_gemini_s_usage_on_content_chunks_is_read_last_and_removed_for_the_calle
         assert relayed == bare, label
         assert extraction.usage == TokenUsage(input_tokens=7, output_tokens=3), label
         assert extraction.model == "gemini-2.5-flash", label
+
+
+# Gemini's API reference lists `streamOptions` among the compatible API's fields; should a version refuse
+# it, Google's front end names the field, as a body or as a one-error array.
+GOOGLE_REFUSAL = (
+    b'{"error":{"code":400,"message":"Invalid JSON payload received. Unknown name \\"stream_options\\": '
+    b'Cannot find field.","status":"INVALID_ARGUMENT"}}'
+)
+
+
+@pytest.mark.parametrize("body", [GOOGLE_REFUSAL, b"[" + GOOGLE_REFUSAL + b"]"], ids=["object", "array"])
+def test_a_refusal_in_google_s_error_shape_is_known_as_one(body: bytes) -> None:
+    assert refuses_stream_options(body)

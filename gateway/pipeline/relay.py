@@ -140,6 +140,7 @@ async def _relay_body(
 MAX_LINE = 1024 * 1024  # a longer line goes on as it comes
 _LINE_ENDS = (b"\n", b"\r")
 _EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
+_NO_DATA = (b"event:", b"id:", b"retry:", b":")  # the lines of an event other than its data
 
 
 class WholeLines:
@@ -176,13 +177,20 @@ class WholeLines:
 
     def cut(self, tail: bytes, sent: bytes) -> bytes:
         """What was held and `tail` after it, as far as the last line end (the rest of the line is
-        dropped), and the blank line that ends an event left open, after `sent`: an error event follows."""
+        dropped), then, if the event left open has data (or a line cut short), the blank line that
+        dispatches it: the error event follows. An open event of `event:` or `id:` lines alone gets
+        none: the SDKs would dispatch it without data and fail to parse that, where the error event's
+        lines simply join it."""
         data = self.rest() + tail
         data = data[: max(data.rfind(b"\n"), data.rfind(b"\r")) + 1]
-        end = (sent[-4:] + data)[-4:]
-        if not end or end.endswith(_EVENT_ENDS):
+        seen = sent + data
+        if not seen or seen.endswith(_EVENT_ENDS):
             return data
-        return data + (b"\n\n" if end.endswith(b"\r") else b"\n")
+        body = seen.rstrip(b"\r\n")
+        last = body[max(body.rfind(b"\n"), body.rfind(b"\r")) + 1 :]
+        if last.startswith(_NO_DATA) and seen != body:
+            return data
+        return data + (b"\n\n" if seen.endswith(b"\r") else b"\n")
 
 
 REDACTED = b"[redacted]"

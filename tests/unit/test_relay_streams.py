@@ -19,6 +19,7 @@ from tests.unit.metering.support import splittings
 
 SSE = [(b"content-type", b"text/event-stream")]
 EVENT = b'data: {"choices":[{"delta":{"content":"Hello"}}]}\n\n'
+NAMED = b'event: content_block_delta\ndata: {"type":"content_block_delta"}\n\n'
 
 
 @dataclass
@@ -52,11 +53,12 @@ def relayed(response: Breaking) -> bytes:
 
 
 def events(stream: bytes) -> list[tuple[str, str]]:
-    """(event type, data) of each event a server-sent events parser dispatches (WHATWG rules)."""
+    """(event type, data) of each event the OpenAI and Anthropic SDKs' parser dispatches: as the WHATWG
+    rules say, except that an event with a type and no data is dispatched too (and fails as JSON)."""
     dispatched, kind, data = [], "", []
     for line in stream.replace(b"\r\n", b"\n").replace(b"\r", b"\n").decode().split("\n"):
         if not line:
-            if data:
+            if data or kind:
                 dispatched.append((kind or "message", "\n".join(data)))
             kind, data = "", []
         elif line.startswith("data:"):
@@ -90,6 +92,16 @@ def test_a_stream_broken_anywhere_ends_with_an_error_event_read_whole(cut: int) 
 
     whole_events = body.count(b"\n\n") + (1 if body.endswith(b"}\n") else 0)
     assert len(before) == whole_events
+
+
+@pytest.mark.parametrize("cut", range(len(b"event: content_block_delta\n"), len(NAMED) - 1))
+def test_a_stream_of_named_events_broken_after_a_type_line_ends_with_an_error_event_read_whole(
+    cut: int,
+) -> None:
+    before = assert_ends_with_the_error_event(relayed(Breaking([NAMED, NAMED[:cut]])))
+
+    assert before[0] == ("content_block_delta", '{"type":"content_block_delta"}')
+    assert len(before) in (1, 2)
 
 
 def test_a_stream_framed_with_crlf_broken_midway_ends_with_an_error_event_read_whole() -> None:

@@ -525,6 +525,10 @@ def test_the_built_in_table_prices_every_family(builtin: PriceTable) -> None:
         ("anthropic", "claude-opus-4-1"),
         ("anthropic", "claude-sonnet-4-5"),
         ("anthropic", "claude-haiku-4-5"),
+        ("anthropic", "claude-opus-4-7"),
+        ("anthropic", "claude-opus-4-8"),
+        ("anthropic", "claude-sonnet-5"),
+        ("anthropic", "claude-fable-5-1"),
         ("gemini", "gemini-2.0-flash-lite"),
         ("gemini", "gemini-2.5-flash"),
         ("gemini", "gemini-2.5-flash-lite"),
@@ -583,17 +587,40 @@ def test_only_audio_models_carry_audio_rates_in_the_built_in_table(builtin: Pric
                 assert found.audio_input > found.input and found.audio_output > found.output, model
 
 
-def test_built_in_anthropic_cache_writes_cost_125_percent_and_reads_10_percent_of_input(
+# Anthropic's cache reads are not 0.1x input for every model: Claude 3 Haiku has rates of its own, and
+# Claude Fable 5.1 and Mythos 5.1 read at 0.025x input (Anthropic's pricing page lists $0.25 against
+# $10), a quarter of Fable 5's. Each exception is named here, so a new model whose page gives another
+# multiple fails until its rule is written down; every other model keeps 0.1x.
+ANTHROPIC_CACHE_READS = {"claude-fable-5-1": Decimal("0.025"), "claude-mythos-5-1": Decimal("0.025")}
+
+
+def test_built_in_anthropic_cache_writes_cost_125_percent_and_reads_their_model_s_share_of_input(
     builtin: PriceTable,
 ) -> None:
-    claude_3_haiku = builtin.sections["anthropic"]["claude-3-haiku"]  # the one published exception
+    claude_3_haiku = builtin.sections["anthropic"]["claude-3-haiku"]  # its writes and reads its own
     assert (claude_3_haiku.cache_write, claude_3_haiku.cached_input) == (Decimal("0.30"), Decimal("0.03"))
+    assert set(ANTHROPIC_CACHE_READS) <= set(builtin.sections["anthropic"])
     for model, found in builtin.sections["anthropic"].items():
         if model == "claude-3-haiku":
             continue
+        reads = ANTHROPIC_CACHE_READS.get(model, Decimal("0.1"))
         for rates in (found, found.long_context) if found.long_context else (found,):
             assert rates.cache_write == rates.input * Decimal("1.25"), model
-            assert rates.cached_input == rates.input * Decimal("0.1"), model
+            assert rates.cached_input == rates.input * reads, model
+
+
+def test_built_in_claude_ids_find_their_own_entry_and_newer_ones_no_neighbour_s(builtin: PriceTable) -> None:
+    for model, label in [
+        ("claude-fable-5-1", "claude-fable-5-1"),
+        ("claude-fable-5-1-20260901", "claude-fable-5-1"),  # a dated snapshot, by its suffix
+        ("claude-fable-5-20260609", "claude-fable-5"),
+        ("claude-mythos-5-1", "claude-mythos-5-1"),
+        ("claude-opus-4-8", "claude-opus-4-8"),
+    ]:
+        assert builtin.model_label("anthropic", "anthropic", model) == label, model
+    # a later version is never priced as the one before it: its own entry, or unpriced
+    for newer in ("claude-sonnet-5-5", "claude-opus-5-5", "claude-haiku-5-5", "claude-fable-5-2"):
+        assert builtin.model_label("anthropic", "anthropic", newer) in (newer, OTHER_MODEL), newer
 
 
 def test_built_in_anthropic_cache_writes_kept_an_hour_cost_twice_the_input(builtin: PriceTable) -> None:

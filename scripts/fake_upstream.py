@@ -41,6 +41,11 @@ Control request headers:
     x-fake-cached-tokens: N      report N cached prompt tokens
     x-fake-prompt-tokens: N      report N prompt tokens, whatever the body's length (a long context)
     x-fake-reasoning-tokens: N   report N reasoning (thinking) tokens on top of the answer
+    x-fake-audio-tokens: IN,OUT  OpenAI chat and Responses API: report IN of the prompt tokens as audio
+                                 (`prompt_tokens_details.audio_tokens`, `input_tokens_details`) and OUT
+                                 audio tokens on top of the answer (`completion_tokens_details`,
+                                 `output_tokens_details`), as the audio models (gpt-4o-audio-preview,
+                                 gpt-audio) report what they heard and spoke
     x-fake-reject-stream-options: 1  answer 400 to a body with `stream_options` (as Azure OpenAI before
                                  API version 2024-09-01-preview and strict compatible servers do)
     x-fake-cache-write-tokens: N[,H]  Anthropic: report N prompt tokens written to the cache, H of
@@ -85,7 +90,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from http import HTTPStatus
 from types import TracebackType
@@ -164,6 +169,7 @@ class Controls:
     echo_headers: bool = False
     control_char_header: bool = False
     compaction: tuple[int, int] | None = None
+    audio_tokens: tuple[int, int] = (0, 0)
 
 
 DEFAULT_CONTROLS = Controls()
@@ -190,8 +196,8 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts of one exchange; `answer` excludes reasoning, `cached` and `written` (cache writes,
-    `written_1h` of them kept an hour) are parts of `prompt`."""
+    """Token counts of one exchange; `answer` excludes reasoning and spoken audio, `cached`, `written`
+    (cache writes, `written_1h` of them kept an hour) and `heard` (audio) are parts of `prompt`."""
 
     prompt: int
     answer: int
@@ -199,10 +205,12 @@ class Usage:
     reasoning: int
     written: int = 0
     written_1h: int = 0
+    heard: int = 0
+    spoken: int = 0
 
     @property
     def output(self) -> int:
-        return self.answer + self.reasoning
+        return self.answer + self.reasoning + self.spoken
 
     @property
     def total(self) -> int:
@@ -350,9 +358,14 @@ def _openai_usage(usage: Usage) -> JSON:
         "prompt_tokens": usage.prompt,
         "completion_tokens": usage.output,
         "total_tokens": usage.total,
-        "prompt_tokens_details": {"cached_tokens": usage.cached},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
+        "prompt_tokens_details": {"cached_tokens": usage.cached, **_audio(usage.heard)},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning, **_audio(usage.spoken)},
     }
+
+
+def _audio(tokens: int) -> JSON:
+    """An `audio_tokens` member of a usage's details, when x-fake-audio-tokens asked for some."""
+    return {"audio_tokens": tokens} if tokens else {}
 
 
 def openai_chat(call: Call) -> Reply:
@@ -449,9 +462,9 @@ def openai_embeddings(call: Call) -> Reply:
 def _responses_usage(usage: Usage) -> JSON:
     return {
         "input_tokens": usage.prompt,
-        "input_tokens_details": {"cached_tokens": usage.cached},
+        "input_tokens_details": {"cached_tokens": usage.cached, **_audio(usage.heard)},
         "output_tokens": usage.output,
-        "output_tokens_details": {"reasoning_tokens": usage.reasoning},
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning, **_audio(usage.spoken)},
         "total_tokens": usage.total,
     }
 
@@ -798,6 +811,7 @@ def parse_controls(headers: list[tuple[str, str]]) -> Controls:
             echo_headers=values.get("echo-headers") == "1",
             control_char_header=values.get("control-char-header") == "1",
             compaction=_compaction(values["compaction"]) if "compaction" in values else None,
+            audio_tokens=_compaction(values.get("audio-tokens", "0")),
         )
     except ValueError as error:
         raise BadRequest(f"bad x-fake-* header: {error}") from error
@@ -810,7 +824,7 @@ def _cache_writes(value: str) -> dict[str, int]:
 
 
 def _compaction(value: str) -> tuple[int, int]:
-    """`IN,OUT` of x-fake-compaction."""
+    """`IN,OUT` of x-fake-compaction (and of x-fake-audio-tokens)."""
     tokens_in, _, tokens_out = value.partition(",")
     return int(tokens_in), int(tokens_out or 0)
 
@@ -890,7 +904,10 @@ def _route(request: RecordedRequest, number: int, controls: Controls) -> Reply:
         cached = min(controls.cached_tokens, prompt)
         written = min(controls.cache_write_tokens, prompt - cached)
         written_1h = min(controls.cache_write_1h_tokens, written)
+        heard, spoken = min(controls.audio_tokens[0], prompt), controls.audio_tokens[1]
         usage = Usage(prompt, controls.chunks, cached, controls.reasoning_tokens, written, written_1h)
+        if heard or spoken:
+            usage = replace(usage, heard=heard, spoken=spoken)
     reply = handler(Call(request, _parse_payload(request), controls, number, usage))
     if controls.status is not None:
         reply.status = controls.status

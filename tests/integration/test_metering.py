@@ -516,3 +516,64 @@ def test_an_anthropic_call_served_from_priority_capacity_is_recorded_in_that_tie
     assert row["output_tokens"] == message.usage.output_tokens and not row["estimated"]
     expected = (row["input_tokens"] * price.input + row["output_tokens"] * price.output) / 1_000_000
     assert Decimal(row["cost_usd"]) == expected
+
+
+AUDIO_CHAT = {
+    "model": "gpt-4o-audio-preview-2025-06-03",
+    "modalities": ["text", "audio"],
+    "audio": {"voice": "alloy", "format": "wav"},
+    "messages": [
+        {
+            "role": "user",
+            "content": [
+                {"type": "input_audio", "input_audio": {"data": "UklGRiQAAABXQVZF", "format": "wav"}}
+            ],
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["body", "stream"])
+def test_audio_tokens_are_priced_at_the_audio_rates_and_the_rest_at_the_text_rates(
+    fresh: World, stream: bool
+) -> None:
+    """gpt-4o-audio-preview hears 1,000 tokens of a 1,200-token prompt and speaks 50 of its 53 output
+    tokens: those at $40 and $80 per million, the text at $2.50 and $10 (a stream through the usage
+    the gateway asks for and strips)."""
+    rid = request_id(f"audio-{'stream' if stream else 'body'}")
+    controls = {"x-fake-prompt-tokens": "1200", "x-fake-audio-tokens": "1000,50"}
+
+    response = call(fresh, "/openai/v1/chat/completions", {**AUDIO_CHAT, "stream": stream}, rid, **controls)
+    row = one_row(fresh, rid)
+
+    assert response.status_code == 200 and not row["estimated"]
+    assert (row["input_tokens"], row["output_tokens"]) == (1200, 53)  # the audio among them, as reported
+    # 200 x 2.50 + 1000 x 40 + 3 x 10 + 50 x 80 = 44530 per million (as text alone: 3530)
+    assert Decimal(row["cost_usd"]) == Decimal("0.04453")
+
+
+def _unpriced_calls(world: World) -> float:
+    for line in httpx.get(world.url + "/metrics").text.splitlines():
+        if line.startswith('tollgate_usage_unpriced_total{provider="openai"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_audio_tokens_of_a_model_without_audio_rates_leave_the_call_unpriced_and_counted(
+    fresh: World,
+) -> None:
+    rid = request_id("audio-unpriced")
+    before = _unpriced_calls(fresh)
+
+    response = call(
+        fresh,
+        "/openai/v1/chat/completions",
+        {**AUDIO_CHAT, "model": "gpt-4o-mini"},
+        rid,
+        **{"x-fake-prompt-tokens": "1200", "x-fake-audio-tokens": "1000,50"},
+    )
+    row = one_row(fresh, rid)
+
+    assert response.status_code == 200
+    assert (row["input_tokens"], row["output_tokens"]) == (1200, 53) and row["cost_usd"] is None
+    assert _unpriced_calls(fresh) == before + 1

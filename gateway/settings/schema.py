@@ -172,8 +172,9 @@ class ProviderSettings(Frozen):
     )
     inject_stream_usage: bool | None = Field(
         None,
-        description="Override metering.inject_stream_usage for this provider (OpenAI-style types only): "
-        "false for an OpenAI-compatible server that refuses stream_options. Unset: the metering setting.",
+        description="Override metering.inject_stream_usage for this provider (OpenAI-style types, and "
+        "Gemini's OpenAI-compatible API under /v1beta/openai/): false for an OpenAI-compatible server that "
+        "refuses stream_options. Unset: the metering setting.",
     )
 
     @field_validator("base_url")
@@ -194,13 +195,10 @@ class ProviderSettings(Frozen):
 
     @model_validator(mode="after")
     def _stream_usage_only_where_it_means_something(self) -> ProviderSettings:
-        if self.inject_stream_usage is not None and self.type in (
-            ProviderType.ANTHROPIC,
-            ProviderType.GEMINI,
-        ):
+        if self.inject_stream_usage is not None and self.type is ProviderType.ANTHROPIC:
             raise ValueError(
-                f"inject_stream_usage applies to OpenAI-style types only; {self.type.value} streams "
-                "report their usage unasked"
+                "inject_stream_usage applies to OpenAI-style APIs only; anthropic streams report their "
+                "usage unasked"
             )
         return self
 

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.cli.config_cmd import json_schema
+from gateway.metering.stream_usage import providers_to_ask
 from gateway.settings import ConfigError, ProviderType, Settings, load_settings, parse_settings
 from gateway.settings.schema import RESERVED_MOUNTS
 
@@ -377,15 +378,22 @@ def test_base_url_is_required_where_the_type_has_no_default(kind: str) -> None:
     assert problems_of(error) == {"providers.up": f"base_url is required for type {kind}"}
 
 
-@pytest.mark.parametrize("kind", ["anthropic", "gemini"])
-def test_stream_usage_injection_is_a_choice_of_openai_style_providers_only(kind: str) -> None:
+def test_stream_usage_injection_is_no_choice_for_anthropic_whose_streams_report_usage_unasked() -> None:
     with pytest.raises(ConfigError) as error:
-        parse_settings({"providers": {"up": {"type": kind, "inject_stream_usage": False}}})
+        parse_settings({"providers": {"up": {"type": "anthropic", "inject_stream_usage": False}}})
 
     assert problems_of(error) == {
-        "providers.up": f"inject_stream_usage applies to OpenAI-style types only; {kind} streams report "
+        "providers.up": "inject_stream_usage applies to OpenAI-style APIs only; anthropic streams report "
         "their usage unasked"
     }
+
+
+def test_a_gemini_provider_may_switch_off_asking_its_openai_compatible_streams_for_usage() -> None:
+    settings = parse_settings(
+        {"providers": {"up": {"type": "gemini", "inject_stream_usage": False}, "on": {"type": "gemini"}}}
+    )
+
+    assert providers_to_ask(settings) == frozenset({"on"})
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic", "gemini"])

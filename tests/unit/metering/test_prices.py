@@ -520,6 +520,9 @@ def test_the_built_in_table_prices_every_family(builtin: PriceTable) -> None:
         ("openai", "o4-mini"),
         ("openai", "gpt-5-mini"),
         ("openai", "text-embedding-3-small"),
+        ("openai", "gpt-6-sol"),
+        ("openai", "gpt-6-luna"),
+        ("openai", "gpt-6.2-sol"),
         ("anthropic", "claude-3-5-sonnet"),
         ("anthropic", "claude-3-7-sonnet"),
         ("anthropic", "claude-opus-4-1"),
@@ -796,8 +799,8 @@ def test_built_in_flex_rates_are_half_the_standard_ones_and_priority_rates_above
     flexible = [name for name, found in openai.items() if "flex" in found.service_tiers]
     prioritised = [name for name, found in openai.items() if "priority" in found.service_tiers]
 
-    assert {"o3", "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-5.1"} <= set(flexible)
-    assert {"gpt-4o", "gpt-4.1", "o3", "o4-mini", "gpt-5", "gpt-5.1"} <= set(prioritised)
+    assert {"o3", "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-5.1", "gpt-6-sol"} <= set(flexible)
+    assert {"gpt-4o", "gpt-4.1", "o3", "o4-mini", "gpt-5", "gpt-5.1", "gpt-6.2-sol"} <= set(prioritised)
     for name in flexible:
         standard, flex = openai[name], openai[name].service_tiers["flex"]
         assert (flex.input, flex.cached_input, flex.output) == (
@@ -805,7 +808,46 @@ def test_built_in_flex_rates_are_half_the_standard_ones_and_priority_rates_above
             standard.cached_input / 2,
             standard.output / 2,
         ), name
+        assert flex.cache_write == standard.cache_write / 2, name
     for name in prioritised:
         standard, priority = openai[name], openai[name].service_tiers["priority"]
         assert priority.input > standard.input and priority.output > standard.output, name
         assert priority.cached_input < priority.input, name
+
+
+def test_built_in_gpt_6_models_bill_long_calls_at_2x_input_and_1_5x_output_and_fast_at_2x(
+    builtin: PriceTable,
+) -> None:
+    # OpenAI's model pages: above 272k input tokens, twice the input and cache rates and 1.5 times the
+    # output rate for the whole call; Fast mode (also named `priority`) at twice the standard rates
+    openai = builtin.sections["openai"]
+    for name in ("gpt-6-sol", "gpt-6-luna", "gpt-6.2-sol"):
+        standard, tier = openai[name], openai[name].long_context
+        assert tier is not None and tier.above_input_tokens == 272_000, name
+        assert (tier.input, tier.cached_input, tier.cache_write, tier.output) == (
+            standard.input * 2,
+            standard.cached_input * 2,
+            standard.cache_write * 2,
+            standard.output * Decimal("1.5"),
+        ), name
+        tiers = standard.service_tiers
+        if "fast" in tiers or "priority" in tiers:
+            assert tiers["fast"] == tiers["priority"], name
+            assert (tiers["fast"].input, tiers["fast"].output) == (standard.input * 2, standard.output * 2)
+    assert "fast" not in openai["gpt-6-sol"].service_tiers  # its page's Fast rates were not confirmed
+    assert "flex" not in openai["gpt-6.2-sol"].service_tiers  # its page lists no Flex rates
+
+
+def test_built_in_ultrafast_rates_are_the_ones_in_force_until_2027_02_28(builtin: PriceTable) -> None:
+    # gpt-6.2-sol's Ultrafast is 3x its standard rates through 2027-02-28 and 6x from 2027-03-01
+    # (OpenAI's model page); the table holds one price per tier, the one in force when it was checked
+    sol = builtin.sections["openai"]["gpt-6.2-sol"]
+    ultrafast = sol.service_tiers["ultrafast"]
+
+    assert (ultrafast.input, ultrafast.cached_input, ultrafast.output) == (
+        sol.input * 3,
+        sol.cached_input * 3,
+        sol.output * 3,
+    )
+    assert cost_of(TokenUsage(input_tokens=1_000_000, service_tier="ultrafast"), sol) == Decimal("6")
+    assert cost_of(TokenUsage(input_tokens=1_000_000, service_tier="flex"), sol) is None

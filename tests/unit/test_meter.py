@@ -474,11 +474,20 @@ def test_token_kinds_are_stored_in_the_ledgers_column_order() -> None:
     first = UsageRecord._fields.index("input_tokens")
     # the hour-long cache writes are part of cache_write_tokens: they change the cost, not the columns;
     # the service tier and the web searches have columns of their own, the last; the tool that made the
-    # searches changes their price, not the columns
-    kept_apart = ("cache_write_1h_tokens", "service_tier", "web_searches", "web_search_preview")
+    # searches changes their price, not the columns; the audio tokens are parts of input and output: they
+    # change the cost, not the columns
+    kept_apart = (
+        "cache_write_1h_tokens",
+        "service_tier",
+        "web_searches",
+        "web_search_preview",
+        "audio_input_tokens",
+        "audio_output_tokens",
+    )
     stored = tuple(name for name in TokenUsage._fields if name not in kept_apart)
 
     assert UsageRecord._fields[first : first + len(stored)] == stored
     assert "cache_write_1h_tokens" not in UsageRecord._fields
     assert "web_search_preview" not in UsageRecord._fields
+    assert "audio_input_tokens" not in UsageRecord._fields
     assert UsageRecord._fields[-2:] == ("service_tier", "web_searches")

@@ -166,7 +166,12 @@ class ProviderSettings(Frozen):
         "without one; none: never inject one (a local server without authentication).",
     )
     timeouts: Timeouts = Field(default_factory=Timeouts)
-    max_connections: int = Field(512, ge=1, description="Pooled keep-alive connections to the upstream.")
+    max_connections: int = Field(
+        512,
+        ge=1,
+        description="Connections to the upstream in use at once, per worker (idle ones are kept for reuse); "
+        "a call that finds them all busy waits up to timeouts.connect for one.",
+    )
     trust_env_proxy: bool = Field(
         True, description="Honour HTTP(S)_PROXY and NO_PROXY from the environment for this upstream."
     )

@@ -533,6 +533,7 @@ def test_the_built_in_table_prices_every_family(builtin: PriceTable) -> None:
         ("anthropic", "claude-sonnet-5"),
         ("anthropic", "claude-fable-5-1"),
         ("anthropic", "claude-opus-5-5"),
+        ("anthropic", "claude-sonnet-5-5"),
         ("gemini", "gemini-2.0-flash-lite"),
         ("gemini", "gemini-2.5-flash"),
         ("gemini", "gemini-2.5-flash-lite"),
@@ -592,12 +593,14 @@ def test_only_audio_models_carry_audio_rates_in_the_built_in_table(builtin: Pric
 
 
 # Anthropic's cache reads are not 0.1x input for every model: Claude 3 Haiku has rates of its own,
-# Claude Opus 5.5 reads at 0.05x ($0.20 against $4 on its model page), and Claude Fable 5.1 and Mythos
-# 5.1 at 0.025x ($0.25 against $10 on the pricing page), a quarter of Fable 5's. Each exception is
-# named here, so a new model whose page gives another multiple fails until its rule is written down;
-# every other model keeps 0.1x.
+# Claude Opus 5.5 reads at 0.05x ($0.20 against $4 on its model page), Claude Sonnet 5.5 too since
+# 2026-10-07 ($0.10 against $2, Anthropic's release notes), and Claude Fable 5.1 and Mythos 5.1 at
+# 0.025x ($0.25 against $10 on the pricing page), a quarter of Fable 5's. Each exception is named
+# here, so a new model whose page gives another multiple fails until its rule is written down; every
+# other model keeps 0.1x.
 ANTHROPIC_CACHE_READS = {
     "claude-opus-5-5": Decimal("0.05"),
+    "claude-sonnet-5-5": Decimal("0.05"),
     "claude-fable-5-1": Decimal("0.025"),
     "claude-mythos-5-1": Decimal("0.025"),
 }

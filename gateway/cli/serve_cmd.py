@@ -88,6 +88,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port if args.port is not None else settings.server.port,
         workers=workers,
         http=BoundedHttpToolsProtocol,
+        timeout_keep_alive=settings.server.keep_alive_seconds,
         log_config=None,
         access_log=False,
         server_header=False,

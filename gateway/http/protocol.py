@@ -6,7 +6,9 @@ a header every few seconds holds its connection forever, all before the gateway 
 checks a key. `BoundedHttpToolsProtocol` answers a head longer than `max_head_bytes` with 431, and one
 not whole `head_timeout` seconds after it began (or after the connection opened) with 408, and closes
 the connection. What it costs a request: a clock read when its head begins, and an attribute test per
-read of the socket; the timeout is checked for all connections at once, every `SWEEP_SECONDS`.
+read of the socket; the timeout is checked for all connections at once, every `SWEEP_SECONDS`. A
+connection idle between requests waits for no head (the clock starts at the next request's first byte):
+uvicorn closes it after `server.keep_alive_seconds`, whatever the head timeout.
 
 `tollgate serve` runs uvicorn with it (`http=`), the bounds taken from `server.max_header_bytes` and
 `server.header_timeout_seconds` in each worker (`configure`).

@@ -63,6 +63,14 @@ class ServerSettings(Frozen):
         description="Longest a request head may take to arrive (from its first byte, or from the "
         "connection's opening); a slower one gets 408 and the connection is closed.",
     )
+    keep_alive_seconds: int = Field(
+        75,
+        ge=1,
+        le=3600,
+        description="How long an idle connection is kept open for the caller's next request. Above the "
+        "official SDKs' 5 s (httpx's keepalive_expiry), so that the caller, not the gateway, closes an "
+        "idle connection: one closed by both at once can fail a request sent on it as it closes.",
+    )
     workers: int = Field(
         1, ge=1, le=64, description="Worker processes (each with its own caches; /metrics sums them all)."
     )

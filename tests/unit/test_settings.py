@@ -46,6 +46,15 @@ def test_no_file_means_every_default() -> None:
     assert settings.providers == {}
 
 
+def test_idle_connections_are_kept_past_the_sdks_five_seconds_and_a_zero_keep_alive_is_refused() -> None:
+    assert Settings().server.keep_alive_seconds == 75  # as nginx; the SDKs (httpx) expire theirs at 5 s
+
+    with pytest.raises(ConfigError) as error:
+        parse_settings({"server": {"keep_alive_seconds": 0}})
+
+    assert set(problems_of(error)) == {"server.keep_alive_seconds"}
+
+
 def test_stale_if_error_defaults_to_five_minutes_and_zero_turns_it_off() -> None:
     settings = Settings()
     off = parse_settings(

@@ -1,0 +1,82 @@
+"""Connections between a caller and the gateway: how long an idle one is kept for the next request."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scripts.fake_upstream import FakeUpstream
+from tests.support.gateway import GatewayHarness
+
+KEEP_ALIVE = 7  # above the SDKs' (and uvicorn's default) 5 s, small enough to see a connection closed
+HEAD_TIMEOUT = 1.0  # far below KEEP_ALIVE: an idle connection waits for no head, so is not cut by it
+SDK_KEEPALIVE_EXPIRY = 5.0  # httpx's, which the OpenAI and Anthropic SDKs use
+
+
+@pytest.fixture(scope="module")
+def gateway(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHarness]:
+    harness = GatewayHarness(
+        Path(tmp_path_factory.mktemp("connections")),
+        {"openai": {"type": "openai", "base_url": upstream.url + "/v1"}},
+        overrides={"server": {"keep_alive_seconds": KEEP_ALIVE, "header_timeout_seconds": HEAD_TIMEOUT}},
+    )
+    harness.cli("db", "upgrade")
+    harness.cli("tenant", "create", "acme")
+    harness.cli("credential", "set", "--tenant", "acme", "--provider", "openai", stdin="sk-conn-0001")
+    harness.start()
+    try:
+        yield harness
+    finally:
+        harness.stop()
+
+
+def read_response(connection: socket.socket) -> bytes:
+    """One response whose body has a Content-Length, read whole; b"" if the connection was closed."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return received
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nhost: gateway\r\n\r\n"
+
+
+def test_a_connection_idle_past_the_sdks_keepalive_expiry_serves_the_next_request(
+    gateway: GatewayHarness,
+) -> None:
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as connection:
+        connection.sendall(HEALTHZ)
+        assert read_response(connection).startswith(b"HTTP/1.1 200 ")
+
+        time.sleep(SDK_KEEPALIVE_EXPIRY + 0.5)
+        connection.sendall(HEALTHZ)
+
+        assert read_response(connection).startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_connection_idle_for_the_keep_alive_time_is_closed_without_an_answer(
+    gateway: GatewayHarness,
+) -> None:
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=3 * KEEP_ALIVE) as connection:
+        connection.sendall(HEALTHZ)
+        assert read_response(connection).startswith(b"HTTP/1.1 200 ")
+
+        assert connection.recv(65536) == b""  # closed by the gateway, with no 408 written into it

@@ -65,6 +65,8 @@ Control request headers:
                                  OUT output tokens, reported only in `usage.iterations` (a `compaction`
                                  entry, then a `message` entry with the top-level counts), in the body
                                  and in `message_delta`, never in the top-level fields
+    x-fake-request-id: ID        answer with the provider's own request id ID, in `x-request-id` (as
+                                 OpenAI sends it) and in `request-id` (as Anthropic does)
 
 Every response carries `x-fake-request-count: K`, the number of requests served so far. A whole JSON
 body is gzipped (`content-encoding: gzip`) when the request's `accept-encoding` names gzip, as
@@ -170,6 +172,7 @@ class Controls:
     control_char_header: bool = False
     compaction: tuple[int, int] | None = None
     audio_tokens: tuple[int, int] = (0, 0)
+    request_id: str | None = None
 
 
 DEFAULT_CONTROLS = Controls()
@@ -812,6 +815,7 @@ def parse_controls(headers: list[tuple[str, str]]) -> Controls:
             control_char_header=values.get("control-char-header") == "1",
             compaction=_compaction(values["compaction"]) if "compaction" in values else None,
             audio_tokens=_compaction(values.get("audio-tokens", "0")),
+            request_id=values.get("request-id"),
         )
     except ValueError as error:
         raise BadRequest(f"bad x-fake-* header: {error}") from error
@@ -858,6 +862,8 @@ def respond(request: RecordedRequest, number: int) -> Reply:
         ]
     if controls.control_char_header:
         reply.headers += [("x-fake-odd", "a\x7fb"), ("x-fake-even", "1")]
+    if controls.request_id is not None:
+        reply.headers += [("x-request-id", controls.request_id), ("request-id", controls.request_id)]
     reply.delay_s, reply.chunk_delay_s = controls.delay_s, controls.chunk_delay_s
     reply.reset_after, reply.reset_mid_event = controls.reset_after, controls.reset_mid_event
     return reply

@@ -3,10 +3,15 @@
 The caller's `accept-encoding` does not go upstream either: the gateway asks every provider for an
 uncompressed body (`IDENTITY`), which it reads for the usage and strips of what it added to a stream,
 and relays as it comes (a compressed body would be metered as unknown and a stream not stripped).
+
+The gateway's own `x-request-id` goes back to the caller; the provider's (OpenAI's `req_...`, which its
+support asks for) comes back as `x-upstream-request-id` when it is well-formed. Anthropic's
+`request-id` passes as it is.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from operator import itemgetter
 
@@ -63,7 +68,9 @@ _NOT_FORWARDED_UP = (
     | CLIENT_CLAIMS
 )
 IDENTITY = ("accept-encoding", "identity")  # sent upstream instead of the caller's (see above)
-_NOT_RELAYED_DOWN = HOP_BY_HOP | {b"set-cookie", b"set-cookie2", b"x-request-id"}
+_NOT_RELAYED_DOWN = HOP_BY_HOP | {b"set-cookie", b"set-cookie2", b"x-request-id", b"x-upstream-request-id"}
+UPSTREAM_REQUEST_ID = b"x-upstream-request-id"
+WELL_FORMED_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")  # as the gateway's own (pipeline.core)
 _NOT_RELAYED_DOWN_RESIZED = _NOT_RELAYED_DOWN | {b"content-length"}
 # Control characters an HTTP server may not write in a field value (uvicorn refuses the whole response
 # head), which an upstream's may still hold: HTAB is allowed, CR, LF and NUL the upstream's parser refuses.
@@ -108,11 +115,15 @@ def downstream_headers(
 ) -> list[tuple[bytes, bytes]]:
     """The provider's response headers that may travel back to the caller, names lower-cased; without
     `content-length` if the gateway may change the body's length (`resized`), and without a field whose
-    value holds a control character (it could not be sent: the whole response would be lost)."""
+    value holds a control character (it could not be sent: the whole response would be lost). The
+    provider's own `x-request-id` comes last, as `x-upstream-request-id`, if it is well-formed."""
     pairs = [(name.lower(), value) for name, value in headers]
     extra = _named_in_connection(pairs)
     dropped = _NOT_RELAYED_DOWN_RESIZED if resized else _NOT_RELAYED_DOWN
     relayed = [(name, value) for name, value in pairs if name not in dropped and name not in extra]
+    upstream_id = dict(pairs).get(b"x-request-id")
+    if upstream_id is not None and WELL_FORMED_REQUEST_ID.fullmatch(upstream_id):
+        relayed.append((UPSTREAM_REQUEST_ID, upstream_id))
     if not _sendable(b" ".join(map(_value, relayed))):  # one look at all values; rare: then each
         relayed = [(name, value) for name, value in relayed if _sendable(value)]
     return relayed

@@ -302,3 +302,42 @@ def test_a_redirect_elsewhere_is_relayed_as_it_came(fresh: World, target: str) -
 
     assert response.status_code == 302
     assert response.headers["location"] == target
+
+
+def test_the_providers_own_request_id_comes_back_as_x_upstream_request_id(fresh: World) -> None:
+    """OpenAI's `x-request-id` is what its support asks for; the gateway's own id keeps the name."""
+    response = httpx.post(
+        fresh.url + "/openai/v1/chat/completions",
+        json=CHAT,
+        headers={**auth(fresh), "x-request-id": "ours-1", "x-fake-request-id": "req_0123abcDEF"},
+    )
+
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == "ours-1"
+    assert response.headers["x-upstream-request-id"] == "req_0123abcDEF"
+
+
+def test_a_malformed_provider_request_id_is_not_relayed(fresh: World) -> None:
+    response = httpx.post(
+        fresh.url + "/openai/v1/chat/completions",
+        json=CHAT,
+        headers={**auth(fresh), "x-fake-request-id": "req one/" + "x" * 200},
+    )
+
+    assert response.status_code == 200
+    assert "x-upstream-request-id" not in response.headers
+
+
+def test_anthropics_request_id_passes_through_as_it_came(fresh: World) -> None:
+    response = httpx.post(
+        fresh.url + "/anthropic/v1/messages",
+        json={
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 16,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+        headers={**auth(fresh), "anthropic-version": "2023-06-01", "x-fake-request-id": "req_011CAnthropic"},
+    )
+
+    assert response.status_code == 200
+    assert response.headers["request-id"] == "req_011CAnthropic"

@@ -113,10 +113,24 @@ def test_headers_named_in_connection_are_dropped_downstream() -> None:
     assert downstream_headers(headers) == [(b"x-kept", b"2")]
 
 
-def test_the_providers_request_id_is_replaced_by_the_gateways() -> None:
-    assert downstream_headers([(b"x-request-id", b"req_upstream"), (b"request-id", b"req_a")]) == [
-        (b"request-id", b"req_a")
+def test_the_providers_request_id_comes_back_under_another_name_and_anthropics_as_it_is() -> None:
+    assert downstream_headers([(b"X-Request-Id", b"req_upstream"), (b"request-id", b"req_a")]) == [
+        (b"request-id", b"req_a"),
+        (b"x-upstream-request-id", b"req_upstream"),
     ]
+
+
+@pytest.mark.parametrize("value", [b"", b"req 1", b"req/1", b"r" * 129, b"req_1\n"])
+def test_a_malformed_provider_request_id_is_not_relayed(value: bytes) -> None:
+    assert downstream_headers([(b"x-request-id", value), (b"content-type", b"text/plain")]) == [
+        (b"content-type", b"text/plain")
+    ]
+
+
+def test_an_upstream_cannot_pose_as_the_provider_request_id() -> None:
+    headers = [(b"x-upstream-request-id", b"forged"), (b"x-request-id", b"req_1")]
+
+    assert downstream_headers(headers) == [(b"x-upstream-request-id", b"req_1")]
 
 
 def test_content_length_goes_only_when_the_gateway_may_resize_the_body() -> None:

@@ -1,7 +1,7 @@
 """Anthropic's Messages API, as a JSON body and as an event stream.
 
     usage {input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
-           cache_creation {ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}, service_tier,
+           cache_creation {ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}, service_tier, speed,
            server_tool_use {web_search_requests, web_fetch_requests},
            iterations [{type, input_tokens, output_tokens, cache_...}],
            output_tokens_details {thinking_tokens}}
@@ -13,6 +13,10 @@ higher than the default five minutes). Thinking tokens are part of `output_token
 whole); newer responses break them out, `output_tokens_details.thinking_tokens`: the reasoning
 count, else 0. The usage's `service_tier` (`standard`, or `priority` for a call served from Priority
 Tier capacity, `batch` for a batch) marks the usage unless it is the standard one, as OpenAI's do.
+Fast mode (`speed: "fast"`, else `"standard"`) is billed at rates of its own, a multiple of the standard
+ones: such a call is in the tier `fast`, whatever `service_tier` says (Priority Tier's price is each
+customer's commitment, fast mode's a list price). The usage's `inference_geo` is not read (see the
+price table's header).
 The web searches of the server-side web search tool (`server_tool_use.web_search_requests`) are
 billed apiece; web fetches cost only the tokens they bring, and are not counted. A server-side
 compaction (beta) summarises the conversation in a sampling of its own by the same model, billed but
@@ -62,10 +66,12 @@ USAGE_FIELDS = (
     "cache_read_input_tokens",
     "cache_creation",
     "service_tier",
+    "speed",
     "server_tool_use",
     "iterations",
     "output_tokens_details",
 )
+FAST = "fast"  # `usage.speed` of a call served in fast mode, and the tier it is priced in
 DELTA_TEXT_KEY = re.compile(rb'"(?:text|thinking|partial_json)"\s*:\s*"')
 
 
@@ -82,6 +88,8 @@ def messages_usage(usage: object) -> TokenUsage | None:
     thinking = min(count(mapping(usage, "output_tokens_details"), "thinking_tokens"), output)
     searches = count(mapping(usage, "server_tool_use"), "web_search_requests")
     total = TokenUsage(prompt, output, read, written, thinking, hour, None, searches)
+    if usage.get("speed") == FAST:
+        return total._replace(service_tier=FAST)
     return in_service_tier(total, usage.get("service_tier"))
 
 

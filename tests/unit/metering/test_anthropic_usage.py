@@ -290,3 +290,71 @@ def test_current_claude_models_are_priced_at_their_list_rates_whatever_the_promp
     assert (price.input, price.output) == rates
     assert cost == (100_000 * rates[0] + 400_000 * rates[0] / 10 + 1_000 * rates[1]) / 1_000_000
     assert (price.cache_write, price.cache_write_1h) == (rates[0] * Decimal("1.25"), rates[0] * 2)
+
+
+# Fast mode: the usage says which speed served the call, `"speed": "fast"` or `"standard"` (the body's
+# usage, `message_start`'s in a stream; Anthropic's fast mode page, "Checking which speed was used").
+FAST_BODY = fixture("anthropic_messages.json").replace(
+    b'"service_tier": "standard"', b'"service_tier": "standard",\n    "speed": "fast"'
+)
+FAST_STREAM = fixture("anthropic_messages_stream.sse").replace(
+    b'"service_tier":"standard"}', b'"service_tier":"standard","speed":"fast"}'
+)
+
+
+def test_a_call_served_in_fast_mode_is_in_the_fast_tier_in_bodies_and_streams() -> None:
+    assert fixture("anthropic_messages.json") != FAST_BODY
+    assert fixture("anthropic_messages_stream.sse") != FAST_STREAM
+
+    from_body = extract_every_way("anthropic", Endpoint.MESSAGES, JSON, FAST_BODY).usage
+    from_stream = extract_every_way("anthropic", Endpoint.MESSAGES, SSE, FAST_STREAM).usage
+
+    assert from_body == TokenUsage(
+        input_tokens=12 + 4096 + 2051,
+        output_tokens=85,
+        cached_input_tokens=4096,
+        cache_write_tokens=2051,
+        service_tier="fast",
+    )
+    assert from_stream is not None and from_stream.service_tier == "fast"
+    assert from_stream.output_tokens == 89
+
+
+def test_the_speed_may_come_with_message_delta_too() -> None:
+    stream = fixture("anthropic_messages_stream.sse").replace(
+        b'"output_tokens":89}}', b'"output_tokens":89,"speed":"fast"}}'
+    )
+    assert stream != fixture("anthropic_messages_stream.sse")
+
+    usage = extract_every_way("anthropic", Endpoint.MESSAGES, SSE, stream).usage
+
+    assert usage is not None and usage.service_tier == "fast"
+
+
+def test_a_fast_stream_cut_before_message_delta_keeps_its_tier_for_the_estimate() -> None:
+    cut = FAST_STREAM[: FAST_STREAM.index(b"event: message_delta")]
+
+    extraction = extract_every_way("anthropic", Endpoint.MESSAGES, SSE, cut)
+
+    assert extraction.usage is None
+    assert extraction.partial is not None and extraction.partial.service_tier == "fast"
+
+
+@pytest.mark.parametrize("speed", [b'"standard"', b"null", b'"turbo"', b"2"])
+def test_a_standard_or_unknown_speed_leaves_the_call_in_its_service_tier(speed: bytes) -> None:
+    body = fixture("anthropic_messages.json").replace(
+        b'"service_tier": "standard"', b'"service_tier": "priority",\n    "speed": ' + speed
+    )
+
+    usage = extract_every_way("anthropic", Endpoint.MESSAGES, JSON, body).usage
+
+    assert usage is not None and usage.service_tier == "priority"
+
+
+def test_fast_mode_outranks_the_priority_tier_it_was_reported_with() -> None:
+    """Fast mode has list rates of its own; Priority Tier's are each customer's commitment."""
+    body = FAST_BODY.replace(b'"service_tier": "standard"', b'"service_tier": "priority"')
+
+    usage = extract_every_way("anthropic", Endpoint.MESSAGES, JSON, body).usage
+
+    assert usage is not None and usage.service_tier == "fast"

@@ -65,6 +65,7 @@ from gateway.settings.schema import PROVIDER_NAME, Frozen, ProviderType
 __all__ = [
     "BUILTIN_SOURCE",
     "OTHER_MODEL",
+    "PREMIUM_TIERS",
     "IntegerRates",
     "LongContextRates",
     "ModelPrice",
@@ -219,6 +220,11 @@ class ModelPrice(Rates):
         return self
 
 
+# Tiers every provider that names them bills above its standard rates (Anthropic's fast mode, a
+# response's `usage.speed: "fast"`; OpenAI's Fast mode, `service_tier: "fast"`): a call in one is priced
+# only at its model's rates for that tier, and is unpriced (never charged the standard rates) without.
+PREMIUM_TIERS = frozenset({"fast"})
+
 ProviderSection = Annotated[str, Field(pattern=PROVIDER_NAME.pattern)]
 ModelName = Annotated[str, Field(min_length=1, max_length=200)]
 _MEMO_SIZE = 4096
@@ -303,9 +309,10 @@ def model_candidates(model: str) -> list[str]:
 
 def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal | None:
     """The cost in USD of `usage` at `price`, exactly; None for a call served in a processing tier (see
-    `TokenUsage.service_tier`) that `price` lists no rates for while it lists some. A price that lists
-    none prices every call at its own rates, whatever tier the response names (compatible servers name
-    tiers of their own: Groq's `on_demand`).
+    `TokenUsage.service_tier`) that `price` lists no rates for while it lists some, or in one of the
+    `PREMIUM_TIERS` it lists no rates for. A price that lists none prices every other call at its own
+    rates, whatever tier the response names (compatible servers name tiers of their own: Groq's
+    `on_demand`).
 
     Cached reads and cache writes are parts of `input_tokens` priced at their own rates (writes kept
     for an hour at theirs); should a provider report more of them than input tokens, the uncached
@@ -320,7 +327,7 @@ def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal | None:
     """
     rates: Rates = price
     tier = usage.service_tier
-    if tier is not None and price.service_tiers:
+    if tier is not None and (price.service_tiers or tier in PREMIUM_TIERS):
         found = price.service_tiers.get(tier)
         if found is None:
             return None

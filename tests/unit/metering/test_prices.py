@@ -860,3 +860,64 @@ def test_built_in_ultrafast_rates_are_the_ones_in_force_until_2027_02_28(builtin
     )
     assert cost_of(TokenUsage(input_tokens=1_000_000, service_tier="ultrafast"), sol) == Decimal("6")
     assert cost_of(TokenUsage(input_tokens=1_000_000, service_tier="flex"), sol) is None
+
+
+def test_a_fast_call_of_a_model_without_fast_rates_is_unpriced_even_if_it_lists_no_tiers() -> None:
+    # Fast mode is billed above the standard rates wherever a provider offers it (Anthropic's fast
+    # mode, OpenAI's Fast): priced at the standard rates it would be charged too little
+    assert cost_of(TokenUsage(input_tokens=1_000_000, service_tier="fast"), SONNET) is None
+    assert cost_of(TokenUsage(input_tokens=1_000_000, service_tier="on_demand"), SONNET) == Decimal("3")
+    assert cost_of(TokenUsage(input_tokens=1_000_000), SONNET) == Decimal("3")
+
+
+# Anthropic's pricing page ("Fast mode pricing"): Claude Opus 5.5 $8 / $40, Claude Opus 5 and Opus 4.8
+# $10 / $50 per million input / output tokens, across the full context window; prompt caching
+# multipliers apply on top (writes 1.25x and 2x the fast input rate, reads the model's own share of it).
+ANTHROPIC_FAST = {
+    "claude-opus-5-5": (Decimal("8"), Decimal("40"), Decimal("0.05")),
+    "claude-opus-5": (Decimal("10"), Decimal("50"), Decimal("0.1")),
+    "claude-opus-4-8": (Decimal("10"), Decimal("50"), Decimal("0.1")),
+}
+
+
+def test_built_in_anthropic_fast_rates_are_the_pricing_page_s_with_cache_multipliers_on_top(
+    builtin: PriceTable,
+) -> None:
+    anthropic = builtin.sections["anthropic"]
+    for model, (input_rate, output_rate, read_share) in ANTHROPIC_FAST.items():
+        fast = anthropic[model].service_tiers["fast"]
+        assert (fast.input, fast.output) == (input_rate, output_rate), model
+        assert fast.cached_input == input_rate * read_share, model
+        assert (fast.cache_write, fast.cache_write_1h) == (input_rate * Decimal("1.25"), input_rate * 2), (
+            model
+        )
+        assert fast.audio_input is fast.audio_output is None, model
+    with_fast = {name for name, price in anthropic.items() if "fast" in price.service_tiers}
+    assert with_fast == set(ANTHROPIC_FAST)  # the pricing page lists no other model's fast rates
+    for name, price in anthropic.items():  # and Priority Tier calls stay at the standard rates
+        assert set(price.service_tiers) <= {"fast", "priority"}, name
+        if price.service_tiers:
+            priority = price.service_tiers["priority"]
+            assert priority.in_units == price.in_units, name
+
+
+def test_a_fast_claude_call_pays_the_fast_rates_and_one_without_them_is_unpriced(builtin: PriceTable) -> None:
+    opus = builtin.price_for("anthropic", "anthropic", "claude-opus-5-5")
+    sonnet = builtin.price_for("anthropic", "anthropic", "claude-sonnet-4-6")
+    assert opus is not None and sonnet is not None
+    usage = TokenUsage(
+        input_tokens=300_000,
+        output_tokens=10_000,
+        cached_input_tokens=200_000,
+        cache_write_tokens=50_000,
+        cache_write_1h_tokens=10_000,
+        web_searches=2,
+    )
+
+    # standard: 50000 x 4 + 200000 x 0.20 + 40000 x 5 + 10000 x 8 + 10000 x 20 = 720000 per million
+    assert cost_of(usage, opus) == Decimal("0.72") + Decimal("0.02")  # and 2 searches at $10 per 1,000
+    # fast, its 300k input at the fast rates throughout (no long-context tier):
+    # 50000 x 8 + 200000 x 0.40 + 40000 x 10 + 10000 x 16 + 10000 x 40 = 1440000 per million
+    assert cost_of(usage._replace(service_tier="fast"), opus) == Decimal("1.44") + Decimal("0.02")
+    # Claude Sonnet 4.6 has no fast mode: a response that says so is not priced at its standard rates
+    assert cost_of(usage._replace(service_tier="fast"), sonnet) is None

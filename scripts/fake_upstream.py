@@ -61,6 +61,8 @@ Control request headers:
     x-fake-service-tier: NAME    Anthropic: report NAME as the usage's `service_tier` (default
                                  `standard`; `priority` as Priority Tier capacity reports it). OpenAI
                                  reports the tier its request asks for (flex, priority, scale)
+    x-fake-speed: NAME           Anthropic: report NAME as the usage's `speed` (`fast` for a call served
+                                 in fast mode, `standard`), in the body and in `message_start`
     x-fake-compaction: IN,OUT    Anthropic: the call also ran a server-side compaction of IN input and
                                  OUT output tokens, reported only in `usage.iterations` (a `compaction`
                                  entry, then a `message` entry with the top-level counts), in the body
@@ -166,6 +168,7 @@ class Controls:
     cache_write_1h_tokens: int = 0
     reject_stream_options: bool = False
     service_tier: str = "standard"
+    speed: str | None = None
     background_s: float = 0.2
     web_searches: int = 0
     echo_headers: bool = False
@@ -621,7 +624,9 @@ def models_list(call: Call) -> Reply:
 # Anthropic
 
 
-def _anthropic_usage(usage: Usage, output_tokens: int, tier: str, searches: int = 0) -> JSON:
+def _anthropic_usage(
+    usage: Usage, output_tokens: int, tier: str, searches: int = 0, speed: str | None = None
+) -> JSON:
     reported: JSON = {
         "input_tokens": usage.prompt - usage.cached - usage.written,
         "output_tokens": output_tokens,
@@ -633,6 +638,8 @@ def _anthropic_usage(usage: Usage, output_tokens: int, tier: str, searches: int 
         },
         "service_tier": tier,
     }
+    if speed is not None:
+        reported["speed"] = speed
     if searches:
         reported["server_tool_use"] = {"web_search_requests": searches, "web_fetch_requests": 0}
     return reported
@@ -662,14 +669,16 @@ def anthropic_messages(call: Call) -> Reply:
     searches = call.controls.web_searches
     if call.usage:
         message["usage"] = _with_compaction(
-            _anthropic_usage(call.usage, call.usage.output, call.controls.service_tier, searches),
+            _anthropic_usage(
+                call.usage, call.usage.output, call.controls.service_tier, searches, call.controls.speed
+            ),
             call.controls.compaction,
         )
     if not call.stream:
         return _json_reply(message)
     started = {**message, "content": [], "stop_reason": None}
     if call.usage:
-        started["usage"] = _anthropic_usage(call.usage, 1, call.controls.service_tier)
+        started["usage"] = _anthropic_usage(call.usage, 1, call.controls.service_tier, 0, call.controls.speed)
     finished: JSON = {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}}
     if call.usage:
         finished["usage"] = {"output_tokens": call.usage.output}
@@ -809,6 +818,7 @@ def parse_controls(headers: list[tuple[str, str]]) -> Controls:
             **_cache_writes(values.get("cache-write-tokens", "0")),
             reject_stream_options=values.get("reject-stream-options") == "1",
             service_tier=values.get("service-tier", "standard"),
+            speed=values.get("speed"),
             background_s=float(values.get("background-ms", 200)) / 1000,
             web_searches=int(values.get("web-searches", 0)),
             echo_headers=values.get("echo-headers") == "1",

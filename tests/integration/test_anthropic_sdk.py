@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import anthropic
 import pytest
 
@@ -102,3 +104,41 @@ def test_a_server_side_compaction_is_recorded_with_the_call(fresh: World, stream
     assert row["input_tokens"] == message.usage.input_tokens + 150000
     assert row["output_tokens"] == message.usage.output_tokens + 3500
     assert not row["estimated"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["body", "stream"])
+def test_a_fast_mode_call_is_recorded_in_the_fast_tier_and_priced_at_the_fast_rates(
+    fresh: World, stream: bool
+) -> None:
+    """`usage.speed: "fast"` (the body's usage, `message_start`'s): Claude Opus 5.5's fast rates, $8 /
+    $40 per million input / output tokens, twice its standard ones; the SDK shows the speed too."""
+    rid = f"anthropic-fast-{'stream' if stream else 'body'}"
+    asked = {"model": "claude-opus-5-5", "max_tokens": 64, "messages": [{"role": "user", "content": "Quick"}]}
+    extra = {"extra_headers": {"x-request-id": rid, "x-fake-speed": "fast", "x-fake-prompt-tokens": "1000"}}
+    with client(fresh, fresh.keys["acme"]) as claude:
+        if stream:
+            with claude.messages.stream(**asked, **extra) as events:  # type: ignore[arg-type]
+                message = events.get_final_message()
+        else:
+            message = claude.messages.create(**asked, **extra)  # type: ignore[arg-type]
+    [row] = wait_for_usage_rows(fresh.gateway.effective_database_url, rid, 1)
+
+    assert message.usage.speed == "fast"
+    assert (row["input_tokens"], row["output_tokens"]) == (1000, message.usage.output_tokens)
+    assert row["service_tier"] == "fast" and not row["estimated"]
+    assert Decimal(row["cost_usd"]) == (1000 * 8 + row["output_tokens"] * 40) / Decimal(1_000_000)
+
+
+def test_a_fast_mode_call_of_a_model_without_fast_rates_is_unpriced(fresh: World) -> None:
+    rid = "anthropic-fast-unpriced"
+    with client(fresh, fresh.keys["acme"]) as claude:
+        claude.messages.create(
+            model="claude-sonnet-5-5",
+            max_tokens=64,
+            messages=[{"role": "user", "content": "Quick"}],
+            extra_headers={"x-request-id": rid, "x-fake-speed": "fast"},
+        )
+    [row] = wait_for_usage_rows(fresh.gateway.effective_database_url, rid, 1)
+
+    assert row["service_tier"] == "fast" and row["input_tokens"] > 0
+    assert row["cost_usd"] is None  # never the standard price of a call billed above it

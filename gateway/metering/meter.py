@@ -175,7 +175,8 @@ class Meter:
         The provider took a call on when it answered with a success (whatever the caller did then), or
         when the call was sent and no answer came: the caller left first, or the gateway's timeout
         ran out (the provider works on regardless, and bills). An error or a redirect it answered with,
-        a call never sent (the upstream unreachable, or not reached in time), is not billed."""
+        a call never sent (the upstream unreachable, or not reached in time, or its caller gone before
+        it was handed to a connection: `upstream_started` is then 0, see `Forwarder`), is not billed."""
         extraction = ctx.extraction
         upstream = ctx.upstream_status
         taken_on = (

@@ -6,6 +6,7 @@ provider's mount (normalised before this point) and the query string.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from typing import Protocol
@@ -53,9 +54,17 @@ class Forwarder:
         )
 
     async def __call__(self, ctx: RequestContext) -> UpstreamResponse:
+        """The response, its head arrived. `ctx.upstream_started` stays set only for a call handed to an
+        upstream connection: one cancelled before (its caller gone while the gateway waited for a pooled
+        connection, or connected) is as one never started, which the meter does not bill."""
         request = self.prepare(ctx)
         ctx.upstream_started = time.perf_counter()
-        response = await self._transports[ctx.provider.name].send(request)
+        try:
+            response = await self._transports[ctx.provider.name].send(request)
+        except asyncio.CancelledError:
+            if not request.sent:
+                ctx.upstream_started = 0.0
+            raise
         ctx.upstream_responded = time.perf_counter()
         if not 200 <= response.status <= 599:  # not a final status the caller's HTTP server can send
             await response.aclose()

@@ -7,6 +7,7 @@ the same aiohttp connection pool (README "Performance"), so the hot path talks t
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextvars import ContextVar
 from urllib.parse import urlsplit
 from urllib.request import getproxies, proxy_bypass
 
@@ -20,6 +21,20 @@ from gateway.upstream.transport import UpstreamRequest
 
 # Headers aiohttp would otherwise add on its own; the caller's own values still go through.
 _NO_AUTOMATIC_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+# The request the current task is sending, for `_MarkedRequest` (aiohttp builds its own request object,
+# in the same task, and hands it nothing of ours)
+_SENDING: ContextVar[UpstreamRequest | None] = ContextVar("tollgate_sending", default=None)
+
+
+class _MarkedRequest(aiohttp.ClientRequest):
+    """aiohttp's request, marking ours `sent` when it is handed to the connection it got (after any wait
+    for one of the pool's connections and any connecting)."""
+
+    async def send(self, conn: aiohttp.connector.Connection) -> aiohttp.ClientResponse:
+        sending = _SENDING.get()
+        if sending is not None:
+            sending.sent = True
+        return await super().send(conn)
 
 
 class AiohttpResponse:
@@ -97,6 +112,7 @@ class AiohttpTransport:
             skip_auto_headers=_NO_AUTOMATIC_HEADERS,
             trust_env=False,
             cookie_jar=aiohttp.DummyCookieJar(),
+            request_class=_MarkedRequest,
         )
 
     async def send(self, request: UpstreamRequest) -> AiohttpResponse:
@@ -111,6 +127,7 @@ class AiohttpTransport:
             sock_connect=timeouts.connect,
             sock_read=timeouts.read,
         )
+        sending = _SENDING.set(request)
         try:
             response = await self._session.request(
                 request.method,
@@ -129,6 +146,8 @@ class AiohttpTransport:
             raise UpstreamUnavailable("cannot connect to the upstream") from None
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(f"the upstream connection failed ({type(exc).__name__})") from None
+        finally:
+            _SENDING.reset(sending)
         return AiohttpResponse(response)
 
     async def aclose(self) -> None:

@@ -52,6 +52,7 @@ class HttpxTransport:
             content=request.body,
             timeout=httpx.Timeout(t.total, connect=t.connect, read=t.read, pool=t.connect),
         )
+        request.sent = True  # no earlier moment to tell (and a MockTransport, the tests', connects nothing)
         try:
             response = await self._client.send(prepared, stream=True, follow_redirects=False)
         except httpx.ReadTimeout:  # the request went, its answer did not come

@@ -2,26 +2,29 @@
 
 Production uses `AiohttpTransport` (chosen by measurement, see README "Performance"); unit tests
 hand in `HttpxTransport` over an `httpx.MockTransport` or respx. Implementations translate their
-library's exceptions into `UpstreamUnavailable`, `UpstreamTimeout` and `UpstreamStreamBroken`.
+library's exceptions into `UpstreamUnavailable`, `UpstreamTimeout` and `UpstreamStreamBroken`, and set
+`UpstreamRequest.sent` once the request is handed to a connection: a call cancelled before then (its
+caller gone while the gateway waited for a connection, or connected) never reached the provider.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from gateway.providers.base import ProviderAdapter
 from gateway.settings.schema import ProviderSettings, Timeouts
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UpstreamRequest:
     method: str
     url: str
     headers: list[tuple[str, str]]
     body: bytes
     timeouts: Timeouts
+    sent: bool = field(default=False, compare=False)  # handed to a connection (set by the transport)
 
 
 class UpstreamResponse(Protocol):

@@ -16,7 +16,7 @@ import pytest
 
 from scripts.fake_upstream import FakeUpstream
 from tests.integration.conftest import World
-from tests.support.gateway import GatewayHarness
+from tests.support.gateway import GatewayHarness, wait_for_usage_rows
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -341,3 +341,49 @@ def test_anthropics_request_id_passes_through_as_it_came(fresh: World) -> None:
 
     assert response.status_code == 200
     assert response.headers["request-id"] == "req_011CAnthropic"
+
+
+def test_a_caller_that_leaves_before_its_call_reached_the_upstream_is_not_billed(
+    narrow: GatewayHarness, upstream: FakeUpstream
+) -> None:
+    """A call still waiting for a connection (or connecting) when its caller leaves never reached the
+    provider: recorded at no cost, as a connect failure is; one that was sent is estimated (billed)."""
+    key = narrow.create_key("acme")
+    url = narrow.url + "/openai/v1/chat/completions"
+    upstream.clear()
+    with ThreadPoolExecutor(1) as pool:
+        sent = pool.submit(
+            httpx.post,
+            url,
+            json=CHAT,
+            headers={
+                "authorization": f"Bearer {key}",
+                "x-request-id": "left-sent",
+                "x-fake-delay-ms": "3000",
+            },
+            timeout=1.5,
+        )
+        while not upstream.requests:  # the first call holds the one connection
+            time.sleep(0.01)
+        with pytest.raises(httpx.TimeoutException):  # waits for the connection, and leaves
+            httpx.post(
+                url,
+                json=CHAT,
+                headers={"authorization": f"Bearer {key}", "x-request-id": "left-unsent"},
+                timeout=0.2,
+            )
+        with pytest.raises(httpx.TimeoutException):
+            sent.result()
+
+    rows = {row["request_id"]: row for row in wait_for_usage_rows(narrow.effective_database_url, "left-", 2)}
+    assert len(upstream.requests) == 1
+    assert rows["left-sent"]["estimated"] is True
+    assert rows["left-sent"]["input_tokens"] > 0
+    unsent = rows["left-unsent"]
+    assert (unsent["status"], unsent["estimated"], unsent["input_tokens"], unsent["output_tokens"]) == (
+        499,
+        False,
+        0,
+        0,
+    )
+    assert unsent["cost_usd"] == 0

@@ -81,6 +81,13 @@ class MethodNotAllowed(GatewayError):
     code = "method_not_allowed"
 
 
+class RequestTimeout(GatewayError):
+    """The caller stopped sending its request body."""
+
+    status = 408
+    code = "request_timeout"
+
+
 class RequestTooLarge(GatewayError):
     status = 413
     code = "request_too_large"
@@ -124,6 +131,7 @@ _OPENAI_TYPES = {
     403: "permission_error",
     404: "invalid_request_error",
     405: "invalid_request_error",
+    408: "invalid_request_error",
     413: "invalid_request_error",
     429: "rate_limit_error",
 }
@@ -133,6 +141,7 @@ _ANTHROPIC_TYPES = {
     403: "permission_error",
     404: "not_found_error",
     405: "invalid_request_error",
+    408: "invalid_request_error",
     413: "request_too_large",
     429: "rate_limit_error",
     503: "overloaded_error",
@@ -144,6 +153,7 @@ _GEMINI_STATUSES = {
     403: "PERMISSION_DENIED",
     404: "NOT_FOUND",
     405: "INVALID_ARGUMENT",
+    408: "DEADLINE_EXCEEDED",
     413: "INVALID_ARGUMENT",
     429: "RESOURCE_EXHAUSTED",
     502: "UNAVAILABLE",

@@ -39,7 +39,7 @@ def build_pipeline(settings: Settings, services: Services) -> Pipeline:
     (metering tap) → observers, a batch of finished requests at a time: meter, metrics, access log."""
     stages: list[Stage] = [
         Authenticate(services.authenticator),
-        ReadBody(settings.server.max_body_bytes),
+        ReadBody(settings.server.max_body_bytes, settings.server.body_read_timeout_seconds),
         Authorize(),
     ]
     timeouts = {name: provider.timeouts for name, provider in settings.providers.items()}

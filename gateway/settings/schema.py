@@ -63,6 +63,13 @@ class ServerSettings(Frozen):
         description="Longest a request head may take to arrive (from its first byte, or from the "
         "connection's opening); a slower one gets 408 and the connection is closed.",
     )
+    body_read_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Longest wait for the next part of a request body (once the caller's key is checked); "
+        "a caller that stops sending gets 408 in its provider's dialect, and nothing is sent upstream.",
+    )
     keep_alive_seconds: int = Field(
         75,
         ge=1,

@@ -48,6 +48,7 @@ def test_no_file_means_every_default() -> None:
 
 def test_idle_connections_are_kept_past_the_sdks_five_seconds_and_a_zero_keep_alive_is_refused() -> None:
     assert Settings().server.keep_alive_seconds == 75  # as nginx; the SDKs (httpx) expire theirs at 5 s
+    assert Settings().server.body_read_timeout_seconds == 60
 
     with pytest.raises(ConfigError) as error:
         parse_settings({"server": {"keep_alive_seconds": 0}})

@@ -1,7 +1,9 @@
 """`create_app(settings)`: the ASGI application.
 
 Requests under a provider's mount (`/<provider>/...`) go straight to the proxy pipeline; everything
-else (`/healthz`, `/readyz`, later `/admin` and `/metrics`) is served by a small Starlette app. The
+else (`/healthz`, `/readyz`, later `/admin` and `/metrics`) is served by a small Starlette app. A
+WebSocket upgrade (OpenAI Realtime) is refused with 501 and an error body saying why: WebSocket APIs are
+not proxied. The
 lifespan opens the database, checks the schema and the master key, and builds the pipeline; nothing
 happens at import time.
 """
@@ -28,7 +30,7 @@ from gateway.admin.http import AdminAPI
 from gateway.auth.keys import KeyAuthenticator
 from gateway.credentials.crypto import load_master_key
 from gateway.credentials.store import CredentialStore, verify_master_key
-from gateway.errors import Dialect, NotFound, render_error
+from gateway.errors import Dialect, NotFound, WebSocketsNotSupported, render_error
 from gateway.http.paths import split_mount
 from gateway.metering.background import BackgroundResponses
 from gateway.metering.ledger import UsageLedger
@@ -109,7 +111,29 @@ class Gateway:
             if adapter is not None:
                 await self.runtime.pipeline.handle(adapter, rest, scope, receive, send)
                 return
+        if scope["type"] == "websocket":
+            await self._refuse_websocket(scope, receive, send)
+            return
         await self._web(scope, receive, send)
+
+    async def _refuse_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer an upgrade with an HTTP error in the dialect of the mount it addressed (the server's
+        `websocket.http.response` extension, which uvicorn has), else accept it and close it (1008) with
+        the reason."""
+        adapter = self._adapters.get(split_mount(_raw_path(scope))[0])
+        error = WebSocketsNotSupported(
+            "Tollgate does not proxy WebSocket APIs (such as OpenAI Realtime): "
+            "use the provider's HTTP APIs through it"
+        )
+        await receive()  # websocket.connect
+        if "websocket.http.response" not in scope.get("extensions", {}):  # a close before the accept
+            await send({"type": "websocket.accept"})  # would be a bare 403: accepted, to say why
+            await send({"type": "websocket.close", "code": 1008, "reason": "WebSocket APIs are not proxied"})
+            return
+        body = render_error(error, adapter.dialect if adapter is not None else Dialect.OPENAI)
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "websocket.http.response.start", "status": error.status, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
 
     @asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:

@@ -93,6 +93,13 @@ class RequestTooLarge(GatewayError):
     code = "request_too_large"
 
 
+class WebSocketsNotSupported(GatewayError):
+    """A WebSocket upgrade (OpenAI Realtime): the gateway proxies HTTP APIs only."""
+
+    status = 501
+    code = "websockets_not_supported"
+
+
 class ServiceUnavailable(GatewayError):
     status = 503
     code = "service_unavailable"
@@ -156,6 +163,7 @@ _GEMINI_STATUSES = {
     408: "DEADLINE_EXCEEDED",
     413: "INVALID_ARGUMENT",
     429: "RESOURCE_EXHAUSTED",
+    501: "UNIMPLEMENTED",
     502: "UNAVAILABLE",
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",

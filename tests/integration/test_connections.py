@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from scripts.fake_upstream import FakeUpstream
 from tests.support.gateway import GatewayHarness, wait_for_usage_rows
@@ -141,3 +143,24 @@ def test_a_body_that_stops_arriving_is_408_in_the_callers_dialect_and_never_sent
     assert upstream.requests == []
     [row] = wait_for_usage_rows(gateway.effective_database_url, rid, 1)
     assert (row["status"], row["input_tokens"], row["estimated"]) == (408, 0, False)
+
+
+def test_a_websocket_upgrade_is_refused_with_an_error_that_says_why(gateway: GatewayHarness) -> None:
+    """The gateway does not proxy WebSocket APIs (OpenAI Realtime): the SDK sees why, not a bare 403."""
+    key = gateway.create_key("acme")
+    url = f"ws://127.0.0.1:{gateway.port}/openai/v1/realtime?model=gpt-realtime"
+
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, additional_headers={"authorization": f"Bearer {key}"}, open_timeout=10)
+
+    response = refused.value.response
+    assert response.status_code == 501
+    assert json.loads(response.body or b"") == {
+        "error": {
+            "message": "Tollgate does not proxy WebSocket APIs (such as OpenAI Realtime): "
+            "use the provider's HTTP APIs through it",
+            "type": "api_error",
+            "param": None,
+            "code": "websockets_not_supported",
+        }
+    }

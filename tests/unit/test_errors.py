@@ -23,6 +23,7 @@ from gateway.errors import (
     UpstreamStreamBroken,
     UpstreamTimeout,
     UpstreamUnavailable,
+    WebSocketsNotSupported,
     error_payload,
     render_error,
     render_stream_error,
@@ -44,6 +45,7 @@ CASES = [
     (UpstreamError("bad gateway"), 502, "api_error", "api_error", "UNAVAILABLE"),
     (UpstreamUnavailable("down"), 502, "api_error", "api_error", "UNAVAILABLE"),
     (UpstreamStreamBroken("cut"), 502, "api_error", "api_error", "UNAVAILABLE"),
+    (WebSocketsNotSupported("http only"), 501, "api_error", "api_error", "UNIMPLEMENTED"),
     (ServiceUnavailable("later"), 503, "api_error", "overloaded_error", "UNAVAILABLE"),
     (UpstreamTimeout("slow"), 504, "api_error", "timeout_error", "DEADLINE_EXCEEDED"),
 ]

@@ -50,6 +50,10 @@ Control request headers:
                                  API version 2024-09-01-preview and strict compatible servers do)
     x-fake-cache-write-tokens: N[,H]  Anthropic: report N prompt tokens written to the cache, H of
                                  them kept an hour (`cache_creation.ephemeral_1h_input_tokens`)
+    x-fake-openai-cache-write-tokens: N  OpenAI chat and Responses API: report N of the prompt tokens
+                                 (no more than those not read from the cache) as written to the cache
+                                 (`prompt_tokens_details.cache_write_tokens`, `input_tokens_details`), as
+                                 GPT-5.6 and later models do
     x-fake-background-ms: N      how long a background response runs before it completes (default 200)
     x-fake-echo-headers: 1       an error (x-fake-status >= 400) or redirect echoes the request's headers
                                  in its message, its `x-echo-*` headers and its Location, as a
@@ -175,6 +179,7 @@ class Controls:
     control_char_header: bool = False
     compaction: tuple[int, int] | None = None
     audio_tokens: tuple[int, int] = (0, 0)
+    openai_cache_write_tokens: int = 0
     request_id: str | None = None
 
 
@@ -203,7 +208,8 @@ class Reply:
 @dataclass(frozen=True, slots=True)
 class Usage:
     """Token counts of one exchange; `answer` excludes reasoning and spoken audio, `cached`, `written`
-    (cache writes, `written_1h` of them kept an hour) and `heard` (audio) are parts of `prompt`."""
+    (cache writes, `written_1h` of them kept an hour), `openai_written` (OpenAI's cache writes) and
+    `heard` (audio) are parts of `prompt`."""
 
     prompt: int
     answer: int
@@ -213,6 +219,7 @@ class Usage:
     written_1h: int = 0
     heard: int = 0
     spoken: int = 0
+    openai_written: int = 0
 
     @property
     def output(self) -> int:
@@ -364,7 +371,11 @@ def _openai_usage(usage: Usage) -> JSON:
         "prompt_tokens": usage.prompt,
         "completion_tokens": usage.output,
         "total_tokens": usage.total,
-        "prompt_tokens_details": {"cached_tokens": usage.cached, **_audio(usage.heard)},
+        "prompt_tokens_details": {
+            "cached_tokens": usage.cached,
+            **_audio(usage.heard),
+            **_openai_cache_writes(usage.openai_written),
+        },
         "completion_tokens_details": {"reasoning_tokens": usage.reasoning, **_audio(usage.spoken)},
     }
 
@@ -372,6 +383,12 @@ def _openai_usage(usage: Usage) -> JSON:
 def _audio(tokens: int) -> JSON:
     """An `audio_tokens` member of a usage's details, when x-fake-audio-tokens asked for some."""
     return {"audio_tokens": tokens} if tokens else {}
+
+
+def _openai_cache_writes(tokens: int) -> JSON:
+    """A `cache_write_tokens` member of a usage's input details, when x-fake-openai-cache-write-tokens
+    asked for some."""
+    return {"cache_write_tokens": tokens} if tokens else {}
 
 
 def openai_chat(call: Call) -> Reply:
@@ -468,7 +485,11 @@ def openai_embeddings(call: Call) -> Reply:
 def _responses_usage(usage: Usage) -> JSON:
     return {
         "input_tokens": usage.prompt,
-        "input_tokens_details": {"cached_tokens": usage.cached, **_audio(usage.heard)},
+        "input_tokens_details": {
+            "cached_tokens": usage.cached,
+            **_audio(usage.heard),
+            **_openai_cache_writes(usage.openai_written),
+        },
         "output_tokens": usage.output,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning, **_audio(usage.spoken)},
         "total_tokens": usage.total,
@@ -825,6 +846,7 @@ def parse_controls(headers: list[tuple[str, str]]) -> Controls:
             control_char_header=values.get("control-char-header") == "1",
             compaction=_compaction(values["compaction"]) if "compaction" in values else None,
             audio_tokens=_compaction(values.get("audio-tokens", "0")),
+            openai_cache_write_tokens=int(values.get("openai-cache-write-tokens", 0)),
             request_id=values.get("request-id"),
         )
     except ValueError as error:
@@ -924,6 +946,8 @@ def _route(request: RecordedRequest, number: int, controls: Controls) -> Reply:
         usage = Usage(prompt, controls.chunks, cached, controls.reasoning_tokens, written, written_1h)
         if heard or spoken:
             usage = replace(usage, heard=heard, spoken=spoken)
+        if controls.openai_cache_write_tokens:
+            usage = replace(usage, openai_written=min(controls.openai_cache_write_tokens, prompt - cached))
     reply = handler(Call(request, _parse_payload(request), controls, number, usage))
     if controls.status is not None:
         reply.status = controls.status

@@ -4,7 +4,7 @@ Token counts are normalised across providers so that one price formula fits all:
 
     input_tokens         every input token processed, cached reads and cache writes included
     cached_input_tokens  the part of input_tokens read from the provider's prompt cache
-    cache_write_tokens   the part of input_tokens written to the prompt cache (Anthropic)
+    cache_write_tokens   the part of input_tokens written to the prompt cache (Anthropic, OpenAI)
     output_tokens        every output token, reasoning / thinking tokens included
     reasoning_tokens     the part of output_tokens spent on reasoning
     audio_input_tokens   the part of input_tokens that was audio (OpenAI's audio models)

@@ -371,6 +371,45 @@ def test_cache_writes_kept_an_hour_are_priced_at_their_own_rate(fresh: World, st
     assert price.cache_write_1h == 2 * price.input > price.cache_write
 
 
+@pytest.mark.parametrize(
+    ("path", "stream"),
+    [
+        ("/openai/v1/chat/completions", False),
+        ("/openai/v1/chat/completions", True),
+        ("/openai/v1/responses", False),
+        ("/openai/v1/responses", True),
+    ],
+    ids=["chat-body", "chat-stream", "responses-body", "responses-stream"],
+)
+def test_openai_cache_writes_are_recorded_and_priced_at_the_cache_write_rate(
+    fresh: World, path: str, stream: bool
+) -> None:
+    """gpt-6-sol reads 200 tokens of a 1,200-token prompt from the cache and writes 800 to it: those at
+    $0.20 and $2.50 per million, the other 200 at the $2 input rate (a chat stream through the usage
+    the gateway asks for and strips)."""
+    rid = request_id(f"openai-cache-write-{path.rsplit('/', 1)[1]}-{stream}")
+    body: dict[str, Any] = {"model": "gpt-6-sol", "stream": stream}
+    if path.endswith("/responses"):
+        body["input"] = "Review this long document"
+    else:
+        body["messages"] = [{"role": "user", "content": "Review this long document"}]
+    controls = {
+        "x-fake-prompt-tokens": "1200",
+        "x-fake-cached-tokens": "200",
+        "x-fake-openai-cache-write-tokens": "800",
+    }
+
+    response = call(fresh, path, body, rid, **controls)
+    row = one_row(fresh, rid)
+
+    price = PRICES.price_for("openai", "openai", "gpt-6-sol")
+    assert price is not None and response.status_code == 200 and not row["estimated"]
+    assert tokens_of(row) == TokenUsage(1200, 3, 200, 800, 0)
+    expected = 200 * price.input + 200 * price.cached_input + 800 * price.cache_write + 3 * price.output
+    assert Decimal(row["cost_usd"]) == expected / 1_000_000 == Decimal("0.00247")
+    assert price.cache_write == Decimal("1.25") * price.input
+
+
 def test_a_prompt_of_200k_tokens_is_priced_at_the_standard_rates(fresh: World) -> None:
     rid = request_id("at-threshold")
     body = {"model": "gemini-2.5-pro", "contents": [{"parts": [{"text": "Summarise the attached book"}]}]}

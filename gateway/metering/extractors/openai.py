@@ -1,23 +1,26 @@
 """OpenAI's formats (also Azure OpenAI's and the OpenAI-compatible servers'): chat completions, legacy
 completions, embeddings and the Responses API, as JSON bodies and as event streams.
 
-    chat / completions  usage {prompt_tokens, completion_tokens, prompt_tokens_details.cached_tokens
-                        and .audio_tokens, completion_tokens_details.reasoning_tokens and
-                        .audio_tokens}; streamed, the usage-only chunk (`"choices": []`) comes last
+    chat / completions  usage {prompt_tokens, completion_tokens, prompt_tokens_details.cached_tokens,
+                        .cache_write_tokens and .audio_tokens, completion_tokens_details.reasoning_tokens
+                        and .audio_tokens}; streamed, the usage-only chunk (`"choices": []`) comes last
                         before `data: [DONE]` when include_usage was asked
     responses           usage {input_tokens, output_tokens, input_tokens_details.cached_tokens (and
-                        .audio_tokens), output_tokens_details.reasoning_tokens (and .audio_tokens)};
-                        streamed, inside the `response` of `response.completed` (or `.incomplete`,
-                        `.failed`)
+                        .cache_write_tokens, .audio_tokens), output_tokens_details.reasoning_tokens (and
+                        .audio_tokens)}; streamed, inside the `response` of `response.completed` (or
+                        `.incomplete`, `.failed`)
     embeddings          usage {prompt_tokens}, input only
 
 A Responses API call that searched the web with the built-in tool is billed per search on top of its
 tokens: each `web_search_call` item of its `output` counts one, at the rate of the tool its `tools`
 name (`web_search`, or the earlier `web_search_preview`, priced apart for some models).
 
-OpenAI's input counts include cached and audio tokens and its output counts include reasoning and audio
-tokens, as the normalised `TokenUsage` wants (the audio models' audio tokens are billed at rates of
-their own). DeepSeek-style `prompt_cache_hit_tokens` are read as cached tokens.
+OpenAI's input counts include cached, cache-written and audio tokens and its output counts include
+reasoning and audio tokens, as the normalised `TokenUsage` wants (the audio models' audio tokens are
+billed at rates of their own). Cache writes (`cache_write_tokens`, reported by GPT-5.6 and later models,
+billed above the input rate) are read whatever their retention: the Responses API's breakdown by
+retention (`cache_write_tokens_details`: 30 minutes, 12 hours) is not, as the price table holds no
+12-hour rate. DeepSeek-style `prompt_cache_hit_tokens` are read as cached tokens.
 Generated text is counted only when a body or event reports no usage (it feeds the estimate).
 """
 
@@ -73,8 +76,9 @@ def chat_usage(usage: object) -> TokenUsage | None:
     details = usage.get("prompt_tokens_details")
     if type(details) is dict:
         cached, heard = details.get("cached_tokens", 0), details.get("audio_tokens")
+        written = details.get("cache_write_tokens")
     else:
-        cached = heard = 0
+        cached = heard = written = 0
     details = usage.get("completion_tokens_details")
     if type(details) is dict:
         reasoning, spoken = details.get("reasoning_tokens", 0), details.get("audio_tokens")
@@ -85,14 +89,18 @@ def chat_usage(usage: object) -> TokenUsage | None:
     if heard or spoken or not (type(prompt) is type(output) is type(cached) is type(reasoning) is int):
         return _chat_usage_read_with_care(usage)  # audio (the audio models' calls), or odd counts
     if prompt >= 0 and output >= 0 and 0 <= cached <= prompt and 0 <= reasoning <= output:
-        return new_token_usage(
-            (prompt, output, cached, 0, reasoning, 0, None, 0, False, 0, 0)
-        )  # as providers send it
-    return _usage(prompt, output, cached, reasoning)
+        if not written:  # as providers send it
+            return new_token_usage((prompt, output, cached, 0, reasoning, 0, None, 0, False, 0, 0))
+        if type(written) is int and 0 < written <= prompt - cached:  # GPT-5.6 and later's cache writes
+            return new_token_usage((prompt, output, cached, written, reasoning, 0, None, 0, False, 0, 0))
+    elif not written:
+        return _usage(prompt, output, cached, reasoning)
+    return _chat_usage_read_with_care(usage)
 
 
 def _chat_usage_read_with_care(usage: dict[str, Any]) -> TokenUsage:
-    """A chat `usage` object whose counts are not all plain integers, or that reports audio tokens."""
+    """A chat `usage` object whose counts are not all plain integers or out of bounds, or that reports
+    audio tokens."""
     prompt_details = mapping(usage, "prompt_tokens_details")
     output_details = mapping(usage, "completion_tokens_details")
     return _usage(
@@ -102,6 +110,7 @@ def _chat_usage_read_with_care(usage: dict[str, Any]) -> TokenUsage:
         count(output_details, "reasoning_tokens"),
         count(prompt_details, "audio_tokens"),
         count(output_details, "audio_tokens"),
+        count(prompt_details, "cache_write_tokens"),
     )
 
 
@@ -118,23 +127,32 @@ def responses_usage(usage: object) -> TokenUsage | None:
         count(output_details, "reasoning_tokens"),
         count(input_details, "audio_tokens"),
         count(output_details, "audio_tokens"),
+        count(input_details, "cache_write_tokens"),
     )
 
 
 def _usage(
-    prompt: int, output: int, cached: int, reasoning: int, heard: int = 0, spoken: int = 0
+    prompt: int,
+    output: int,
+    cached: int,
+    reasoning: int,
+    heard: int = 0,
+    spoken: int = 0,
+    written: int = 0,
 ) -> TokenUsage:
-    """Never negative; cached and audio (`heard`) tokens are parts of the prompt, reasoning and audio
-    (`spoken`) tokens parts of the output."""
+    """Never negative; cached, cache-written (`written`, no more than the prompt not read from the
+    cache) and audio (`heard`) tokens are parts of the prompt, reasoning and audio (`spoken`) tokens
+    parts of the output."""
     prompt = prompt if prompt > 0 else 0
     output = output if output > 0 else 0
     cached = cached if 0 < cached <= prompt else 0 if cached <= 0 else prompt
+    written = written if 0 < written <= prompt - cached else 0 if written <= 0 else prompt - cached
     reasoning = reasoning if 0 < reasoning <= output else 0 if reasoning <= 0 else output
     if not (heard or spoken):
-        return TokenUsage(prompt, output, cached, 0, reasoning)  # positional: faster
+        return TokenUsage(prompt, output, cached, written, reasoning)  # positional: faster
     heard = heard if 0 < heard <= prompt else 0 if heard <= 0 else prompt
     spoken = spoken if 0 < spoken <= output else 0 if spoken <= 0 else output
-    return TokenUsage(prompt, output, cached, 0, reasoning, 0, None, 0, False, heard, spoken)
+    return TokenUsage(prompt, output, cached, written, reasoning, 0, None, 0, False, heard, spoken)
 
 
 def embeddings_usage(usage: object) -> TokenUsage | None:

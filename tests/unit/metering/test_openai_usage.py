@@ -339,6 +339,163 @@ def test_a_responses_usage_without_audio_details_reports_no_audio_tokens() -> No
     assert usage is not None and (usage.audio_input_tokens, usage.audio_output_tokens) == (0, 0)
 
 
+# -- cache writes (GPT-5.6 and later) ------------------------------------------------------------------
+# OpenAI reports the prompt tokens written to the cache beside the ones read from it:
+# `prompt_tokens_details.cache_write_tokens` (chat), `input_tokens_details.cache_write_tokens`
+# (Responses API), both parts of the input count (the prompt caching guide's example: 2,600 input
+# tokens, 2,000 read, 400 written, 200 neither).
+
+CACHE_WRITE_CHAT_USAGE = {
+    "prompt_tokens": 2600,
+    "completion_tokens": 300,
+    "total_tokens": 2900,
+    "prompt_tokens_details": {"cached_tokens": 2000, "cache_write_tokens": 400, "audio_tokens": 0},
+    "completion_tokens_details": {"reasoning_tokens": 64, "audio_tokens": 0},
+}
+CACHE_WRITE_RESPONSES_USAGE = {
+    "input_tokens": 2600,
+    "input_tokens_details": {
+        "cached_tokens": 2000,
+        "cache_write_tokens": 400,
+        "cache_write_tokens_details": {"ttl_30m_tokens": 300, "ttl_12h_tokens": 100},
+    },
+    "output_tokens": 300,
+    "output_tokens_details": {"reasoning_tokens": 64},
+    "total_tokens": 2900,
+}
+READ_AND_WRITTEN = TokenUsage(
+    input_tokens=2600,
+    output_tokens=300,
+    cached_input_tokens=2000,
+    cache_write_tokens=400,
+    reasoning_tokens=64,
+)
+
+
+def gpt6_chat_body(usage: dict[str, object]) -> bytes:
+    body = json.loads(fixture("openai_chat.json"))
+    return json.dumps({**body, "model": "gpt-6-sol-2026-09-22", "usage": usage}).encode()
+
+
+def gpt6_chat_stream(usage: dict[str, object]) -> bytes:
+    head = {"id": "chatcmpl-W1", "object": "chat.completion.chunk", "created": 1765000000}
+    head["model"] = "gpt-6-sol-2026-09-22"
+    deltas: list[dict[str, object]] = [{"role": "assistant", "content": ""}, {"content": "Done."}]
+    events = [{**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]} for delta in deltas]
+    events.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    events.append({**head, "choices": [], "usage": usage})
+    return b"".join(b"data: " + json.dumps(event).encode() + b"\n\n" for event in events) + (
+        b"data: [DONE]\n\n"
+    )
+
+
+def test_a_chat_body_reports_its_cache_writes_as_part_of_its_input() -> None:
+    extraction = extract_every_way(
+        "openai", Endpoint.CHAT_COMPLETIONS, JSON, gpt6_chat_body(CACHE_WRITE_CHAT_USAGE)
+    )
+
+    assert extraction.usage == READ_AND_WRITTEN
+    assert extraction.model == "gpt-6-sol-2026-09-22"
+
+
+@pytest.mark.parametrize("strip", [False, True], ids=["asked", "added"])
+def test_a_chat_stream_reports_its_cache_writes(strip: bool) -> None:
+    stream = gpt6_chat_stream(CACHE_WRITE_CHAT_USAGE)
+
+    extraction = extract_every_way("openai", Endpoint.CHAT_COMPLETIONS, SSE, stream)
+    stripped, _ = run("openai", Endpoint.CHAT_COMPLETIONS, SSE, [stream], strip=strip)
+
+    assert extraction.usage == stripped.usage == READ_AND_WRITTEN
+
+
+def test_cache_writes_are_read_beside_audio_tokens() -> None:
+    usage = chat_usage(
+        {
+            **CACHE_WRITE_CHAT_USAGE,
+            "prompt_tokens_details": {"cached_tokens": 2000, "cache_write_tokens": 400, "audio_tokens": 150},
+        }
+    )
+
+    assert usage == READ_AND_WRITTEN._replace(audio_input_tokens=150)
+
+
+def test_a_responses_body_reports_its_cache_writes_whatever_their_retention() -> None:
+    """12-hour writes are counted among the cache writes, at the 30-minute rate: the price table holds
+    no 12-hour rate (see its header)."""
+    body = json.loads(fixture("openai_responses.json"))
+    body["usage"] = CACHE_WRITE_RESPONSES_USAGE
+
+    extraction = extract_every_way("openai", Endpoint.RESPONSES, JSON, json.dumps(body).encode())
+
+    assert extraction.usage == responses_usage(CACHE_WRITE_RESPONSES_USAGE) == READ_AND_WRITTEN
+
+
+def test_a_responses_stream_reports_the_cache_writes_of_response_completed() -> None:
+    reported = b'"input_tokens_details":{"cached_tokens":0}'
+    written = b'"input_tokens_details":{"cached_tokens":0,"cache_write_tokens":32}'
+    stream = fixture("openai_responses_stream.sse")
+    assert stream.count(reported) == 1
+
+    extraction = extract_every_way("openai", Endpoint.RESPONSES, SSE, stream.replace(reported, written))
+
+    assert extraction.usage == TokenUsage(input_tokens=36, output_tokens=87, cache_write_tokens=32)
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        (400, 400),
+        (0, 0),
+        (None, 0),
+        (900, 600),  # more than the input not read from the cache: no more than it
+        (-5, 0),
+        ("400", 0),  # a number in text is no count; a float one is
+        (400.0, 400),
+        (True, 0),
+    ],
+)
+def test_cache_writes_are_never_negative_nor_more_than_the_input_not_read_from_the_cache(
+    written: object, expected: int
+) -> None:
+    chat = chat_usage(
+        {
+            "prompt_tokens": 2600,
+            "completion_tokens": 300,
+            "prompt_tokens_details": {"cached_tokens": 2000, "cache_write_tokens": written},
+        }
+    )
+    responses = responses_usage(
+        {
+            "input_tokens": 2600,
+            "output_tokens": 300,
+            "input_tokens_details": {"cached_tokens": 2000, "cache_write_tokens": written},
+        }
+    )
+
+    assert chat is not None and responses is not None
+    assert chat.cache_write_tokens == responses.cache_write_tokens == expected
+    assert (
+        (chat.input_tokens, chat.cached_input_tokens)
+        == (2600, 2000)
+        == (
+            responses.input_tokens,
+            responses.cached_input_tokens,
+        )
+    )
+
+
+def test_cache_writes_of_a_usage_with_more_reads_than_input_are_none() -> None:
+    usage = chat_usage(
+        {
+            "prompt_tokens": 1000,
+            "completion_tokens": 5,
+            "prompt_tokens_details": {"cached_tokens": 1500, "cache_write_tokens": 200},
+        }
+    )
+
+    assert usage == TokenUsage(input_tokens=1000, output_tokens=5, cached_input_tokens=1000)
+
+
 # -- legacy completions -------------------------------------------------------------------------------
 
 

@@ -71,6 +71,7 @@ __all__ = [
     "ModelPrice",
     "PriceTable",
     "Rates",
+    "TierRates",
     "cost_of",
     "load_price_table",
     "model_candidates",
@@ -170,6 +171,19 @@ class LongContextRates(Rates):
     )
 
 
+class TierRates(Rates):
+    """The rates of calls served in one processing tier, and of its long-context calls if priced apart."""
+
+    long_context: Rates | None = Field(
+        None,
+        description="Rates of this tier's calls whose input is longer than the model's long_context "
+        "threshold, for every token of them. Without them, such a call is unpriced (cost null), never "
+        "priced at this tier's shorter-context rates; a tier billed alike across the whole window "
+        "restates its rates here. Only for a model with long_context: a model without one has no "
+        "threshold, and its tiers' rates price every call whatever its length.",
+    )
+
+
 TierName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 
 
@@ -181,12 +195,13 @@ class ModelPrice(Rates):
     long_context: LongContextRates | None = Field(
         None, description="Rates of calls whose input is longer than a threshold (e.g. above 200k tokens)."
     )
-    service_tiers: dict[TierName, Rates] = Field(
+    service_tiers: dict[TierName, TierRates] = Field(
         default_factory=dict,
         description="Rates of calls served in a processing tier other than the standard one, by the name "
-        "the response reports (OpenAI's `service_tier`: flex, priority, scale). Once any tier is listed, "
-        "a call in a tier not listed is unpriced (cost null), never priced at the standard rates; with "
-        "none listed, every call is priced at the model's own rates.",
+        "the response reports (OpenAI's `service_tier`: flex, priority, scale), each with its own "
+        "long_context rates if any. Once any tier is listed, a call in a tier not listed is unpriced "
+        "(cost null), never priced at the standard rates; with none listed, every call is priced at the "
+        "model's own rates.",
     )
 
     web_search: Decimal | None = Field(
@@ -217,6 +232,18 @@ class ModelPrice(Rates):
             raise ValueError(
                 f"service_tiers: {standard[0]!r} is the standard tier, priced by the model's own rates"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _tier_long_context_needs_the_model_s_threshold(self) -> ModelPrice:
+        if self.long_context is None:
+            long = sorted(name for name, tier in self.service_tiers.items() if tier.long_context is not None)
+            if long:
+                raise ValueError(
+                    f"service_tiers: {long[0]!r} gives long_context rates, but the model's long_context "
+                    "(its above_input_tokens threshold) is not given: without it every call of a tier "
+                    "is priced at the tier's own rates"
+                )
         return self
 
 
@@ -319,23 +346,25 @@ def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal | None:
     remainder counts as zero. A call whose input tokens (cache reads and writes included) are more
     than the price's long-context threshold is priced, every token of it, at the long-context rates
     (as Gemini and Anthropic bill their prompts above 200k tokens). A call in a priced tier is priced at
-    that tier's rates whatever its length. Audio tokens (OpenAI's audio models) are parts of the input
-    and output priced at the audio rates of the rates in force, the rest at the text rates; a call that
-    reports audio of a kind those rates give no rate for is unpriced, never priced as text. Web searches
-    the provider ran for the call are added at the price's rate per thousand (of the tool that made
-    them); a call that searched is unpriced if the price names no such rate.
+    that tier's rates, or above the threshold at the tier's own long-context rates: a tier without them
+    leaves such a call unpriced, never priced at its shorter-context rates (a price without a threshold
+    prices a tier's calls of any length at its rates). Audio tokens (OpenAI's audio models) are parts
+    of the input and output priced at the audio rates of the rates in force, the rest at the text
+    rates; a call that reports audio of a kind those rates give no rate for is unpriced, never priced
+    as text. Web searches the provider ran for the call are added at the price's rate per thousand (of
+    the tool that made them); a call that searched is unpriced if the price names no such rate.
     """
-    rates: Rates = price
+    long = price.long_context
+    if long is not None and usage.input_tokens <= long.above_input_tokens:
+        long = None  # a call within the threshold: the long-context rates play no part
+    rates: Rates = price if long is None else long
     tier = usage.service_tier
     if tier is not None and (price.service_tiers or tier in PREMIUM_TIERS):
         found = price.service_tiers.get(tier)
-        if found is None:
+        tiered = found if found is None or long is None else found.long_context
+        if tiered is None:
             return None
-        rates = found
-    else:
-        long = price.long_context
-        if long is not None and usage.input_tokens > long.above_input_tokens:
-            rates = long
+        rates = tiered
     units = rates.in_units
     inputs, outputs, cached, audio = usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, 0
     if usage.audio_input_tokens or usage.audio_output_tokens:
@@ -442,10 +471,10 @@ def _repeats_input(error: ErrorDetails, data: dict[Any, Any]) -> bool:
     """An error in a rate the file left out: the error of the rate it defaults to (input for the cache
     rates, cache_write for cache_write_1h, web_search for web_search_preview), copied with its value."""
     *path, rate = error["loc"]
-    if len(path) not in (2, 3) or rate not in _DEFAULTED_RATES:
+    if len(path) < 2 or rate not in _DEFAULTED_RATES:
         return False
     entry: Any = data
-    for key in path:  # section, model (, long_context)
+    for key in path:  # section, model (, long_context | service_tiers, tier (, long_context))
         entry = entry.get(key) if isinstance(entry, dict) else None
     return isinstance(entry, dict) and rate not in entry
 

@@ -352,16 +352,108 @@ def test_a_price_that_lists_no_tiers_prices_every_tier_a_server_names_at_its_own
     assert cost_of(TokenUsage(input_tokens=1_000_000, service_tier="on_demand"), SONNET) == Decimal("3")
 
 
-def test_a_tier_s_rates_apply_whatever_the_call_s_length() -> None:
+def long_tiered_price(**tiers: dict[str, object]) -> ModelPrice:
+    """A model billed at 2x input and cache rates, 1.5x output above 100k input tokens, with `tiers`."""
     entry: dict[str, object] = {
-        **price("1", "2"),
-        "long_context": {"above_input_tokens": 10, "input": "5", "output": "5"},
-        "service_tiers": {"flex": {"input": "0.5", "output": "1"}},
+        **price("2", "10", cached_input="0.20", cache_write="2.50"),
+        "web_search": "10",
+        "long_context": {
+            "above_input_tokens": 100_000,
+            "input": "4",
+            "cached_input": "0.40",
+            "cache_write": "5",
+            "output": "15",
+        },
+        "service_tiers": tiers,
     }
-    model = table({"openai": {"m": entry}}).sections["openai"]["m"]  # type: ignore[dict-item]
+    return table({"openai": {"m": entry}}).sections["openai"]["m"]  # type: ignore[dict-item]
 
-    assert cost_of(TokenUsage(input_tokens=1_000_000, service_tier="flex"), model) == Decimal("0.5")
-    assert cost_of(TokenUsage(input_tokens=1_000_000), model) == Decimal("5")
+
+FAST = {"input": "4", "cached_input": "0.40", "cache_write": "5", "output": "20"}
+FAST_LONG = {"input": "8", "cached_input": "0.80", "cache_write": "10", "output": "30"}
+LONG_CALL = TokenUsage(
+    input_tokens=150_000, output_tokens=2_000, cached_input_tokens=100_000, cache_write_tokens=10_000
+)
+
+
+def test_a_long_call_in_a_tier_pays_that_tier_s_long_context_rates_for_every_token() -> None:
+    model = long_tiered_price(fast={**FAST, "long_context": FAST_LONG})
+
+    # 40000 x 8 + 100000 x 0.80 + 10000 x 10 + 2000 x 30 = 560000 per million
+    assert cost_of(LONG_CALL._replace(service_tier="fast"), model) == Decimal("0.56")
+    # and a search at the model's own rate: $10 per 1,000
+    searched = LONG_CALL._replace(service_tier="fast", web_searches=1)
+    assert cost_of(searched, model) == Decimal("0.57")
+    # the standard tier's long call: 40000 x 4 + 100000 x 0.40 + 10000 x 5 + 2000 x 15 = 280000
+    assert cost_of(LONG_CALL, model) == Decimal("0.28")
+
+
+def test_a_call_at_the_threshold_in_a_tier_pays_that_tier_s_short_context_rates() -> None:
+    model = long_tiered_price(fast={**FAST, "long_context": FAST_LONG})
+    at_threshold = LONG_CALL._replace(input_tokens=100_000, cached_input_tokens=50_000, service_tier="fast")
+
+    # 40000 x 4 + 50000 x 0.40 + 10000 x 5 + 2000 x 20 = 270000 per million
+    assert cost_of(at_threshold, model) == Decimal("0.27")
+    # one token more and every token is at the tier's long-context rates:
+    # 40001 x 8 + 50000 x 0.80 + 10000 x 10 + 2000 x 30 = 520008 per million
+    assert cost_of(at_threshold._replace(input_tokens=100_001), model) == Decimal("0.520008")
+
+
+def test_a_long_call_in_a_tier_without_long_context_rates_is_unpriced_never_charged_its_short_rates() -> None:
+    model = long_tiered_price(
+        flex={"input": "1", "cached_input": "0.10", "cache_write": "1.25", "output": "5"}
+    )
+    short = LONG_CALL._replace(input_tokens=60_000, cached_input_tokens=20_000, service_tier="flex")
+
+    assert cost_of(LONG_CALL._replace(service_tier="flex"), model) is None
+    # its short calls keep the tier's rates: 30000 x 1 + 20000 x 0.10 + 10000 x 1.25 + 2000 x 5 = 54500
+    assert cost_of(short, model) == Decimal("0.0545")
+
+
+def test_a_tier_of_a_model_without_long_context_rates_prices_calls_of_any_length_at_its_rates() -> None:
+    # Anthropic's fast mode: one rate across the whole context window; a model that bills its whole
+    # window at its own rates (no `long_context`) bills its tiers' whole window at theirs
+    model = tiered_price(fast={"input": "10", "cached_input": "1", "output": "50"})
+    huge = TokenUsage(
+        input_tokens=900_000, cached_input_tokens=400_000, output_tokens=1_000, service_tier="fast"
+    )
+
+    # 500000 x 10 + 400000 x 1 + 1000 x 50 = 5450000 per million
+    assert cost_of(huge, model) == Decimal("5.45")
+
+
+def test_a_tier_s_long_context_rates_restated_bill_the_whole_window_at_the_tier_s_rates() -> None:
+    # how a prices file says that a tier covers the whole window of a model with long-context rates
+    model = long_tiered_price(fast={**FAST, "long_context": FAST})
+
+    # 40000 x 4 + 100000 x 0.40 + 10000 x 5 + 2000 x 20 = 290000 per million
+    assert cost_of(LONG_CALL._replace(service_tier="fast"), model) == Decimal("0.29")
+
+
+def test_a_tier_s_long_context_cache_rates_default_to_its_own_input_rate() -> None:
+    model = long_tiered_price(fast={**FAST, "long_context": {"input": "8", "output": "30"}})
+    long = model.service_tiers["fast"].long_context
+
+    assert long is not None
+    assert long.cached_input == long.cache_write == long.cache_write_1h == Decimal("8")
+    assert long.audio_input is long.audio_output is None
+    # 150000 x 8 (reads and writes at the input rate) + 2000 x 30 = 1260000 per million
+    assert cost_of(LONG_CALL._replace(service_tier="fast"), model) == Decimal("1.26")
+
+
+def test_a_long_audio_call_in_a_tier_is_priced_by_that_tier_s_long_context_audio_rates() -> None:
+    model = long_tiered_price(
+        fast={
+            **FAST,
+            "audio_input": "40",
+            "long_context": {"input": "8", "output": "30", "audio_input": "80"},
+        }
+    )
+    heard = TokenUsage(input_tokens=200_000, audio_input_tokens=100_000, service_tier="fast")
+
+    # 100000 x 8 + 100000 x 80 = 8800000 per million
+    assert cost_of(heard, model) == Decimal("8.8")
+    assert cost_of(heard._replace(audio_output_tokens=1, output_tokens=1), model) is None
 
 
 @pytest.mark.parametrize(
@@ -370,11 +462,7 @@ def test_a_tier_s_rates_apply_whatever_the_call_s_length() -> None:
         ({"default": {"input": "1", "output": "2"}}, "", "standard tier"),
         ({"Flex!": {"input": "1", "output": "2"}}, "service_tiers.Flex!", "should match pattern"),
         ({"flex": {"input": "1"}}, "service_tiers.flex.output", "Field required"),
-        (
-            {"flex": {"input": "1", "output": "2", "long_context": {}}},
-            "service_tiers.flex.long_context",
-            "unknown key",
-        ),
+        ({"flex": {"input": "1", "output": "2", "speed": "x"}}, "service_tiers.flex.speed", "unknown key"),
     ],
 )
 def test_a_malformed_service_tier_is_refused_with_its_key_path(
@@ -387,6 +475,52 @@ def test_a_malformed_service_tier_is_refused_with_its_key_path(
     where = f"openai.m.{path}" if path else "openai.m"
     assert list(problems) == [where]
     assert message in problems[where]
+
+
+@pytest.mark.parametrize(
+    ("long_context", "path", "message"),
+    [
+        ({"input": "8"}, "service_tiers.fast.long_context.output", "Field required"),
+        # a bad input rate is reported once, not again for each cache rate that defaults to it
+        ({"input": "x", "output": "30"}, "service_tiers.fast.long_context.input", "valid decimal"),
+        ({"input": "-1", "output": "30"}, "service_tiers.fast.long_context.input", "greater than or equal"),
+        (
+            {"above_input_tokens": 200_000, "input": "8", "output": "30"},
+            "service_tiers.fast.long_context.above_input_tokens",
+            "unknown key",  # the threshold is the model's, one for every tier
+        ),
+        (
+            {"input": "8", "output": "30", "long_context": {}},
+            "service_tiers.fast.long_context.long_context",
+            "unknown key",
+        ),
+    ],
+)
+def test_a_malformed_tier_long_context_is_refused_with_its_key_path(
+    long_context: dict[str, object], path: str, message: str
+) -> None:
+    entry = {
+        **price("2", "10"),
+        "long_context": {"above_input_tokens": 100_000, "input": "4", "output": "15"},
+        "service_tiers": {"fast": {**FAST, "long_context": long_context}},
+    }
+    with pytest.raises(ConfigError) as error:
+        table({"openai": {"m": entry}})  # type: ignore[dict-item]
+
+    problems = problems_of(error)
+    assert list(problems) == [f"openai.m.{path}"]
+    assert message in problems[f"openai.m.{path}"]
+
+
+def test_a_tier_long_context_of_a_model_without_a_long_context_threshold_is_refused() -> None:
+    entry = {**price("2", "10"), "service_tiers": {"fast": {**FAST, "long_context": FAST_LONG}}}
+    with pytest.raises(ConfigError) as error:
+        table({"openai": {"m": entry}})  # type: ignore[dict-item]
+
+    problems = problems_of(error)
+    assert list(problems) == ["openai.m"]
+    assert "service_tiers: 'fast' gives long_context rates" in problems["openai.m"]
+    assert "the model's long_context" in problems["openai.m"]
 
 
 # -- audio ----------------------------------------------------------------------------------------------
@@ -858,8 +992,32 @@ def test_built_in_ultrafast_rates_are_the_ones_in_force_until_2027_02_28(builtin
         sol.cached_input * 3,
         sol.output * 3,
     )
-    assert cost_of(TokenUsage(input_tokens=1_000_000, service_tier="ultrafast"), sol) == Decimal("6")
-    assert cost_of(TokenUsage(input_tokens=1_000_000, service_tier="flex"), sol) is None
+    assert cost_of(TokenUsage(input_tokens=200_000, service_tier="ultrafast"), sol) == Decimal("1.2")
+    assert cost_of(TokenUsage(input_tokens=200_000, service_tier="flex"), sol) is None
+
+
+def test_built_in_gpt_6_long_calls_in_a_tier_its_pages_give_no_long_rates_for_are_unpriced(
+    builtin: PriceTable,
+) -> None:
+    # Flex ("50% of Standard") and Ultrafast ("3 times the Standard rate") are not given per context
+    # length on the model pages: a long call in them is unpriced, never charged the short-context rates
+    openai = builtin.sections["openai"]
+    for name, tier in (("gpt-6-sol", "flex"), ("gpt-6-luna", "flex"), ("gpt-6.2-sol", "ultrafast")):
+        assert openai[name].service_tiers[tier].long_context is None, (name, tier)
+        long_call = TokenUsage(input_tokens=272_001, service_tier=tier)
+        assert cost_of(long_call, openai[name]) is None, (name, tier)
+        assert cost_of(long_call._replace(input_tokens=272_000), openai[name]) is not None, (name, tier)
+
+
+def test_built_in_tiers_give_long_context_rates_only_to_models_with_a_threshold(builtin: PriceTable) -> None:
+    # Anthropic's fast mode is billed at one rate across the whole context window: its models here
+    # have no long_context, so their fast rates price every call whatever its length
+    for section in builtin.sections.values():
+        for name, found in section.items():
+            if found.long_context is None:
+                assert all(tier.long_context is None for tier in found.service_tiers.values()), name
+    for model in ANTHROPIC_FAST:
+        assert builtin.sections["anthropic"][model].long_context is None, model
 
 
 def test_a_fast_call_of_a_model_without_fast_rates_is_unpriced_even_if_it_lists_no_tiers() -> None:

@@ -996,6 +996,24 @@ def test_built_in_ultrafast_rates_are_the_ones_in_force_until_2027_02_28(builtin
     assert cost_of(TokenUsage(input_tokens=200_000, service_tier="flex"), sol) is None
 
 
+def test_built_in_gpt_6_fast_rates_above_272k_are_twice_the_long_context_rates(builtin: PriceTable) -> None:
+    # OpenAI's model pages: Fast mode costs twice "the applicable rate" (gpt-6-luna), twice the
+    # Standard rate "for the same context length" (gpt-6.2-sol); `priority` is Fast mode's former name
+    openai = builtin.sections["openai"]
+    for name in ("gpt-6-luna", "gpt-6.2-sol"):
+        long = openai[name].long_context
+        assert long is not None, name
+        for tier in ("fast", "priority"):
+            fast_long = openai[name].service_tiers[tier].long_context
+            assert fast_long is not None, (name, tier)
+            assert (fast_long.input, fast_long.cached_input, fast_long.cache_write, fast_long.output) == (
+                long.input * 2,
+                long.cached_input * 2,
+                long.cache_write * 2,
+                long.output * 2,
+            ), (name, tier)
+
+
 def test_built_in_gpt_6_long_calls_in_a_tier_its_pages_give_no_long_rates_for_are_unpriced(
     builtin: PriceTable,
 ) -> None:
@@ -1007,6 +1025,20 @@ def test_built_in_gpt_6_long_calls_in_a_tier_its_pages_give_no_long_rates_for_ar
         long_call = TokenUsage(input_tokens=272_001, service_tier=tier)
         assert cost_of(long_call, openai[name]) is None, (name, tier)
         assert cost_of(long_call._replace(input_tokens=272_000), openai[name]) is not None, (name, tier)
+
+
+def test_a_long_fast_call_of_gpt_6_2_sol_pays_twice_its_long_context_rates(builtin: PriceTable) -> None:
+    sol = builtin.price_for("openai", "openai", "gpt-6.2-sol")
+    assert sol is not None
+    usage = TokenUsage(
+        input_tokens=300_000, output_tokens=10_000, cached_input_tokens=200_000, service_tier="priority"
+    )
+
+    # 100000 x 8 + 200000 x 0.40 + 10000 x 30 = 1180000 per million (short-context Fast: 0.68)
+    assert cost_of(usage, sol) == Decimal("1.18")
+    assert cost_of(usage._replace(service_tier="fast"), sol) == Decimal("1.18")
+    # the standard tier: 100000 x 4 + 200000 x 0.20 + 10000 x 15 = 590000 per million
+    assert cost_of(usage._replace(service_tier=None), sol) == Decimal("0.59")
 
 
 def test_built_in_tiers_give_long_context_rates_only_to_models_with_a_threshold(builtin: PriceTable) -> None:

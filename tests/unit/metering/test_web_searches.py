@@ -189,14 +189,18 @@ def test_searches_are_priced_whatever_the_tier_or_the_length_of_the_call() -> No
         "web_search": "10",
         "effective_date": "2026-01-01",
         "long_context": {"above_input_tokens": 100, "input": "6", "output": "22.5"},
-        "service_tiers": {"priority": {"input": "5", "output": "25"}},
+        "service_tiers": {
+            "priority": {"input": "5", "output": "25", "long_context": {"input": "10", "output": "37.5"}}
+        },
     }
     price = parse_price_table({"anthropic": {"m": entry}}, "test").sections["anthropic"]["m"]
 
     long_call = TokenUsage(1000, 0, web_searches=1)
     assert cost_of(long_call, price) == Decimal("0.006") + Decimal("0.01")
-    priority = TokenUsage(1000, 0, web_searches=1, service_tier="priority")
-    assert cost_of(priority, price) == Decimal("0.005") + Decimal("0.01")
+    priority = TokenUsage(100, 0, web_searches=1, service_tier="priority")
+    assert cost_of(priority, price) == Decimal("0.0005") + Decimal("0.01")
+    long_priority = TokenUsage(1000, 0, web_searches=1, service_tier="priority")
+    assert cost_of(long_priority, price) == Decimal("0.010") + Decimal("0.01")
 
 
 def test_the_built_in_table_prices_searches_as_the_providers_list_them() -> None:

@@ -67,6 +67,9 @@ Control request headers:
                                  reports the tier its request asks for (flex, priority, scale)
     x-fake-speed: NAME           Anthropic: report NAME as the usage's `speed` (`fast` for a call served
                                  in fast mode, `standard`), in the body and in `message_start`
+    x-fake-inference-geo: NAME   Anthropic: report NAME as the usage's `inference_geo` (`us` for a call
+                                 asked to run in the US only, `global`), in the body and in
+                                 `message_start`
     x-fake-compaction: IN,OUT    Anthropic: the call also ran a server-side compaction of IN input and
                                  OUT output tokens, reported only in `usage.iterations` (a `compaction`
                                  entry, then a `message` entry with the top-level counts), in the body
@@ -173,6 +176,7 @@ class Controls:
     reject_stream_options: bool = False
     service_tier: str = "standard"
     speed: str | None = None
+    inference_geo: str | None = None
     background_s: float = 0.2
     web_searches: int = 0
     echo_headers: bool = False
@@ -646,7 +650,12 @@ def models_list(call: Call) -> Reply:
 
 
 def _anthropic_usage(
-    usage: Usage, output_tokens: int, tier: str, searches: int = 0, speed: str | None = None
+    usage: Usage,
+    output_tokens: int,
+    tier: str,
+    searches: int = 0,
+    speed: str | None = None,
+    geo: str | None = None,
 ) -> JSON:
     reported: JSON = {
         "input_tokens": usage.prompt - usage.cached - usage.written,
@@ -661,6 +670,8 @@ def _anthropic_usage(
     }
     if speed is not None:
         reported["speed"] = speed
+    if geo is not None:
+        reported["inference_geo"] = geo
     if searches:
         reported["server_tool_use"] = {"web_search_requests": searches, "web_fetch_requests": 0}
     return reported
@@ -691,7 +702,12 @@ def anthropic_messages(call: Call) -> Reply:
     if call.usage:
         message["usage"] = _with_compaction(
             _anthropic_usage(
-                call.usage, call.usage.output, call.controls.service_tier, searches, call.controls.speed
+                call.usage,
+                call.usage.output,
+                call.controls.service_tier,
+                searches,
+                call.controls.speed,
+                call.controls.inference_geo,
             ),
             call.controls.compaction,
         )
@@ -699,7 +715,10 @@ def anthropic_messages(call: Call) -> Reply:
         return _json_reply(message)
     started = {**message, "content": [], "stop_reason": None}
     if call.usage:
-        started["usage"] = _anthropic_usage(call.usage, 1, call.controls.service_tier, 0, call.controls.speed)
+        controls = call.controls
+        started["usage"] = _anthropic_usage(
+            call.usage, 1, controls.service_tier, 0, controls.speed, controls.inference_geo
+        )
     finished: JSON = {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}}
     if call.usage:
         finished["usage"] = {"output_tokens": call.usage.output}
@@ -840,6 +859,7 @@ def parse_controls(headers: list[tuple[str, str]]) -> Controls:
             reject_stream_options=values.get("reject-stream-options") == "1",
             service_tier=values.get("service-tier", "standard"),
             speed=values.get("speed"),
+            inference_geo=values.get("inference-geo"),
             background_s=float(values.get("background-ms", 200)) / 1000,
             web_searches=int(values.get("web-searches", 0)),
             echo_headers=values.get("echo-headers") == "1",

@@ -27,6 +27,12 @@ configured providers (a local vLLM server, an Azure deployment with negotiated p
         output: 15.00
         web_search: 10.00     # USD per 1,000 searches of the web search tool, on top of the tokens
         effective_date: 2025-09-29
+      claude-opus-4-6:
+        input: 5.00
+        output: 25.00
+        inference_geo:        # a call served in a geo other than global: its token cost times this
+          us: 1.1             # (default: none, and a call reporting a geo not listed is unpriced)
+        effective_date: 2026-02-05
     gemini:
       gemini-2.5-pro:
         input: 1.25
@@ -58,7 +64,7 @@ import yaml
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
-from gateway.metering.usage import STANDARD_TIERS, TokenUsage
+from gateway.metering.usage import STANDARD_GEOS, STANDARD_TIERS, TokenUsage
 from gateway.settings.loader import ConfigError, Problem
 from gateway.settings.schema import PROVIDER_NAME, Frozen, ProviderType
 
@@ -185,6 +191,7 @@ class TierRates(Rates):
 
 
 TierName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+GeoName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 
 
 class ModelPrice(Rates):
@@ -204,6 +211,14 @@ class ModelPrice(Rates):
         "model's own rates.",
     )
 
+    inference_geo: dict[GeoName, Annotated[Decimal, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description="What a call whose inference ran in a geo other than the default, `global`, pays "
+        "on its token cost, by the name the response reports (Anthropic's `inference_geo`: `us: 1.1`): "
+        "every token rate, those of its tier and long-context rates included, times this; web searches "
+        "are not token rates, and cost the same. A call in a geo not listed is unpriced (cost null), "
+        "never priced as global.",
+    )
     web_search: Decimal | None = Field(
         None,
         ge=0,
@@ -232,6 +247,13 @@ class ModelPrice(Rates):
             raise ValueError(
                 f"service_tiers: {standard[0]!r} is the standard tier, priced by the model's own rates"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _standard_geo_is_the_model_s_own(self) -> ModelPrice:
+        standard = sorted(STANDARD_GEOS & set(self.inference_geo))
+        if standard:
+            raise ValueError(f"inference_geo: {standard[0]!r} is the standard price, the model's own rates")
         return self
 
     @model_validator(mode="after")
@@ -351,8 +373,11 @@ def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal | None:
     prices a tier's calls of any length at its rates). Audio tokens (OpenAI's audio models) are parts
     of the input and output priced at the audio rates of the rates in force, the rest at the text
     rates; a call that reports audio of a kind those rates give no rate for is unpriced, never priced
-    as text. Web searches the provider ran for the call are added at the price's rate per thousand (of
-    the tool that made them); a call that searched is unpriced if the price names no such rate.
+    as text. A call whose inference ran in a geo other than the default (`TokenUsage.inference_geo`,
+    Anthropic's `us`) pays the price's multiplier for that geo on its token cost, whatever rates were in
+    force, and is unpriced if the price lists none for it. Web searches the provider ran for the call
+    are added at the price's rate per thousand (of the tool that made them), in any geo; a call that
+    searched is unpriced if the price names no such rate.
     """
     long = price.long_context
     if long is not None and usage.input_tokens <= long.above_input_tokens:
@@ -385,7 +410,13 @@ def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal | None:
         + outputs * units.output
         + audio
     )
-    cost = Decimal(total) / units.per_unit
+    if usage.inference_geo is None:
+        cost = Decimal(total) / units.per_unit
+    else:
+        factor = price.inference_geo.get(usage.inference_geo)
+        if factor is None:
+            return None
+        cost = Decimal(total) * factor / units.per_unit
     searches = usage.web_searches
     if searches:
         rate = price.web_search_preview if usage.web_search_preview else price.web_search

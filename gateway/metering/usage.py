@@ -64,6 +64,10 @@ class TokenUsage(NamedTuple):
     # the ledger's token counts.
     audio_input_tokens: int = 0
     audio_output_tokens: int = 0
+    # Where the call's inference ran when it is not the default, `global` (Anthropic's `inference_geo`:
+    # `us` for US-only inference): priced at its model's multiplier for it (see `prices.cost_of`). It
+    # changes the cost, not the ledger's columns.
+    inference_geo: str | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -90,8 +94,8 @@ class Extraction(NamedTuple):
 
 # Made from a tuple in C, without the generated `__new__`'s Python frame (half the cost), where the hot
 # path makes one per request: `new_token_usage((input, output, cached, cache_write, reasoning, 1h_writes,
-# service_tier, web_searches, web_search_preview, audio_input, audio_output))`, every field given
-# (`new_extraction((usage, model, output_chars, pending, partial))` alike).
+# service_tier, web_searches, web_search_preview, audio_input, audio_output, inference_geo))`, every
+# field given (`new_extraction((usage, model, output_chars, pending, partial))` alike).
 new_token_usage = partial(tuple.__new__, TokenUsage)
 new_extraction = partial(tuple.__new__, Extraction)
 
@@ -100,6 +104,8 @@ new_extraction = partial(tuple.__new__, Extraction)
 # name Anthropic reports it by.
 STANDARD_TIERS = frozenset({"default", "auto", "standard", "standard_only", ""})
 MAX_TIER_LENGTH = 32
+# The inference geo of the standard price (Anthropic's default, `global`), as a response names it.
+STANDARD_GEOS = frozenset({"global", ""})
 
 
 @overload

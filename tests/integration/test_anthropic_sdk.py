@@ -142,3 +142,39 @@ def test_a_fast_mode_call_of_a_model_without_fast_rates_is_unpriced(fresh: World
 
     assert row["service_tier"] == "fast" and row["input_tokens"] > 0
     assert row["cost_usd"] is None  # never the standard price of a call billed above it
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["body", "stream"])
+def test_a_us_only_call_is_priced_at_1_1_times_its_model_s_rates(fresh: World, stream: bool) -> None:
+    """`usage.inference_geo: "us"` (the body's usage, `message_start`'s): Claude Opus 5.5's $4 / $20 per
+    million input / output tokens, times 1.1; the SDK shows the geo too."""
+    rid = f"anthropic-us-{'stream' if stream else 'body'}"
+    asked = {"model": "claude-opus-5-5", "max_tokens": 64, "messages": [{"role": "user", "content": "Here"}]}
+    headers = {"x-request-id": rid, "x-fake-inference-geo": "us", "x-fake-prompt-tokens": "1000"}
+    with client(fresh, fresh.keys["acme"]) as claude:
+        if stream:
+            with claude.messages.stream(**asked, extra_headers=headers) as events:  # type: ignore[arg-type]
+                message = events.get_final_message()
+        else:
+            message = claude.messages.create(**asked, extra_headers=headers)  # type: ignore[arg-type]
+    [row] = wait_for_usage_rows(fresh.gateway.effective_database_url, rid, 1)
+
+    assert message.usage.inference_geo == "us"
+    assert (row["input_tokens"], row["output_tokens"]) == (1000, message.usage.output_tokens)
+    assert row["service_tier"] is None and not row["estimated"]
+    standard = (1000 * 4 + row["output_tokens"] * 20) / Decimal(1_000_000)
+    assert Decimal(row["cost_usd"]) == standard * Decimal("1.1")
+
+
+def test_a_us_only_call_of_a_model_without_a_us_multiplier_is_unpriced(fresh: World) -> None:
+    rid = "anthropic-us-unpriced"
+    with client(fresh, fresh.keys["acme"]) as claude:
+        claude.messages.create(
+            model="claude-haiku-4-5",
+            max_tokens=8,
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"x-request-id": rid, "x-fake-inference-geo": "us"},
+        )
+    [row] = wait_for_usage_rows(fresh.gateway.effective_database_url, rid, 1)
+
+    assert row["input_tokens"] > 0 and row["cost_usd"] is None

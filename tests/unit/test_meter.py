@@ -320,6 +320,26 @@ def test_web_searches_are_recorded_and_priced_on_top_of_the_tokens() -> None:
     assert record.cost_usd == Decimal("0.09") and record.web_searches == 3
 
 
+def test_a_us_only_call_is_recorded_at_1_1_times_its_model_s_rates_in_the_same_columns() -> None:
+    usage = TokenUsage(input_tokens=10_000, output_tokens=2_000, web_searches=3, inference_geo="us")
+    ctx = context("claude", "/v1/messages", MESSAGE)
+
+    record = observe(answered(ctx, usage=usage, model="claude-sonnet-4-6"))
+
+    # (10000 x 3 + 2000 x 15 per million) x 1.1, then 3 searches at $10 per 1,000 in any geo
+    assert record.cost_usd == Decimal("0.066") + Decimal("0.03")
+    assert (record.input_tokens, record.service_tier, record.web_searches) == (10_000, None, 3)
+
+
+def test_a_us_only_call_of_a_model_without_a_us_multiplier_costs_null_never_the_global_price() -> None:
+    usage = TokenUsage(input_tokens=10_000, output_tokens=2_000, inference_geo="us")
+    ctx = context("claude", "/v1/messages", MESSAGE)
+
+    record = observe(answered(ctx, usage=usage, model="claude-sonnet-4-5-20250929"))
+
+    assert record.cost_usd is None and record.input_tokens == 10_000
+
+
 def test_a_call_that_only_searched_is_priced_not_free() -> None:
     usage = TokenUsage(web_searches=2)
     ctx = context("claude", "/v1/messages", MESSAGE)
@@ -475,7 +495,7 @@ def test_token_kinds_are_stored_in_the_ledgers_column_order() -> None:
     # the hour-long cache writes are part of cache_write_tokens: they change the cost, not the columns;
     # the service tier and the web searches have columns of their own, the last; the tool that made the
     # searches changes their price, not the columns; the audio tokens are parts of input and output: they
-    # change the cost, not the columns
+    # change the cost, not the columns; so does the geo a call's inference ran in (no migration)
     kept_apart = (
         "cache_write_1h_tokens",
         "service_tier",
@@ -483,6 +503,7 @@ def test_token_kinds_are_stored_in_the_ledgers_column_order() -> None:
         "web_search_preview",
         "audio_input_tokens",
         "audio_output_tokens",
+        "inference_geo",
     )
     stored = tuple(name for name in TokenUsage._fields if name not in kept_apart)
 
@@ -490,4 +511,5 @@ def test_token_kinds_are_stored_in_the_ledgers_column_order() -> None:
     assert "cache_write_1h_tokens" not in UsageRecord._fields
     assert "web_search_preview" not in UsageRecord._fields
     assert "audio_input_tokens" not in UsageRecord._fields
+    assert "inference_geo" not in UsageRecord._fields
     assert UsageRecord._fields[-2:] == ("service_tier", "web_searches")

@@ -15,8 +15,9 @@ count, else 0. The usage's `service_tier` (`standard`, or `priority` for a call 
 Tier capacity, `batch` for a batch) marks the usage unless it is the standard one, as OpenAI's do.
 Fast mode (`speed: "fast"`, else `"standard"`) is billed at rates of its own, a multiple of the standard
 ones: such a call is in the tier `fast`, whatever `service_tier` says (Priority Tier's price is each
-customer's commitment, fast mode's a list price). The usage's `inference_geo` is not read (see the
-price table's header).
+customer's commitment, fast mode's a list price). The usage's `inference_geo` (`global` by default,
+`us` for a call asked to run in the US only) marks the usage unless it is `global`: US-only inference
+costs more (see the price table's header).
 The web searches of the server-side web search tool (`server_tool_use.web_search_requests`) are
 billed apiece; web fetches cost only the tokens they bring, and are not counted. A server-side
 compaction (beta) summarises the conversation in a sampling of its own by the same model, billed but
@@ -57,7 +58,7 @@ from gateway.metering.extractors.sse import (
     text_size_after,
     whole_event,
 )
-from gateway.metering.usage import TokenUsage, in_service_tier
+from gateway.metering.usage import MAX_TIER_LENGTH, STANDARD_GEOS, TokenUsage, in_service_tier
 
 USAGE_FIELDS = (
     "input_tokens",
@@ -70,6 +71,7 @@ USAGE_FIELDS = (
     "server_tool_use",
     "iterations",
     "output_tokens_details",
+    "inference_geo",
 )
 FAST = "fast"  # `usage.speed` of a call served in fast mode, and the tier it is priced in
 DELTA_TEXT_KEY = re.compile(rb'"(?:text|thinking|partial_json)"\s*:\s*"')
@@ -87,7 +89,9 @@ def messages_usage(usage: object) -> TokenUsage | None:
             read, written, hour = read + more[2], written + more[3], hour + more[4]
     thinking = min(count(mapping(usage, "output_tokens_details"), "thinking_tokens"), output)
     searches = count(mapping(usage, "server_tool_use"), "web_search_requests")
-    total = TokenUsage(prompt, output, read, written, thinking, hour, None, searches)
+    geo = usage.get("inference_geo")
+    geo = geo[:MAX_TIER_LENGTH] if type(geo) is str and geo not in STANDARD_GEOS else None
+    total = TokenUsage(prompt, output, read, written, thinking, hour, None, searches, inference_geo=geo)
     if usage.get("speed") == FAST:
         return total._replace(service_tier=FAST)
     return in_service_tier(total, usage.get("service_tier"))

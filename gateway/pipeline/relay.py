@@ -180,12 +180,15 @@ class WholeLines:
         dropped), then, if the event left open has data (or a line cut short), the blank line that
         dispatches it: the error event follows. An open event of `event:` or `id:` lines alone gets
         none: the SDKs would dispatch it without data and fail to parse that, where the error event's
-        lines simply join it."""
+        lines simply join it. A line longer than `MAX_LINE` whose start already went on is ended and
+        so is its event, so that the error event is one of its own rather than more of its data."""
         data = self.rest() + tail
         data = data[: max(data.rfind(b"\n"), data.rfind(b"\r")) + 1]
         seen = sent + data
         if not seen or seen.endswith(_EVENT_ENDS):
             return data
+        if not seen.endswith(_LINE_ENDS):  # the start of a long line went on, not its end
+            return data + b"\n\n"
         body = seen.rstrip(b"\r\n")
         last = body[max(body.rfind(b"\n"), body.rfind(b"\r")) + 1 :]
         if last.startswith(_NO_DATA) and seen != body:

@@ -151,3 +151,13 @@ def test_a_line_longer_than_the_hold_goes_on_before_its_end_comes() -> None:
     bodies = [message["body"] for message in sent[1:]]
     assert b"".join(bodies) == line
     assert len([body for body in bodies if body]) >= 3
+
+
+def test_a_stream_broken_inside_a_line_longer_than_the_hold_ends_with_an_error_event_of_its_own() -> None:
+    line = b"data: " + b"A" * (2 * MAX_LINE)  # its start went on before the break
+    pieces = [line[i : i + 65536] for i in range(0, len(line), 65536)]
+
+    parsed = events(relayed(Breaking([EVENT, *pieces])))
+
+    assert json.loads(parsed[-1][1])["error"]["code"] == "upstream_stream_broken"
+    assert [data[:1] for _, data in parsed[:-1]] == ["{", "A"]  # the line cut short, an event apart

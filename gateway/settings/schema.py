@@ -155,6 +155,17 @@ class Timeouts(Frozen):
     read: float = Field(300.0, gt=0, description="Longest wait for the next bytes of the response.")
     total: float = Field(900.0, gt=0, description="The whole exchange, streaming included.")
 
+    # No such rule for `read`: one longer than `total` only never comes into play, and `total: 120` alone
+    # (under the default `read` of 300) is a sensible setting.
+    @model_validator(mode="after")
+    def _total_covers_connecting(self) -> Timeouts:
+        if self.total < self.connect:
+            raise ValueError(
+                f"total ({self.total:g}) must be at least connect ({self.connect:g}), which it would "
+                "otherwise cut short"
+            )
+        return self
+
 
 class ProviderType(StrEnum):
     OPENAI = "openai"

@@ -140,7 +140,9 @@ class AiohttpTransport:
             )
         except aiohttp.ConnectionTimeoutError:  # connecting, or waiting for a free connection: nothing sent
             raise UpstreamTimeout("the upstream could not be reached in time") from None
-        except (TimeoutError, aiohttp.ServerTimeoutError):  # connected: the request went (or was going)
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            if not request.sent:  # `total` ran out while the call still waited for a connection
+                raise UpstreamTimeout("the upstream could not be reached in time") from None
             raise UnansweredTimeout("the upstream did not answer in time") from None
         except aiohttp.ClientConnectorError:
             raise UpstreamUnavailable("cannot connect to the upstream") from None

@@ -3,6 +3,7 @@ never cross a proxy; and upstream failures are answered in the caller's dialect.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -14,6 +15,11 @@ import httpx
 import openai
 import pytest
 
+from gateway.errors import UpstreamTimeout
+from gateway.settings import parse_settings
+from gateway.settings.schema import Timeouts
+from gateway.upstream.aiohttp_transport import AiohttpTransport
+from gateway.upstream.transport import UpstreamRequest
 from scripts.fake_upstream import FakeUpstream
 from tests.integration.conftest import World
 from tests.support.gateway import GatewayHarness, wait_for_usage_rows
@@ -191,6 +197,37 @@ def test_a_call_that_gets_no_connection_within_the_connect_timeout_is_504_and_ne
         "code": "upstream_timeout",
     }
     assert len(upstream.requests) == 1
+
+
+async def test_a_call_whose_total_timeout_runs_out_while_it_waits_for_a_connection_is_not_unanswered(
+    upstream: FakeUpstream,
+) -> None:
+    """`total` bounds the wait for one of the pool's connections too: a call it ends there was never sent,
+    so it is not the `UnansweredTimeout` the meter bills. (The settings refuse a `total` below `connect`,
+    but the two may still end together; the transport decides by `sent`, not by the settings.)"""
+    settings = parse_settings(
+        {"providers": {"openai": {"type": "openai", "base_url": upstream.url + "/v1", "max_connections": 1}}}
+    )
+    transport = AiohttpTransport(settings.providers["openai"], upstream.url + "/v1")
+    url = upstream.url + "/v1/chat/completions"
+    body = json.dumps(CHAT).encode()
+    holder = UpstreamRequest("POST", url, [("x-fake-delay-ms", "3000")], body, Timeouts())
+    waiter = UpstreamRequest("POST", url, [], body, Timeouts.model_construct(connect=5, read=30, total=0.2))
+    upstream.clear()
+    holding = asyncio.create_task(transport.send(holder))  # takes the one connection
+    try:
+        while not upstream.requests:
+            await asyncio.sleep(0.01)
+        with pytest.raises(UpstreamTimeout) as error:
+            await transport.send(waiter)
+    finally:
+        holding.cancel()
+        await asyncio.gather(holding, return_exceptions=True)
+        await transport.aclose()
+
+    assert type(error.value) is UpstreamTimeout
+    assert str(error.value) == "the upstream could not be reached in time"
+    assert (holder.sent, waiter.sent) == (True, False)
 
 
 def test_a_response_header_with_a_control_character_is_dropped_and_the_rest_relayed(fresh: World) -> None:

@@ -105,6 +105,31 @@ def test_a_provider_gets_default_timeouts_and_credential_mode() -> None:
     assert (provider.timeouts.connect, provider.timeouts.read, provider.timeouts.total) == (10, 300, 900)
 
 
+def test_a_total_timeout_below_the_connect_timeout_is_refused() -> None:
+    """A call still waiting for a connection when `total` ran out would never get its `connect` time."""
+    with pytest.raises(ConfigError) as error:
+        parse_settings({"providers": {"up": {"type": "openai", "timeouts": {"connect": 5, "total": 1}}}})
+
+    assert problems_of(error) == {
+        "providers.up.timeouts": "total (1) must be at least connect (5), which it would otherwise cut short"
+    }
+
+
+def test_a_total_timeout_equal_to_connect_or_below_read_is_accepted() -> None:
+    """A `read` longer than `total` never comes into play, but `total: 120` alone is a sensible setting."""
+    settings = parse_settings(
+        {
+            "providers": {
+                "a": {"type": "openai", "timeouts": {"connect": 5, "total": 5}},
+                "b": {"type": "openai", "timeouts": {"total": 120}},
+            }
+        }
+    )
+
+    assert settings.providers["a"].timeouts.total == 5
+    assert settings.providers["b"].timeouts.read == 300
+
+
 # -- errors: every one, each with file and key path ---------------------------------------------------
 
 

@@ -26,6 +26,7 @@ class GatewayError(Exception):
 
     status: int = 500
     code: str = "internal_error"
+    closes_connection: bool = False  # the answer ends the connection (`connection: close`)
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -82,10 +83,13 @@ class MethodNotAllowed(GatewayError):
 
 
 class RequestTimeout(GatewayError):
-    """The caller stopped sending its request body."""
+    """The caller stopped sending its request body. The connection is closed with the answer (RFC 9110
+    15.5.9): the rest of the body may still come, and kept open it would wait for it until keep-alive
+    ran out."""
 
     status = 408
     code = "request_timeout"
+    closes_connection = True
 
 
 class RequestTooLarge(GatewayError):

@@ -127,6 +127,8 @@ async def _send_error(ctx: RequestContext, error: GatewayError, send: Send) -> N
         (b"content-length", str(len(body)).encode()),
         (b"x-request-id", ctx.request_id.encode()),
     ]
+    if error.closes_connection:
+        headers.append((b"connection", b"close"))  # uvicorn then closes it after the body
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     ctx.response_complete = True
     await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -145,6 +145,24 @@ def test_a_body_that_stops_arriving_is_408_in_the_callers_dialect_and_never_sent
     assert (row["status"], row["input_tokens"], row["estimated"]) == (408, 0, False)
 
 
+def test_the_connection_of_a_body_that_stops_arriving_is_closed_after_the_408(
+    gateway: GatewayHarness,
+) -> None:
+    key = gateway.create_key("acme")
+    head = (
+        f"POST /openai/v1/chat/completions HTTP/1.1\r\nhost: gateway\r\nauthorization: Bearer {key}\r\n"
+        "content-type: application/json\r\ncontent-length: 1000\r\n\r\n"
+    )
+    # well under KEEP_ALIVE: a connection kept open for the rest of the body times out the recv
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=KEEP_ALIVE / 2) as connection:
+        connection.sendall(head.encode() + b'{"model": "gpt-4o-mini", "messages": [')  # and nothing more
+        response = read_response(connection)
+        assert response.startswith(b"HTTP/1.1 408 ")
+        assert b"connection: close" in response.partition(b"\r\n\r\n")[0].lower().split(b"\r\n")
+
+        assert connection.recv(65536) == b""  # closed (RFC 9110 15.5.9), not held for the rest of the body
+
+
 def test_a_websocket_upgrade_is_refused_with_an_error_that_says_why(gateway: GatewayHarness) -> None:
     """The gateway does not proxy WebSocket APIs (OpenAI Realtime): the SDK sees why, not a bare 403."""
     key = gateway.create_key("acme")

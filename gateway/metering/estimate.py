@@ -13,7 +13,9 @@ Method: 4 characters per token, OpenAI's rule of thumb for English text, rounded
 * Output: `output_chars`, the characters of generated text the extractor saw pass.
 * Calls that produce no text (embeddings) have no output; COUNT_TOKENS and UNMETERED calls cost nothing.
 * The processing tier is the one the request asked for (OpenAI's `service_tier`: `flex`,
-  `priority`), which prices the estimate; no response said which tier served it.
+  `priority`; Anthropic's fast mode, `speed: "fast"` on the Messages endpoint, is the tier `fast`
+  whatever `service_tier` says, as the extractor has it), which prices the estimate; no response said
+  which tier served it.
 * A stream cut after it reported counts (Anthropic's `message_start`, Gemini's running totals: see
   `Extraction.partial`) keeps them, exact: input, cache reads and writes, reasoning, searches and
   tier as reported, output the larger of the reported running count and the estimate (`with_reported`).
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import orjson
 
+from gateway.metering.extractors.anthropic import FAST
 from gateway.metering.usage import Endpoint, TokenUsage, in_service_tier
 
 CHARS_PER_TOKEN = 4
@@ -74,6 +77,8 @@ def estimate_usage(endpoint: Endpoint, request_json: object, output_chars: int) 
     if not isinstance(request_json, dict):
         return TokenUsage(output_tokens=output)
     usage = TokenUsage(input_tokens=tokens(text_chars(request_json)), output_tokens=output)
+    if endpoint is Endpoint.MESSAGES and request_json.get("speed") == FAST:
+        return usage._replace(service_tier=FAST)
     return in_service_tier(usage, request_json.get("service_tier"))
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from gateway.metering.estimate import estimate_usage, with_reported
+from gateway.metering.prices import cost_of, load_price_table
 from gateway.metering.usage import Endpoint, TokenUsage
 
 
@@ -47,6 +50,33 @@ def test_anthropic_system_prompt_content_blocks_and_tool_uses_count() -> None:
     assert estimate_usage(Endpoint.MESSAGES, request, 0).input_tokens == -(
         -(40 + 20 + len('{"a":1}') + 12) // 4
     )
+
+
+def test_an_anthropic_fast_mode_request_is_estimated_in_the_fast_tier_at_its_rates() -> None:
+    """Fast mode is asked for with `speed`, not `service_tier`; a fast call is never priced at the
+    standard rates, estimated or not."""
+    request = {
+        "model": "claude-opus-5-5",
+        "max_tokens": 1024,
+        "speed": "fast",
+        "service_tier": "auto",
+        "messages": [{"role": "user", "content": "x" * 4_000_000}],
+    }
+    price = load_price_table(None).price_for("anthropic", "anthropic", "claude-opus-5-5")
+    assert price is not None
+
+    estimate = estimate_usage(Endpoint.MESSAGES, request, 400_000)
+
+    assert estimate == TokenUsage(input_tokens=1_000_000, output_tokens=100_000, service_tier="fast")
+    assert cost_of(estimate, price) == Decimal(8) + Decimal(4)  # $8 / $40 a million, not $4 / $20
+    standard = estimate_usage(Endpoint.MESSAGES, request | {"speed": "standard"}, 400_000)
+    assert standard.service_tier is None
+
+
+def test_speed_means_fast_mode_only_on_anthropics_messages_endpoint() -> None:
+    request = {"model": "gpt-4o", "speed": "fast", "messages": [{"role": "user", "content": "abcd"}]}
+
+    assert estimate_usage(Endpoint.CHAT_COMPLETIONS, request, 0).service_tier is None
 
 
 def test_gemini_contents_and_system_instruction_count() -> None:

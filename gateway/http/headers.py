@@ -121,9 +121,17 @@ def downstream_headers(
     extra = _named_in_connection(pairs)
     dropped = _NOT_RELAYED_DOWN_RESIZED if resized else _NOT_RELAYED_DOWN
     relayed = [(name, value) for name, value in pairs if name not in dropped and name not in extra]
-    upstream_id = dict(pairs).get(b"x-request-id")
+    upstream_id = _last(pairs, b"x-request-id")
     if upstream_id is not None and WELL_FORMED_REQUEST_ID.fullmatch(upstream_id):
         relayed.append((UPSTREAM_REQUEST_ID, upstream_id))
     if not _sendable(b" ".join(map(_value, relayed))):  # one look at all values; rare: then each
         relayed = [(name, value) for name, value in relayed if _sendable(value)]
     return relayed
+
+
+def _last(pairs: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """The value of the last field `name` in `pairs`, if there is one."""
+    for field, value in reversed(pairs):
+        if field == name:
+            return value
+    return None

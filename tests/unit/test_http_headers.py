@@ -127,6 +127,15 @@ def test_a_malformed_provider_request_id_is_not_relayed(value: bytes) -> None:
     ]
 
 
+def test_of_two_provider_request_ids_the_last_comes_back() -> None:
+    headers = [(b"x-request-id", b"req_1"), (b"content-type", b"text/plain"), (b"X-Request-Id", b"req_2")]
+
+    assert downstream_headers(headers) == [
+        (b"content-type", b"text/plain"),
+        (b"x-upstream-request-id", b"req_2"),
+    ]
+
+
 def test_an_upstream_cannot_pose_as_the_provider_request_id() -> None:
     headers = [(b"x-upstream-request-id", b"forged"), (b"x-request-id", b"req_1")]
 

@@ -37,6 +37,7 @@ class RequestContext:
     upstream_url: str = ""
     status: int = 0
     upstream_status: int = 0  # the status the upstream answered with (0: no answer); `status` may differ
+    upstream_request_id: str | None = None  # the provider's own `x-request-id`, when well-formed
     streamed: bool = False
     upstream_started: float = 0.0
     upstream_responded: float = 0.0

@@ -81,6 +81,8 @@ class AccessLog:
             fields["cost_usd"] = None if ctx.cost_usd is None else str(ctx.cost_usd)
             if ctx.usage_estimated:
                 fields["estimated"] = True
+        if ctx.upstream_request_id is not None:
+            fields["upstream_request_id"] = ctx.upstream_request_id
         if ctx.error is not None:
             fields["error"] = ctx.error.code
         if ctx.client_disconnected:

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from gateway.context import RequestContext
 from gateway.errors import UpstreamError, render_stream_error
-from gateway.http.headers import downstream_headers
+from gateway.http.headers import UPSTREAM_REQUEST_ID, downstream_headers
 from gateway.metering.usage import UsageExtractor
 from gateway.types import Send
 from gateway.upstream.transport import UpstreamResponse
@@ -57,6 +57,8 @@ async def relay(
     # them: no content-length then
     resized = ctx.stream_usage_injected or redactor is not None
     headers = downstream_headers(response.headers, resized=resized)
+    if headers and headers[-1][0] == UPSTREAM_REQUEST_ID:  # comes last when there is one
+        ctx.upstream_request_id = headers[-1][1].decode("ascii")
     if redactor is not None:
         headers = [(name, redactor.whole(value)) for name, value in headers]
     if 300 <= response.status < 400:

@@ -42,6 +42,31 @@ def test_a_proxied_request_is_logged_once_with_who_what_and_how_long(fresh: Worl
     assert [r["request_id"] for r in fresh.gateway.access_records()].count("obs-test-1") == 1
 
 
+def test_the_providers_own_request_id_is_logged_beside_the_gateways(fresh: World) -> None:
+    """What an operator quotes to the provider's support, found from the gateway's own id."""
+    httpx.post(
+        fresh.url + "/openai/v1/chat/completions",
+        json=CHAT,
+        headers={
+            "authorization": f"Bearer {fresh.keys['acme-restricted']}",
+            "x-request-id": "obs-upstream-id",
+            "x-fake-request-id": "req_0123abcDEF",
+        },
+    )
+
+    assert access_record(fresh, "obs-upstream-id")["upstream_request_id"] == "req_0123abcDEF"
+
+
+def test_a_request_whose_provider_gave_no_id_logs_none(fresh: World) -> None:
+    httpx.post(
+        fresh.url + "/openai/v1/chat/completions",
+        json=CHAT,
+        headers={"authorization": f"Bearer {fresh.keys['acme-restricted']}", "x-request-id": "obs-no-id"},
+    )
+
+    assert "upstream_request_id" not in access_record(fresh, "obs-no-id")
+
+
 def test_a_refused_request_is_logged_with_its_error_code(fresh: World) -> None:
     response = httpx.post(
         fresh.url + "/anthropic/v1/messages", json={}, headers={"x-request-id": "obs-test-2"}

@@ -366,11 +366,17 @@ def stale_cache(clock: FakeClock, stale_if_error: float = 60) -> TTLCache[str, s
     )
 
 
-async def test_a_value_found_is_served_past_its_ttl_while_its_source_is_unavailable(clock: FakeClock) -> None:
-    cache = stale_cache(clock)
+async def found_then_cut_off(cache: TTLCache[str, str], failure: Exception | None = None) -> Finder:
+    """A source that answered "a" once (now cached), then fails as `failure` (default: unreachable)."""
     find = Finder({"a": "1"})
     await cache.get_or_load("a", find("a"))
-    find.failure = Unavailable("database unreachable")
+    find.failure = failure or Unavailable("database unreachable")
+    return find
+
+
+async def test_a_value_found_is_served_past_its_ttl_while_its_source_is_unavailable(clock: FakeClock) -> None:
+    cache = stale_cache(clock)
+    find = await found_then_cut_off(cache)
 
     clock.advance(10 + 59.9)
 
@@ -381,9 +387,7 @@ async def test_a_stale_value_is_served_no_longer_than_stale_if_error_past_its_ex
     clock: FakeClock,
 ) -> None:
     cache = stale_cache(clock)
-    find = Finder({"a": "1"})
-    await cache.get_or_load("a", find("a"))
-    find.failure = Unavailable("database unreachable")
+    find = await found_then_cut_off(cache)
     clock.advance(30)
     assert await cache.get_or_load("a", find("a")) == "1"
 
@@ -407,9 +411,7 @@ async def test_a_not_found_answer_is_never_served_stale(clock: FakeClock) -> Non
 
 async def test_an_error_other_than_unavailable_is_not_answered_with_a_stale_value(clock: FakeClock) -> None:
     cache = stale_cache(clock)
-    find = Finder({"a": "1"})
-    await cache.get_or_load("a", find("a"))
-    find.failure = ValueError("the database answered: refused")
+    find = await found_then_cut_off(cache, ValueError("the database answered: refused"))
 
     clock.advance(10)
 
@@ -419,9 +421,7 @@ async def test_an_error_other_than_unavailable_is_not_answered_with_a_stale_valu
 
 async def test_a_zero_stale_if_error_serves_nothing_stale(clock: FakeClock) -> None:
     cache = stale_cache(clock, stale_if_error=0)
-    find = Finder({"a": "1"})
-    await cache.get_or_load("a", find("a"))
-    find.failure = Unavailable("database unreachable")
+    find = await found_then_cut_off(cache)
 
     clock.advance(10)
 
@@ -433,9 +433,7 @@ async def test_during_an_outage_a_stale_value_is_looked_up_again_at_most_once_pe
     clock: FakeClock,
 ) -> None:
     cache = stale_cache(clock)
-    find = Finder({"a": "1"})
-    await cache.get_or_load("a", find("a"))
-    find.failure = Unavailable("database unreachable")
+    find = await found_then_cut_off(cache)
     clock.advance(10)
 
     served = []
@@ -450,9 +448,7 @@ async def test_during_an_outage_a_stale_value_is_looked_up_again_at_most_once_pe
 
 async def test_once_the_source_answers_again_its_answer_replaces_the_stale_value(clock: FakeClock) -> None:
     cache = stale_cache(clock)
-    find = Finder({"a": "1"})
-    await cache.get_or_load("a", find("a"))
-    find.failure = Unavailable("database unreachable")
+    find = await found_then_cut_off(cache)
     clock.advance(10)
     assert await cache.get_or_load("a", find("a")) == "1"
 

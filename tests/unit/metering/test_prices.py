@@ -955,7 +955,8 @@ def test_built_in_flex_rates_are_half_the_standard_ones_and_priority_rates_above
     for name in prioritised:
         standard, priority = openai[name], openai[name].service_tiers["priority"]
         assert priority.input > standard.input and priority.output > standard.output, name
-        assert priority.cached_input < priority.input, name
+        if standard.cached_input < standard.input:  # gpt-4o-2024-05-13 has no cache discount at all
+            assert priority.cached_input < priority.input, name
 
 
 def test_built_in_gpt_6_models_bill_long_calls_at_2x_input_and_1_5x_output_and_fast_at_2x(

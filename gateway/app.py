@@ -17,6 +17,7 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import quote
 
 from sqlalchemy import text
@@ -159,6 +160,7 @@ class Gateway:
                 settings.credentials.cache_ttl_seconds,
                 settings.credentials.cache_size,
                 stale_if_error=settings.credentials.stale_if_error_seconds,
+                on_stale=partial(self.metrics.count_stale, "credentials"),
             )
             background = self._follower(transports, credentials, metrics) if ledger is not None else None
             services = Services(
@@ -167,6 +169,7 @@ class Gateway:
                     settings.auth.key_cache_ttl_seconds,
                     settings.auth.key_cache_size,
                     stale_if_error=settings.auth.stale_if_error_seconds,
+                    on_stale=partial(self.metrics.count_stale, "keys"),
                 ),
                 credentials=credentials,
                 transports=transports,

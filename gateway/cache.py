@@ -32,7 +32,7 @@ logger = logging.getLogger("tollgate.cache")
 class TTLCache(Generic[K, V]):
     """At most `size` values found and `misses_size` "not found" answers, each trusted for `ttl`
     seconds after its load started; a value found is served for `stale_if_error` seconds more while
-    its source raises one of the `unavailable` errors."""
+    its source raises one of the `unavailable` errors (each time, `on_stale` is called)."""
 
     def __init__(
         self,
@@ -44,6 +44,7 @@ class TTLCache(Generic[K, V]):
         stale_if_error: float = 0.0,
         unavailable: tuple[type[BaseException], ...] = (),
         name: str = "cached values",
+        on_stale: Callable[[], None] | None = None,
     ) -> None:
         self._ttl = ttl
         self._reload_ahead = ttl / 2  # how long before its expiry a value asked for is reloaded
@@ -53,10 +54,12 @@ class TTLCache(Generic[K, V]):
         self._stale_for = stale_if_error
         self._unavailable = unavailable
         self._name = name
+        self._on_stale = on_stale  # told of each lookup answered with a stale value (a metric counts them)
         # key -> (expires, value, served stale until, no lookup before): the last two matter once expired
         self._entries: OrderedDict[K, tuple[float, V, float, float]] = OrderedDict()
         self._misses: OrderedDict[K, float] = OrderedDict()  # key -> expires
-        self._loading: dict[K, asyncio.Future[V | None]] = {}
+        # key -> its load: (the value, None for "not found"; whether it is a stale one served for it)
+        self._loading: dict[K, asyncio.Future[tuple[V | None, bool]]] = {}
         self._source_down = False  # the last load failed as unavailable: stale values served at once
         self._serving_stale = False  # a stale value was served since the source last answered
 
@@ -145,7 +148,10 @@ class TTLCache(Generic[K, V]):
         loading = self._loading.get(key)
         if loading is None:
             loading = self._start_load(key, load)
-        return await asyncio.shield(loading)
+        found, stale = await asyncio.shield(loading)
+        if stale:  # the source was unreachable: the value it answered last, each waiter served so
+            self._stale_served()
+        return found
 
     def _serve_stale(self, key: K, load: Load[V], entry: tuple[float, V, float, float], now: float) -> V:
         """An expired value, while its source is known to be unreachable; looked up again in the
@@ -156,13 +162,15 @@ class TTLCache(Generic[K, V]):
         self._stale_served()
         return entry[1]
 
-    def _start_load(self, key: K, load: Load[V]) -> asyncio.Future[V | None]:
+    def _start_load(self, key: K, load: Load[V]) -> asyncio.Future[tuple[V | None, bool]]:
         loading = asyncio.ensure_future(self._load(key, load))
         loading.add_done_callback(_retrieve_exception)
         self._loading[key] = loading
         return loading
 
-    async def _load(self, key: K, load: Load[V]) -> V | None:
+    async def _load(self, key: K, load: Load[V]) -> tuple[V | None, bool]:
+        """The value loaded, or the one to serve in its place while the source is unreachable (then
+        with True: stale, unless an early reload failed while it was still fresh)."""
         started = self._clock()
         try:
             value = await load()
@@ -170,12 +178,12 @@ class TTLCache(Generic[K, V]):
             stale = self._stale_after_failure(key, started)
             if stale is None:
                 raise
-            return stale[1]
+            return stale[1], self._clock() >= stale[0]
         finally:
             del self._loading[key]
         self._source_answered()
         self.put(key, value, started)
-        return value
+        return value, False
 
     def _stale_after_failure(self, key: K, started: float) -> tuple[float, V, float, float] | None:
         """The entry to serve in place of a load that found the source unreachable, if any."""
@@ -189,10 +197,12 @@ class TTLCache(Generic[K, V]):
             return entry  # still fresh (an early reload failed)
         if now >= entry[2]:
             return None
-        self._stale_served()
         return entry
 
     def _stale_served(self) -> None:
+        """A lookup was answered with a stale value: reported, and said in the log once an outage."""
+        if self._on_stale is not None:
+            self._on_stale()
         if not self._serving_stale:
             self._serving_stale = True
             logger.warning(

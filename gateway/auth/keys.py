@@ -97,7 +97,9 @@ class KeyAuthenticator:
         clock: Clock | None = None,
         now: Callable[[], datetime] = _utcnow,
         stale_if_error: float = 300.0,
+        on_stale: Callable[[], None] | None = None,
     ) -> None:
+        """`on_stale` is told of each key served stale (see `TTLCache`): the database being down."""
         self._repository = repository
         self._cache: TTLCache[bytes, ApiKeyRecord] = TTLCache(
             ttl,
@@ -107,6 +109,7 @@ class KeyAuthenticator:
             stale_if_error=stale_if_error,
             unavailable=(StorageUnavailable,),
             name="Tollgate keys",
+            on_stale=on_stale,
         )
         self._now = now
 

@@ -9,7 +9,7 @@ cannot be reached, a credential found before is used for up to `stale_if_error` 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -75,7 +75,9 @@ class CredentialStore:
         cache_size: int = 1000,
         clock: Clock | None = None,
         stale_if_error: float = 300.0,
+        on_stale: Callable[[], None] | None = None,
     ) -> None:
+        """`on_stale` is told of each credential served stale (see `TTLCache`): the database being down."""
         self._repository = repository
         self._master = master
         self._cache: TTLCache[tuple[str, str], ResolvedCredential] = TTLCache(
@@ -85,6 +87,7 @@ class CredentialStore:
             stale_if_error=stale_if_error,
             unavailable=(StorageUnavailable,),
             name="provider credentials",
+            on_stale=on_stale,
         )
 
     async def set(

@@ -200,6 +200,7 @@ class GatewayMetrics:
         several; a scrape then shows the sums of all of them."""
         self._providers: dict[str, _ProviderTally] = {}
         self._dropped: dict[str, int] = {}
+        self._stale: dict[str, int] = {}  # cache -> lookups answered stale (see `count_stale`)
         self.ledger_depth = _FunctionGauge()
         self.background_followed = _FunctionGauge()
         self.workers = workers
@@ -223,6 +224,11 @@ class GatewayMetrics:
         if count > 0:
             self._dropped[reason] = self._dropped.get(reason, 0) + count
 
+    def count_stale(self, cache: str) -> None:
+        """A lookup of `cache` ("keys", "credentials") was answered with a value past its TTL, the
+        database being unreachable (`stale_if_error`): how long and how much an outage was bridged."""
+        self._stale[cache] = self._stale.get(cache, 0) + 1
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -231,6 +237,7 @@ class GatewayMetrics:
         return {
             "providers": {name: tally.to_json() for name, tally in self._providers.items()},
             "dropped": self._dropped,
+            "stale": self._stale,
             "ledger_depth": self.ledger_depth.get(),
             "background_followed": self.background_followed.get(),
         }
@@ -244,18 +251,24 @@ class GatewayMetrics:
         """The metric families, in a fixed order; a label set appears once it has counted something."""
         if self.workers is None:
             return self._families(
-                self._providers, self._dropped, self.ledger_depth.get(), self.background_followed.get()
+                self._providers,
+                self._dropped,
+                self._stale,
+                self.ledger_depth.get(),
+                self.background_followed.get(),
             )
         return self._summed_over_workers(self.workers)
 
     def _summed_over_workers(self, workers: WorkerDirectory) -> Iterator[Metric]:
         providers: dict[str, _ProviderTally] = {}
         dropped: dict[str, int] = {}
+        stale: dict[str, int] = {}
         depth, followed = 0.0, 0.0
         for peer in [None, *workers.peers()]:
             data = self.snapshot() if peer is None else peer.data
             try:  # read whole before adding anything: a malformed file adds nothing
                 their_providers, their_dropped = _tallies_of(data)
+                their_stale = _counts_of(data.get("stale", {}))  # absent from an older worker's file
                 their_depth, their_followed = float(data["ledger_depth"]), float(data["background_followed"])
             except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
                 workers.unreadable(peer.file_name if peer else "self", f"malformed: {type(exc).__name__}")
@@ -264,15 +277,18 @@ class GatewayMetrics:
                 providers.setdefault(name, _ProviderTally()).absorb(tally.to_json())
             for reason, count in their_dropped.items():
                 dropped[reason] = dropped.get(reason, 0) + count
+            for cache, count in their_stale.items():
+                stale[cache] = stale.get(cache, 0) + count
             if peer is None or peer.alive:  # a worker that has exited queues and follows nothing
                 depth += their_depth
                 followed += their_followed
-        return self._families(providers, dropped, depth, followed)
+        return self._families(providers, dropped, stale, depth, followed)
 
     def _families(
         self,
         tallies: dict[str, _ProviderTally],
         dropped_by_reason: dict[str, int],
+        stale_by_cache: dict[str, int],
         ledger_depth: float,
         background_followed: float,
     ) -> Iterator[Metric]:
@@ -334,6 +350,14 @@ class GatewayMetrics:
         for reason, count in dropped_by_reason.items():
             dropped.add_metric([reason], count)
         yield dropped
+        stale = CounterMetricFamily(
+            "tollgate_stale_served",
+            "Lookups answered with a cached value past its TTL while the database could not be reached",
+            labels=["cache"],
+        )
+        for cache, count in stale_by_cache.items():
+            stale.add_metric([cache], count)
+        yield stale
         yield GaugeMetricFamily(
             "tollgate_ledger_queue_depth", "Usage records waiting for the database", ledger_depth
         )
@@ -349,8 +373,12 @@ def _tallies_of(data: dict[str, Any]) -> tuple[dict[str, _ProviderTally], dict[s
     providers: dict[str, _ProviderTally] = {}
     for name, tally in data["providers"].items():
         providers.setdefault(str(name), _ProviderTally()).absorb(tally)
-    dropped = {str(reason): int(count) for reason, count in data["dropped"].items()}
-    return providers, dropped
+    return providers, _counts_of(data["dropped"])
+
+
+def _counts_of(data: dict[str, Any]) -> dict[str, int]:
+    """Counts by name, from a worker's snapshot."""
+    return {str(name): int(count) for name, count in data.items()}
 
 
 class RequestMetrics:

@@ -383,6 +383,28 @@ async def test_a_value_found_is_served_past_its_ttl_while_its_source_is_unavaila
     assert await cache.get_or_load("a", find("a")) == "1"
 
 
+async def test_each_lookup_answered_with_a_stale_value_is_reported_and_fresh_ones_are_not(
+    clock: FakeClock,
+) -> None:
+    reported: list[str] = []
+    cache: TTLCache[str, str] = TTLCache(
+        ttl=10,
+        size=10,
+        clock=clock,
+        stale_if_error=60,
+        unavailable=(Unavailable,),
+        on_stale=lambda: reported.append("stale"),
+    )
+    find = await found_then_cut_off(cache)
+    assert await cache.get_or_load("a", find("a")) == "1"  # fresh: not reported
+    clock.advance(15)
+
+    assert await cache.get_or_load("a", find("a")) == "1"  # the reload fails: served stale
+    assert await cache.get_or_load("a", find("a")) == "1"  # the source known down: served stale at once
+
+    assert reported == ["stale", "stale"]
+
+
 async def test_a_stale_value_is_served_no_longer_than_stale_if_error_past_its_expiry(
     clock: FakeClock,
 ) -> None:

@@ -229,6 +229,18 @@ def test_the_ledger_reports_its_dropped_records_and_its_queue_depth() -> None:
     assert samples["tollgate_ledger_queue_depth"] == {(): 7.0}
 
 
+def test_lookups_served_stale_are_counted_by_cache() -> None:
+    metrics = GatewayMetrics()
+    metrics.count_stale("keys")
+    metrics.count_stale("keys")
+    metrics.count_stale("credentials")
+
+    assert scrape(metrics)["tollgate_stale_served_total"] == {
+        labels(cache="keys"): 2.0,
+        labels(cache="credentials"): 1.0,
+    }
+
+
 def test_the_background_responses_followed_are_a_gauge_read_at_each_scrape() -> None:
     metrics = GatewayMetrics()
     assert scrape(metrics)["tollgate_background_responses_followed"] == {(): 0.0}
@@ -255,6 +267,11 @@ def test_every_family_is_exposed_with_its_type_and_help_even_before_any_request(
             "Calls recorded with cost null: no price for the model or its processing tier",
         ),
         ("tollgate_ledger_records_dropped", "counter", "Usage records that never reached the ledger"),
+        (
+            "tollgate_stale_served",
+            "counter",
+            "Lookups answered with a cached value past its TTL while the database could not be reached",
+        ),
         ("tollgate_ledger_queue_depth", "gauge", "Usage records waiting for the database"),
         (
             "tollgate_background_responses_followed",
@@ -295,6 +312,7 @@ def test_a_scrape_answered_by_any_worker_sums_every_workers_tallies(tmp_path: Pa
         workers=WorkerDirectory(tmp_path, pid=999_999_001),
     )
     first.count_dropped("overflow", 2)
+    first.count_stale("keys")
     first.ledger_depth.set_function(lambda: 3)
     second = observed(
         request(
@@ -305,6 +323,7 @@ def test_a_scrape_answered_by_any_worker_sums_every_workers_tallies(tmp_path: Pa
     )
     second.count_dropped("overflow", 1)
     second.count_dropped("rejected", 4)
+    second.count_stale("keys")
     second.ledger_depth.set_function(lambda: 4)
     second.publish()
 
@@ -328,6 +347,7 @@ def test_a_scrape_answered_by_any_worker_sums_every_workers_tallies(tmp_path: Pa
         labels(reason="overflow"): 3.0,
         labels(reason="rejected"): 4.0,
     }
+    assert samples["tollgate_stale_served_total"] == {labels(cache="keys"): 2.0}
     assert samples["tollgate_ledger_queue_depth"] == {(): 3.0}
 
 

@@ -50,7 +50,7 @@ Prices are `Decimal` from the YAML text onwards, never float. Everything here bu
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -471,7 +471,27 @@ def _frozen_table(sections: Mapping[str, Mapping[str, ModelPrice]]) -> PriceTabl
 
 
 class _DecimalLoader(yaml.SafeLoader):
-    """Safe YAML in which a number with a fraction stays its text, for pydantic to read as a Decimal."""
+    """Safe YAML in which a number with a fraction stays its text, for pydantic to read as a Decimal, and
+    a key given twice in one mapping is an error: PyYAML keeps the last one silently, so a model listed
+    twice would be priced at whichever entry came second (the settings file is read alike)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:  # `<<: *entry`, whose keys the mapping may override
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):  # refused below, as PyYAML refuses it
+                continue
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def _fraction_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:

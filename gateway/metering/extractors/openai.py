@@ -20,7 +20,8 @@ reasoning and audio tokens, as the normalised `TokenUsage` wants (the audio mode
 billed at rates of their own). Cache writes (`cache_write_tokens`, reported by GPT-5.6 and later models,
 billed above the input rate) are read whatever their retention: the Responses API's breakdown by
 retention (`cache_write_tokens_details`: 30 minutes, 12 hours) is not, as the price table holds no
-12-hour rate. DeepSeek-style `prompt_cache_hit_tokens` are read as cached tokens.
+12-hour rate. DeepSeek-style `prompt_cache_hit_tokens` are read as cached tokens. Reasoning tokens that a
+server counts apart from the output (xAI: in `total_tokens` only) are added to it.
 Generated text is counted only when a body or event reports no usage (it feeds the estimate).
 """
 
@@ -88,6 +89,8 @@ def chat_usage(usage: object) -> TokenUsage | None:
         cached = usage["prompt_cache_hit_tokens"]
     if heard or spoken or not (type(prompt) is type(output) is type(cached) is type(reasoning) is int):
         return _chat_usage_read_with_care(usage)  # audio (the audio models' calls), or odd counts
+    if reasoning:
+        output = _output_with_reasoning(usage, prompt, output, reasoning)
     if prompt >= 0 and output >= 0 and 0 <= cached <= prompt and 0 <= reasoning <= output:
         if not written:  # as providers send it
             return new_token_usage((prompt, output, cached, 0, reasoning, 0, None, 0, False, 0, 0, None))
@@ -105,11 +108,12 @@ def _chat_usage_read_with_care(usage: dict[str, Any]) -> TokenUsage:
     audio tokens."""
     prompt_details = mapping(usage, "prompt_tokens_details")
     output_details = mapping(usage, "completion_tokens_details")
+    prompt, reasoning = count(usage, "prompt_tokens"), count(output_details, "reasoning_tokens")
     return _usage(
-        count(usage, "prompt_tokens"),
-        count(usage, "completion_tokens"),
+        prompt,
+        _output_with_reasoning(usage, prompt, count(usage, "completion_tokens"), reasoning),
         count(prompt_details, "cached_tokens") or count(usage, "prompt_cache_hit_tokens"),
-        count(output_details, "reasoning_tokens"),
+        reasoning,
         count(prompt_details, "audio_tokens"),
         count(output_details, "audio_tokens"),
         count(prompt_details, "cache_write_tokens"),
@@ -122,15 +126,29 @@ def responses_usage(usage: object) -> TokenUsage | None:
         return None
     input_details = mapping(usage, "input_tokens_details")
     output_details = mapping(usage, "output_tokens_details")
+    prompt, reasoning = count(usage, "input_tokens"), count(output_details, "reasoning_tokens")
     return _usage(
-        count(usage, "input_tokens"),
-        count(usage, "output_tokens"),
+        prompt,
+        _output_with_reasoning(usage, prompt, count(usage, "output_tokens"), reasoning),
         count(input_details, "cached_tokens"),
-        count(output_details, "reasoning_tokens"),
+        reasoning,
         count(input_details, "audio_tokens"),
         count(output_details, "audio_tokens"),
         count(input_details, "cache_write_tokens"),
     )
+
+
+def _output_with_reasoning(usage: Mapping[str, Any], prompt: int, output: int, reasoning: int) -> int:
+    """The output count with the reasoning in it, as the ledger counts it.
+
+    OpenAI counts reasoning tokens inside `completion_tokens` (`output_tokens`), so that its total is
+    prompt plus output. xAI, and servers that follow it, count them apart from the output and in the
+    total only: a total of prompt, output and reasoning says so, and OpenAI's never adds up that way when
+    there is reasoning. Without a total, the count is taken as OpenAI's.
+    """
+    if reasoning > 0 and usage.get("total_tokens") == prompt + output + reasoning:
+        return output + reasoning
+    return output
 
 
 def _usage(

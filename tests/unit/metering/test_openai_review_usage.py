@@ -1,0 +1,131 @@
+"""Usage objects of OpenAI-compatible servers that count their tokens differently from OpenAI, read so
+that the ledger's kinds keep their one meaning (`output` every output token, reasoning included)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gateway.metering.extractors.openai import chat_usage, responses_usage
+from gateway.metering.usage import Endpoint, TokenUsage
+from tests.unit.metering.support import JSON, SSE, extract_every_way, run
+
+# xAI's documented example (grok-3-mini): reasoning is counted apart from `completion_tokens`, and in
+# `total_tokens`: 32 + 9 + 94 = 135.
+XAI_CHAT_USAGE = {
+    "prompt_tokens": 32,
+    "completion_tokens": 9,
+    "total_tokens": 135,
+    "prompt_tokens_details": {"text_tokens": 32, "audio_tokens": 0, "image_tokens": 0, "cached_tokens": 6},
+    "completion_tokens_details": {
+        "reasoning_tokens": 94,
+        "audio_tokens": 0,
+        "accepted_prediction_tokens": 0,
+        "rejected_prediction_tokens": 0,
+    },
+    "num_sources_used": 0,
+}
+XAI_USAGE = TokenUsage(input_tokens=32, output_tokens=103, cached_input_tokens=6, reasoning_tokens=94)
+
+
+def xai_chat_body(usage: dict[str, object]) -> bytes:
+    return json.dumps(
+        {
+            "id": "3b3f6a0e-7e4c-4b8e-9a55-1c0d0f5f0c11",
+            "object": "chat.completion",
+            "created": 1752000000,
+            "model": "grok-3-mini",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "101 multiplied by 3 is 303."},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": usage,
+            "system_fingerprint": "fp_6d7a2b1c4e",
+        }
+    ).encode()
+
+
+def xai_chat_stream(usage: dict[str, object]) -> bytes:
+    head = {"id": "3b3f6a0e", "object": "chat.completion.chunk", "created": 1752000000}
+    head["model"] = "grok-3-mini"
+    deltas: list[dict[str, object]] = [{"role": "assistant", "content": "303"}, {"content": "."}]
+    events = [{**head, "choices": [{"index": 0, "delta": delta}], "usage": None} for delta in deltas]
+    events.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": None})
+    events.append({**head, "choices": [], "usage": usage})
+    return b"".join(b"data: " + json.dumps(event).encode() + b"\n\n" for event in events) + (
+        b"data: [DONE]\n\n"
+    )
+
+
+def test_reasoning_counted_apart_from_the_completion_tokens_is_part_of_the_output() -> None:
+    extraction = extract_every_way(
+        "openai-compatible", Endpoint.CHAT_COMPLETIONS, JSON, xai_chat_body(XAI_CHAT_USAGE)
+    )
+
+    assert extraction.usage == XAI_USAGE
+    assert extraction.model == "grok-3-mini"
+
+
+@pytest.mark.parametrize("strip", [False, True], ids=["asked", "added"])
+def test_a_stream_whose_reasoning_is_counted_apart_reports_it_in_the_output(strip: bool) -> None:
+    stream = xai_chat_stream(XAI_CHAT_USAGE)
+
+    asked = extract_every_way("openai-compatible", Endpoint.CHAT_COMPLETIONS, SSE, stream)
+    added, _ = run("openai-compatible", Endpoint.CHAT_COMPLETIONS, SSE, [stream], strip=strip)
+
+    assert asked.usage == added.usage == XAI_USAGE
+
+
+def test_reasoning_counted_apart_is_added_even_where_it_is_less_than_the_completion() -> None:
+    usage = {
+        "prompt_tokens": 279,
+        "completion_tokens": 600,
+        "total_tokens": 968,
+        "completion_tokens_details": {"reasoning_tokens": 89},
+    }
+
+    assert chat_usage(usage) == TokenUsage(input_tokens=279, output_tokens=689, reasoning_tokens=89)
+
+
+@pytest.mark.parametrize("total", [None, 2306, 2000])
+def test_reasoning_inside_the_completion_tokens_as_openai_counts_it_is_not_added_again(
+    total: int | None,
+) -> None:
+    """OpenAI's total is prompt plus completion (reasoning inside); a usage without a total, or whose
+    total adds up otherwise, is read as OpenAI's."""
+    usage: dict[str, object] = {
+        "prompt_tokens": 2006,
+        "completion_tokens": 300,
+        "prompt_tokens_details": {"cached_tokens": 1920},
+        "completion_tokens_details": {"reasoning_tokens": 256},
+    }
+    if total is not None:
+        usage["total_tokens"] = total
+
+    assert chat_usage(usage) == TokenUsage(
+        input_tokens=2006, output_tokens=300, cached_input_tokens=1920, reasoning_tokens=256
+    )
+
+
+def test_odd_counts_with_reasoning_counted_apart_are_read_alike() -> None:
+    """Counts a server sends as floats go the careful way: the reasoning is added there too."""
+    usage = {**XAI_CHAT_USAGE, "prompt_tokens": 32.0, "total_tokens": 135.0}
+
+    assert chat_usage(usage) == XAI_USAGE
+
+
+def test_a_responses_usage_whose_reasoning_is_counted_apart_reports_it_in_the_output() -> None:
+    usage = {
+        "input_tokens": 32,
+        "input_tokens_details": {"cached_tokens": 6},
+        "output_tokens": 9,
+        "output_tokens_details": {"reasoning_tokens": 94},
+        "total_tokens": 135,
+    }
+    as_openai = {**usage, "output_tokens": 103}
+
+    assert responses_usage(usage) == responses_usage(as_openai) == XAI_USAGE

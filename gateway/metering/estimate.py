@@ -62,6 +62,11 @@ TEXT_KEYS = frozenset(
         "executableCode",  # Gemini's code execution: the code, and `output` of its result
         "codeExecutionResult",
         "code",
+        # Gemini's REST API takes every field in snake_case too (its curl examples do):
+        # `system_instruction` above, `function_call` beside OpenAI's, and these
+        "function_response",
+        "executable_code",
+        "code_execution_result",
     }
 )
 MAX_DEPTH = 64

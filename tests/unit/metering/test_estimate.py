@@ -168,6 +168,32 @@ TEXT = "x" * 1200  # 300 tokens
                 ]
             },
         ),
+        (  # Gemini's function call and its result in the REST API's snake_case, as its curl examples send
+            Endpoint.GENERATE_CONTENT,
+            {
+                "contents": [
+                    {"role": "model", "parts": [{"function_call": {"name": "f", "args": {"q": TEXT[:592]}}}]},
+                    {
+                        "role": "user",
+                        "parts": [{"function_response": {"name": "f", "response": {"r": TEXT[600:1192]}}}],
+                    },
+                ]
+            },
+        ),
+        (  # Gemini's code execution given back in snake_case
+            Endpoint.GENERATE_CONTENT,
+            {
+                "contents": [
+                    {
+                        "role": "model",
+                        "parts": [
+                            {"executable_code": {"language": "PYTHON", "code": TEXT[:600]}},
+                            {"code_execution_result": {"outcome": "OUTCOME_OK", "output": TEXT[600:]}},
+                        ],
+                    }
+                ]
+            },
+        ),
         (  # a reasoning item and a refusal given back to the Responses API
             Endpoint.RESPONSES,
             {
@@ -178,7 +204,15 @@ TEXT = "x" * 1200  # 300 tokens
             },
         ),
     ],
-    ids=["function_call", "text-document", "content-document", "code-execution", "reasoning-refusal"],
+    ids=[
+        "function_call",
+        "text-document",
+        "content-document",
+        "code-execution",
+        "gemini-snake-case-function",
+        "gemini-snake-case-code",
+        "reasoning-refusal",
+    ],
 )
 def test_text_given_back_in_every_documented_shape_counts(endpoint: Endpoint, request_json: object) -> None:
     assert estimate_usage(endpoint, request_json, 0).input_tokens == 300

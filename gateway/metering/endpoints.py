@@ -56,6 +56,10 @@ GEMINI_METHODS: Mapping[str, Endpoint] = MappingProxyType(
         "countTokens": Endpoint.COUNT_TOKENS,
         "batchGenerateContent": Endpoint.BILLED_LATER,
         "asyncBatchEmbedContent": Endpoint.BILLED_LATER,
+        # File Search: a file imported or uploaded to a store is billed for the embeddings made when
+        # it is indexed, after the call answers (the store itself, and its queries, cost nothing)
+        "importFile": Endpoint.BILLED_LATER,
+        "uploadToFileSearchStore": Endpoint.BILLED_LATER,
     }
 )
 

@@ -81,6 +81,17 @@ E = Endpoint
         ("gemini", "POST", "/v1beta/tunedModels/mine:generateContent", E.GENERATE_CONTENT),
         ("gemini", "POST", "/v1beta/models/gemini-2.0-flash:batchGenerateContent", E.BILLED_LATER),
         ("gemini", "POST", "/v1beta/batches/b1:cancel", E.UNMETERED),
+        # File Search bills the embeddings of a file when it indexes it, after the call: not free
+        ("gemini", "POST", "/v1beta/fileSearchStores/store-1:importFile", E.BILLED_LATER),
+        (
+            "gemini",
+            "POST",
+            "/upload/v1beta/fileSearchStores/store-1:uploadToFileSearchStore",
+            E.BILLED_LATER,
+        ),
+        ("gemini", "POST", "/v1beta/fileSearchStores/store-1:uploadToFileSearchStore", E.BILLED_LATER),
+        ("gemini", "POST", "/v1beta/fileSearchStores", E.UNMETERED),  # an empty store costs nothing
+        ("gemini", "DELETE", "/v1beta/fileSearchStores/store-1/documents/d1", E.UNMETERED),
         ("gemini", "POST", "/v1beta/cachedContents", E.UNMETERED),
         ("gemini", "POST", "/upload/v1beta/files", E.UNMETERED),
         ("gemini", "GET", "/v1beta/models", E.UNMETERED),

@@ -15,7 +15,8 @@ The stripping is done as chunks pass, at a few C-level `bytes` operations per ch
   one `split` and `join` (a quoted key cannot occur unescaped inside a JSON string, so each occurrence
   is a member), then a search for a `"usage"` key left: only an event that still holds one (a usage
   object, a member spelled otherwise: the first one teaches the stream's spelling) is handled alone,
-  cut out between blank lines framed as the chunk's last one is (a stream keeps to LF or to CRLF).
+  cut out between the blank lines around it, LF or CRLF (a stream keeps to one, but its keep-alive
+  comments need not: sse-starlette framed its pings with CRLF in streams framed with LF).
   The search looks before the first member removed and after the last, not in between: include_usage
   puts the member on every event but the usage-only one, which comes last, so an event between two
   members has one of its own. A chunk without a member is searched whole. The first member removed
@@ -50,6 +51,7 @@ from gateway.metering.extractors.sse import (
     LF,
     LF_END,
     Held,
+    boundary_end,
     last_boundary,
     last_end,
     payload_of,
@@ -184,11 +186,10 @@ class StripStream(Kept):
         that holds one goes alone."""
         out: list[bytes] = []
         start, null, end = 0, self._null, self._end
-        while at >= 0:  # the event around `at` lies between blank lines spelled as the stream spells them
-            first = events.rfind(end, start, at)
-            first = first + len(end) if first >= 0 else start
-            following = events.find(end, at)
-            following = following + len(end) if following >= 0 else len(events)
+        while at >= 0:  # the event around `at` lies between blank lines, the stream's own looked for first
+            first = max(last_end(events, start, at, end), start)
+            following = boundary_end(events, at)
+            following = following if following >= 0 else len(events)
             out.append(events[start:first])
             out.append(self._relay_keyed(events[first:following]))
             start = following

@@ -21,7 +21,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Row, Select, cast, func, literal_column, select
+from sqlalchemy import ColumnElement, Integer, Label, Row, Select, cast, func, literal_column, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import operators
@@ -132,17 +132,19 @@ class UsageRepository:
     async def aggregate(
         self, group_by: Sequence[Dimension], filters: UsageFilter, limit: int, offset: int = 0
     ) -> UsagePage:
-        """Sums per group of the records `filters` selects, ordered by the group values (nulls last)."""
+        """Sums per group of the records `filters` selects, ordered by the group values (nulls last),
+        texts compared by their code points on every backend."""
         if limit < 1 or not 0 <= offset <= MAX_OFFSET:
             raise ValueError(f"limit must be at least 1 and offset 0..{MAX_OFFSET}")
         if len(set(group_by)) != len(group_by):
             raise ValueError("each dimension may be grouped by once")
         dimensions = [Dimension(dimension) for dimension in group_by]
-        groups = [_group_column(dimension, self._engine.dialect.name) for dimension in dimensions]
+        dialect = self._engine.dialect.name
+        groups = [_group_column(dimension, dialect) for dimension in dimensions]
         query = (
-            _summing(self._engine.dialect.name, groups, filters)
+            _summing(dialect, groups, filters)
             .group_by(*groups)
-            .order_by(*(group.asc().nulls_last() for group in groups))
+            .order_by(*(_in_byte_order(group, dialect).asc().nulls_last() for group in groups))
             .limit(limit + 1)
             .offset(offset)
         )
@@ -184,13 +186,25 @@ _DIMENSION_COLUMNS: Mapping[Dimension, ColumnElement[Any]] = MappingProxyType(
 )
 
 
-def _group_column(dimension: Dimension, dialect: str) -> ColumnElement[Any]:
+def _group_column(dimension: Dimension, dialect: str) -> Label[Any]:
     if dimension is Dimension.DAY:
         return _utc_day(dialect).label(f"group_{dimension.value}")
     column = _DIMENSION_COLUMNS[dimension]
     if dialect == "sqlite":
         column = _without_index_order(column)
     return column.label(f"group_{dimension.value}")
+
+
+def _in_byte_order(group: Label[Any], dialect: str) -> ColumnElement[Any]:
+    """What a group is sorted by: its value, compared byte by byte on every backend.
+
+    SQLite compares texts by their bytes (UTF-8: code point order). PostgreSQL sorts by the database's
+    collation, often a language's (`en_US.UTF-8`: `_b`, `alpha`, `Beta`), which would order the groups,
+    and so fill each page, differently from SQLite; its "C" collation compares bytes, as SQLite does.
+    """
+    if dialect != "postgresql":
+        return group
+    return group.element.collate("C")
 
 
 def _without_index_order(column: ColumnElement[Any]) -> ColumnElement[Any]:

@@ -6,7 +6,7 @@ import argparse
 import csv
 import io
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from gateway.storage.usage import (
     UsageFilter,
     UsagePage,
     UsageRepository,
+    check_filter,
 )
 
 DEFAULT_LIMIT = 1000
@@ -138,7 +139,7 @@ def register(commands: Any) -> None:
         ("model", "model name, as the ledger records it"),
         ("provider", "provider name from the configuration"),
     ):
-        filters.add_argument(f"--{name}", action=_Once, metavar=name.upper(), help=what)
+        filters.add_argument(f"--{name}", action=_Once, type=_filter(name), metavar=name.upper(), help=what)
     usage.add_argument(
         "--format", action=_Once, choices=("table", "json", "csv"), default="table", help="(default: table)"
     )
@@ -182,6 +183,19 @@ def _instant(text: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def _filter(name: str) -> Callable[[str], str]:
+    """The type of the `name` filter's option: a text some recorded value may equal."""
+
+    def checked(text: str) -> str:
+        try:
+            check_filter(name, text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    return checked
 
 
 def _limit(text: str) -> int:

@@ -72,10 +72,30 @@ class UsageFilter:
         for bound in (self.since, self.until):
             if bound is not None and bound.tzinfo is None:
                 raise ValueError("usage filters take aware datetimes (UTC), not naive ones")
-        for name in ("tenant", "team", "user", "key", "model", "provider"):
+        for name in FILTERS:
             value = getattr(self, name)
-            if value is not None and "\x00" in value:
-                raise ValueError(f"the {name} filter holds a NUL character, which no recorded value does")
+            if value is not None:
+                check_filter(name, value)
+
+
+FILTERS = ("tenant", "team", "user", "key", "model", "provider")  # `UsageFilter`'s equality filters
+
+
+def check_filter(name: str, value: str) -> None:
+    """Refuse (ValueError) a `name` filter that no recorded value can equal, which would select nothing
+    and so report a tenant (team, ...) as if it had made no calls."""
+    if not value:
+        raise ValueError(
+            f"the {name} filter is empty, which no recorded value is (leave it out to keep every {name})"
+        )
+    if "\x00" in value:
+        raise ValueError(f"the {name} filter holds a NUL character, which no recorded value does")
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate: from bytes of another encoding, as argv carries them
+        raise ValueError(
+            f"the {name} filter is not valid UTF-8 (text in another encoding?), which every recorded value is"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)

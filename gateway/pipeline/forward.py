@@ -56,17 +56,23 @@ class Forwarder:
     async def __call__(self, ctx: RequestContext) -> UpstreamResponse:
         """The response, its head arrived. `ctx.upstream_started` stays set only for a call handed to an
         upstream connection: one cancelled before (its caller gone while the gateway waited for a pooled
-        connection, or connected) is as one never started, which the meter does not bill."""
+        connection, or connected) is as one never started, which the meter does not bill.
+        `ctx.upstream_status` is the status of the head, from its arrival: the meter reads it, not the
+        caller's leaving, when the caller leaves before the relay begins (while a refusal of the stream
+        usage metering asked for is read, see `metering.stream_usage`), so a call the provider refused is
+        not billed. A call sent again after such a refusal has no answer until its own head arrives."""
         request = self.prepare(ctx)
         ctx.upstream_started = time.perf_counter()
         try:
             response = await self._transports[ctx.provider.name].send(request)
-        except asyncio.CancelledError:
-            if not request.sent:
+        except BaseException as error:  # costs nothing unless raised
+            ctx.upstream_status = 0  # a resent call's: the refusal before it was not its answer
+            if isinstance(error, asyncio.CancelledError) and not request.sent:
                 ctx.upstream_started = 0.0
             raise
         ctx.upstream_responded = time.perf_counter()
         if not 200 <= response.status <= 599:  # not a final status the caller's HTTP server can send
             await response.aclose()
             raise UpstreamError(f"the upstream answered with an invalid status ({response.status})")
+        ctx.upstream_status = response.status
         return response

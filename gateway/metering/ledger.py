@@ -206,9 +206,11 @@ class UsageLedger:
                     self._dropped("rejected", rejected)
                 self._wait_again(batch[index:], exc)
                 return False
-            except asyncio.CancelledError:
+            except asyncio.CancelledError:  # the records refused so far are dropped all the same
                 self.written += index - rejected
                 self._interrupted += len(batch) - index
+                if rejected:
+                    self._dropped("rejected", rejected)
                 raise
             rejected += not accepted
         self.written += len(batch) - rejected

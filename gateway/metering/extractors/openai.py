@@ -21,7 +21,8 @@ billed at rates of their own). Cache writes (`cache_write_tokens`, reported by G
 billed above the input rate) are read whatever their retention: the Responses API's breakdown by
 retention (`cache_write_tokens_details`: 30 minutes, 12 hours) is not, as the price table holds no
 12-hour rate. DeepSeek-style `prompt_cache_hit_tokens` are read as cached tokens. Reasoning tokens that a
-server counts apart from the output (xAI: in `total_tokens` only) are added to it.
+server counts apart from the output (xAI: in `total_tokens` only) are added to it. A chunk with no usage
+of its own is read for one inside its choice (Moonshot's streams report theirs there).
 Generated text is counted only when a body or event reports no usage (it feeds the estimate).
 """
 
@@ -201,8 +202,26 @@ def _message_texts(message: dict[str, Any]) -> Iterator[str]:
 
 
 def read_chat(payload: Any) -> Reading:
-    """One chat / completions chunk or body."""
-    return read_body(payload, chat_usage, chat_texts)
+    """One chat / completions chunk or body; a chunk whose usage is inside its choice (Moonshot's) too."""
+    reading = read_body(payload, chat_usage, chat_texts)
+    if reading.usage is not None or type(payload) is not dict:
+        return reading
+    usage = choice_usage(payload)
+    if usage is None:
+        return reading
+    return Reading(in_service_tier(usage, payload.get("service_tier")), reading.model)
+
+
+def choice_usage(payload: dict[str, Any]) -> TokenUsage | None:
+    """The usage a chunk reports inside one of its choices: Moonshot's streams put it in the choice of
+    their last chunk (`{"index": 0, "delta": {}, "finish_reason": "stop", "usage": {...}}`), not beside
+    it. Looked for only where the chunk has no usage of its own."""
+    for choice in items(payload, "choices"):
+        if type(choice) is dict and "usage" in choice:
+            usage = chat_usage(choice["usage"])
+            if usage is not None:
+                return usage
+    return None
 
 
 def read_embeddings(payload: Any) -> Reading:

@@ -27,7 +27,8 @@ The stripping is done as chunks pass, at a few C-level `bytes` operations per ch
   `MAX_HELD` unchanged and uncounted). An incomplete event still held at `finish` (a cut stream) is
   never relayed.
 
-The usage is read from the usage event on its way (it has to be found to be dropped); the generated
+The usage is read from the usage event on its way (it has to be found to be dropped), or from inside
+the choice of a chunk that reports it there unasked (Moonshot's last chunk, relayed as it came); the generated
 characters are counted only if no usage came: the chunks are kept by reference and `StripCount` counts
 them at `finish`, as they came. A stream that outgrows the keeping (see `streams.Kept`: too long, or no
 sign of usage in its first chunks) hands them, and every later chunk, to `StripCount` as it passes. A
@@ -45,7 +46,7 @@ from contextlib import suppress
 from typing import Any
 
 from gateway.metering.extractors.base import NOTHING, Reading, Settled, items, mapping, model_of, object_end
-from gateway.metering.extractors.openai import CHAT_TEXT_KEY, chat_usage
+from gateway.metering.extractors.openai import CHAT_TEXT_KEY, chat_usage, choice_usage
 from gateway.metering.extractors.sse import (
     CRLF_END,
     LF,
@@ -209,9 +210,11 @@ class StripStream(Kept):
         try:
             if event.find(COMPACT_USAGE) >= 0 or USAGE_OBJECT.search(event):
                 payload = payload_of(event)
-                usage = payload.get("usage") if type(payload) is dict else None
-                if type(usage) is dict:
-                    return self._usage_event(event, payload, usage)
+                if type(payload) is dict:
+                    usage = payload.get("usage")
+                    if type(usage) is dict:
+                        return self._usage_event(event, payload, usage)
+                    self._note_choice_usage(payload)
             return self._without_null(event)
         except Exception:  # relay what cannot be understood unchanged
             return event
@@ -223,6 +226,14 @@ class StripStream(Kept):
         if not choices or all(map(_is_empty, choices)):  # a usage-only event
             return b""
         return _without_usage_object(event)
+
+    def _note_choice_usage(self, payload: dict[str, Any]) -> None:
+        """Note the usage a chunk reports inside its choice (Moonshot's, sent whatever the request asked:
+        the caller's, so it stays in the event)."""
+        usage = choice_usage(payload)
+        if usage is not None:
+            self._usage = in_service_tier(usage, payload.get("service_tier"))
+            self._model = model_of(payload) or self._model
 
     def _without_null(self, event: bytes) -> bytes:
         key = event.find(b'"usage"')

@@ -129,3 +129,54 @@ def test_a_responses_usage_whose_reasoning_is_counted_apart_reports_it_in_the_ou
     as_openai = {**usage, "output_tokens": 103}
 
     assert responses_usage(usage) == responses_usage(as_openai) == XAI_USAGE
+
+
+# -- usage inside the finishing choice (Moonshot's Kimi) ------------------------------------------------
+# Moonshot's streams report the usage inside the choice of their last chunk, whatever the request asked,
+# not beside it: `"choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "usage": {...}}]`.
+
+KIMI_USAGE = {"prompt_tokens": 19, "completion_tokens": 13, "total_tokens": 32, "cached_tokens": 0}
+
+
+def kimi_stream(top_level_usage: bool) -> bytes:
+    head = {"id": "cmpl-1305b94c", "object": "chat.completion.chunk", "created": 1698999575}
+    head["model"] = "kimi-k2-0905-preview"
+    deltas: list[dict[str, object]] = [{"role": "assistant", "content": ""}, {"content": "Hello"}]
+    events = [{**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]} for delta in deltas]
+    finish = {"index": 0, "delta": {}, "finish_reason": "stop", "usage": KIMI_USAGE}
+    events.append({**head, "choices": [finish], "system_fingerprint": "fpv0_c26222aa"})
+    if top_level_usage:
+        events[-1]["usage"] = KIMI_USAGE
+    return b"".join(
+        b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n" for event in events
+    ) + (b"data: [DONE]\n\n")
+
+
+def test_a_stream_reporting_its_usage_inside_the_finishing_choice_is_read() -> None:
+    extraction = extract_every_way("openai-compatible", Endpoint.CHAT_COMPLETIONS, SSE, kimi_stream(False))
+
+    assert extraction.usage == TokenUsage(input_tokens=19, output_tokens=13)
+    assert extraction.model == "kimi-k2-0905-preview"
+    assert extraction.output_chars == 0
+
+
+def test_a_stripped_stream_keeps_the_usage_inside_its_choice_and_reads_it() -> None:
+    """That usage comes unasked: the caller gets it, and the call is metered from it."""
+    stream = kimi_stream(False)
+
+    extraction, relayed = run("openai-compatible", Endpoint.CHAT_COMPLETIONS, SSE, [stream], strip=True)
+
+    assert relayed == stream
+    assert extraction.usage == TokenUsage(input_tokens=19, output_tokens=13)
+    assert extraction.model == "kimi-k2-0905-preview"
+
+
+@pytest.mark.parametrize("strip", [False, True], ids=["asked", "added"])
+def test_usage_both_inside_the_choice_and_beside_it_is_counted_once(strip: bool) -> None:
+    stream = kimi_stream(True)
+
+    extraction, relayed = run("openai-compatible", Endpoint.CHAT_COMPLETIONS, SSE, [stream], strip=strip)
+
+    assert extraction.usage == TokenUsage(input_tokens=19, output_tokens=13)
+    if strip:  # the member include_usage brings goes; the one inside the choice is the caller's
+        assert relayed == kimi_stream(False)

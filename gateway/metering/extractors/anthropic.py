@@ -16,8 +16,9 @@ Tier capacity, `batch` for a batch) marks the usage unless it is the standard on
 Fast mode (`speed: "fast"`, else `"standard"`) is billed at rates of its own, a multiple of the standard
 ones: such a call is in the tier `fast`, whatever `service_tier` says (Priority Tier's price is each
 customer's commitment, fast mode's a list price). The usage's `inference_geo` (`global` by default,
-`us` for a call asked to run in the US only) marks the usage unless it is `global`: US-only inference
-costs more (see the price table's header).
+`us` for a call asked to run in the US only) marks the usage unless it is `global` or `not_available`
+(what the API reports for a call that asked for no geo, Claude Code's on every model: no surcharge
+applies): US-only inference costs more (see the price table's header).
 The web searches of the server-side web search tool (`server_tool_use.web_search_requests`) are
 billed apiece; web fetches cost only the tokens they bring, and are not counted. A server-side
 compaction (beta) summarises the conversation in a sampling of its own by the same model, billed but
@@ -74,6 +75,9 @@ USAGE_FIELDS = (
     "inference_geo",
 )
 FAST = "fast"  # `usage.speed` of a call served in fast mode, and the tier it is priced in
+# The `inference_geo` values of a call at the standard price: the default geo, and `not_available`, the
+# API's answer for a call that asked for none (a geo the model lists no multiplier for is unpriced).
+DEFAULT_GEOS = STANDARD_GEOS | {"not_available"}
 DELTA_TEXT_KEY = re.compile(rb'"(?:text|thinking|partial_json)"\s*:\s*"')
 
 
@@ -90,7 +94,7 @@ def messages_usage(usage: object) -> TokenUsage | None:
     thinking = min(count(mapping(usage, "output_tokens_details"), "thinking_tokens"), output)
     searches = count(mapping(usage, "server_tool_use"), "web_search_requests")
     geo = usage.get("inference_geo")
-    geo = geo[:MAX_TIER_LENGTH] if type(geo) is str and geo not in STANDARD_GEOS else None
+    geo = geo[:MAX_TIER_LENGTH] if type(geo) is str and geo not in DEFAULT_GEOS else None
     total = TokenUsage(prompt, output, read, written, thinking, hour, None, searches, inference_geo=geo)
     if usage.get("speed") == FAST:
         return total._replace(service_tier=FAST)

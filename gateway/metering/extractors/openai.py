@@ -20,9 +20,10 @@ reasoning and audio tokens, as the normalised `TokenUsage` wants (the audio mode
 billed at rates of their own). Cache writes (`cache_write_tokens`, reported by GPT-5.6 and later models,
 billed above the input rate) are read whatever their retention: the Responses API's breakdown by
 retention (`cache_write_tokens_details`: 30 minutes, 12 hours) is not, as the price table holds no
-12-hour rate. DeepSeek-style `prompt_cache_hit_tokens` are read as cached tokens. Reasoning tokens that a
-server counts apart from the output (xAI: in `total_tokens` only) are added to it. A chunk with no usage
-of its own is read for one inside its choice (Moonshot's streams report theirs there).
+12-hour rate. DeepSeek's `prompt_cache_hit_tokens` and Moonshot's top-level `cached_tokens` are read as
+cached tokens. Reasoning tokens that a server counts apart from the output (xAI: in `total_tokens` only)
+are added to it. A chunk with no usage of its own is read for one inside its choice (Moonshot's streams
+report theirs there).
 Generated text is counted only when a body or event reports no usage (it feeds the estimate).
 """
 
@@ -86,8 +87,11 @@ def chat_usage(usage: object) -> TokenUsage | None:
         reasoning, spoken = details.get("reasoning_tokens", 0), details.get("audio_tokens")
     else:
         reasoning = spoken = 0
-    if not cached and "prompt_cache_hit_tokens" in usage:  # DeepSeek
-        cached = usage["prompt_cache_hit_tokens"]
+    if not cached:  # reported beside the prompt count: DeepSeek's, Moonshot's
+        if "prompt_cache_hit_tokens" in usage:
+            cached = usage["prompt_cache_hit_tokens"]
+        elif "cached_tokens" in usage:
+            cached = usage["cached_tokens"]
     if heard or spoken or not (type(prompt) is type(output) is type(cached) is type(reasoning) is int):
         return _chat_usage_read_with_care(usage)  # audio (the audio models' calls), or odd counts
     if reasoning:
@@ -113,7 +117,9 @@ def _chat_usage_read_with_care(usage: dict[str, Any]) -> TokenUsage:
     return _usage(
         prompt,
         _output_with_reasoning(usage, prompt, count(usage, "completion_tokens"), reasoning),
-        count(prompt_details, "cached_tokens") or count(usage, "prompt_cache_hit_tokens"),
+        count(prompt_details, "cached_tokens")
+        or count(usage, "prompt_cache_hit_tokens")
+        or count(usage, "cached_tokens"),
         reasoning,
         count(prompt_details, "audio_tokens"),
         count(output_details, "audio_tokens"),

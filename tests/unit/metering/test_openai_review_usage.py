@@ -180,3 +180,43 @@ def test_usage_both_inside_the_choice_and_beside_it_is_counted_once(strip: bool)
     assert extraction.usage == TokenUsage(input_tokens=19, output_tokens=13)
     if strip:  # the member include_usage brings goes; the one inside the choice is the caller's
         assert relayed == kimi_stream(False)
+
+
+def kimi_chat_body(usage: dict[str, object]) -> bytes:
+    return json.dumps(
+        {
+            "id": "chatcmpl-67500eb0c51af667d5968f74",
+            "object": "chat.completion",
+            "created": 1733299889,
+            "model": "kimi-k2-0905-preview",
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "Hi!"}, "finish_reason": "stop"}
+            ],
+            "usage": usage,
+        }
+    ).encode()
+
+
+def test_cache_hits_reported_beside_the_prompt_tokens_are_read_as_cached_input() -> None:
+    """Moonshot's usage: `{"prompt_tokens": 19, "completion_tokens": 21, "total_tokens": 40,
+    "cached_tokens": 10}`, the cache hits part of the prompt tokens, as OpenAI's are."""
+    usage = {"prompt_tokens": 19, "completion_tokens": 21, "total_tokens": 40, "cached_tokens": 10}
+
+    extraction = extract_every_way(
+        "openai-compatible", Endpoint.CHAT_COMPLETIONS, JSON, kimi_chat_body(usage)
+    )
+
+    assert extraction.usage == TokenUsage(input_tokens=19, output_tokens=21, cached_input_tokens=10)
+    assert extraction.model == "kimi-k2-0905-preview"
+
+
+def test_cache_hits_in_the_prompt_details_win_over_a_count_beside_them() -> None:
+    usage = {
+        "prompt_tokens": 100,
+        "completion_tokens": 5,
+        "cached_tokens": 40,
+        "prompt_tokens_details": {"cached_tokens": 64},
+    }
+
+    assert chat_usage(usage) == TokenUsage(input_tokens=100, output_tokens=5, cached_input_tokens=64)
+    assert chat_usage({**usage, "prompt_tokens": 100.0}) == chat_usage(usage)

@@ -2,8 +2,9 @@
 
 The built-in table (`prices.yaml`, shipped with the package) holds public list prices per provider
 family (`openai`, `anthropic`, `gemini`). A deployment's `metering.prices_file` has the same format;
-its entries replace the built-in ones per (section, model), and its sections may also be named after
-configured providers (a local vLLM server, an Azure deployment with negotiated prices):
+its entries replace the built-in ones per (section, model) from their first effective date on, and its
+sections may also be named after configured providers (a local vLLM server, an Azure deployment with
+negotiated prices):
 
     openai:
       gpt-4o:
@@ -42,17 +43,24 @@ configured providers (a local vLLM server, an Azure deployment with negotiated p
           above_input_tokens: 200000
           input: 2.50         # cache rates default to this input rate, as above
           output: 15.00
+    azure:
+      gpt-4o:                 # several prices, each in force from its effective_date to the next
+        - {input: 2.50, cached_input: 1.25, output: 10.00, effective_date: 2024-08-06}
+        - {input: 2.00, cached_input: 1.00, output: 8.00, effective_date: 2027-01-01}
 
-Prices are `Decimal` from the YAML text onwards, never float. Everything here but `load_price_table`
-(which reads the files) is pure.
+A price applies from its `effective_date` (a UTC day) on, never before: until then the model's previous
+price applies, else the built-in one the entry replaces, else none (the call is unpriced). Prices are
+`Decimal` from the YAML text onwards, never float. Everything here but `load_price_table` (which reads
+the files) and the look-up of the prices in force today (which reads the clock) is pure.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Iterator, Mapping
+import time
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from functools import cached_property
 from importlib.resources import files
@@ -61,7 +69,7 @@ from types import MappingProxyType
 from typing import Annotated, Any
 
 import yaml
-from pydantic import Field, TypeAdapter, ValidationError, model_validator
+from pydantic import AfterValidator, Discriminator, Field, Tag, TypeAdapter, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
 from gateway.metering.usage import STANDARD_GEOS, STANDARD_TIERS, TokenUsage
@@ -198,7 +206,10 @@ class ModelPrice(Rates):
     """USD per million tokens of each kind for one model, and for its long-context calls and its
     processing tiers if priced apart."""
 
-    effective_date: date = Field(description="When this list price took effect (for reference).")
+    effective_date: date = Field(
+        description="The first day (UTC) this price applies: a call before it is priced by the model's "
+        "previous price, if any, else unpriced."
+    )
     long_context: LongContextRates | None = Field(
         None, description="Rates of calls whose input is longer than a threshold (e.g. above 200k tokens)."
     )
@@ -278,29 +289,83 @@ ProviderSection = Annotated[str, Field(pattern=PROVIDER_NAME.pattern)]
 ModelName = Annotated[str, Field(min_length=1, max_length=200)]
 _MEMO_SIZE = 4096
 _UNSEARCHED = object()
-_FILE = TypeAdapter(dict[ProviderSection, dict[ModelName, ModelPrice]])
+_SECONDS_PER_DAY = 86_400  # Unix time has no leap seconds: every UTC day starts at a multiple of this
+_EPOCH = date(1970, 1, 1)
+
+# One model's prices, newest `effective_date` first: each applies from its date until the next one's.
+Schedule = tuple[ModelPrice, ...]
+
+
+def _one_day_apiece(prices: list[ModelPrice]) -> list[ModelPrice]:
+    days = [price.effective_date for price in prices]
+    repeated = sorted({day for day in days if days.count(day) > 1})
+    if repeated:
+        raise ValueError(f"two prices take effect on {repeated[0]}: give each day one price")
+    return prices
+
+
+def _one_or_dated(value: Any) -> str:
+    return "dated" if isinstance(value, list) else "one"
+
+
+# A model's price in a file: one price, or a list of them taking effect on different days.
+ModelPrices = Annotated[
+    Annotated[ModelPrice, Tag("one")]
+    | Annotated[list[ModelPrice], Field(min_length=1), AfterValidator(_one_day_apiece), Tag("dated")],
+    Discriminator(_one_or_dated),
+]
+_FILE = TypeAdapter(dict[ProviderSection, dict[ModelName, ModelPrices]])
+
+
+@dataclass(slots=True)
+class _Memo:
+    """What `PriceTable` has looked up for the UTC day `today`, which ends at `until` (Unix time); once
+    `settled`, no price of the table takes effect after `today`, and what was found stays true."""
+
+    found: dict[tuple[str, str, str], tuple[str, ModelPrice] | None] = field(default_factory=dict)
+    today: date = date.min
+    until: float = float("-inf")
+    settled: bool = False
+
+    def start_day(self, now: float, last_change: date) -> None:
+        days = int(now // _SECONDS_PER_DAY)
+        self.today = _EPOCH + timedelta(days=days)
+        self.until = (days + 1) * _SECONDS_PER_DAY
+        self.settled = self.today >= last_change
+        self.found.clear()
 
 
 @dataclass(frozen=True, slots=True)
 class PriceTable:
-    """Prices by section (a provider family or a configured provider name), then by model."""
+    """Prices by section (a provider family or a configured provider name), then by model: each model's
+    `Schedule` in `schedules`, and its newest price in `sections`."""
 
     sections: Mapping[str, Mapping[str, ModelPrice]]
-    _found: dict[tuple[str, str, str], tuple[str, ModelPrice] | None] = field(
-        default_factory=dict, compare=False, repr=False
-    )
+    schedules: Mapping[str, Mapping[str, Schedule]]
+    clock: Callable[[], float] = field(default=time.time, compare=False, repr=False)  # Unix time
+    _memo: _Memo = field(default_factory=_Memo, init=False, compare=False, repr=False)
 
-    def price_for(self, provider_name: str, kind: str, model: str) -> ModelPrice | None:
-        """The price of `model` served by the provider `provider_name` of type `kind`, if known.
+    def price_for(
+        self, provider_name: str, kind: str, model: str, *, on: date | None = None
+    ) -> ModelPrice | None:
+        """The price of `model` served by the provider `provider_name` of type `kind` that applies on
+        the day `on` (default: the current UTC day), if known.
 
         The section named after the provider comes first, then its type's family; within each, the
-        model by its exact name, then by its name without a snapshot or version suffix.
+        model by its exact name, then by its name without a snapshot or version suffix. A price whose
+        `effective_date` is after that day is passed over, as if not listed: the model's previous price
+        applies, else the next name or section's, else none.
         """
-        match = self._match(provider_name, kind, model)
+        match = (
+            self._match(provider_name, kind, model)
+            if on is None
+            else self._search(provider_name, kind, model, on)
+        )
         return None if match is None else match[1]
 
     def model_label(self, provider_name: str, kind: str, model: str | None) -> str:
-        """The name the table prices `model` under (`gpt-4o` for `gpt-4o-2024-08-06`), else `other`.
+        """The name the table prices `model` under today (`gpt-4o` for `gpt-4o-2024-08-06`), else
+        `other`.
 
         A bounded set of values, fit for a metrics label.
         """
@@ -308,33 +373,62 @@ class PriceTable:
         return OTHER_MODEL if match is None else match[0]
 
     def _match(self, provider_name: str, kind: str, model: str) -> tuple[str, ModelPrice] | None:
-        """`_search`, remembered (bounded): every request asks, and for few distinct models."""
+        """`_search` for the current UTC day, remembered (bounded) until the day ends: every request
+        asks, and for few distinct models."""
+        memo = self._memo
+        if not memo.settled:  # the clock is read only while a price of the table is yet to apply
+            now = self.clock()
+            if now >= memo.until:
+                memo.start_day(now, self._last_change())
         key = (provider_name, kind, model)
-        found = self._found.get(key, _UNSEARCHED)
+        found = memo.found.get(key, _UNSEARCHED)
         if found is not _UNSEARCHED:
             return found  # type: ignore[return-value]
-        if len(self._found) >= _MEMO_SIZE:
-            self._found.clear()
-        found = self._found[key] = self._search(provider_name, kind, model)
+        if len(memo.found) >= _MEMO_SIZE:
+            memo.found.clear()
+        found = memo.found[key] = self._search(provider_name, kind, model, memo.today)
         return found
 
-    def _search(self, provider_name: str, kind: str, model: str) -> tuple[str, ModelPrice] | None:
+    def _last_change(self) -> date:
+        """The latest day a price of this table takes effect."""
+        days = [
+            price.effective_date for models in self.schedules.values() for s in models.values() for price in s
+        ]
+        return max(days, default=date.min)
+
+    def _search(self, provider_name: str, kind: str, model: str, on: date) -> tuple[str, ModelPrice] | None:
         for section in _sections_for(provider_name, kind):
-            models = self.sections.get(section)
+            models = self.schedules.get(section)
             if models is None:
                 continue
             for candidate in model_candidates(model):
-                price = models.get(candidate)
+                schedule = models.get(candidate)
+                price = None if schedule is None else _in_force(schedule, on)
                 if price is not None:
                     return candidate, price
         return None
 
     def merged_with(self, override: PriceTable) -> PriceTable:
-        """This table with `override`'s entries replacing its own, one (section, model) at a time."""
-        names = dict.fromkeys([*self.sections, *override.sections])
-        return _frozen_table(
-            {name: {**self.sections.get(name, {}), **override.sections.get(name, {})} for name in names}
-        )
+        """This table with `override`'s prices replacing its own, one (section, model) at a time, from
+        the override's first `effective_date` on: a deployment's price dated in the future leaves the
+        built-in one in force until then, and keeps applying after any newer built-in one."""
+        names = dict.fromkeys([*self.schedules, *override.schedules])
+        merged: dict[str, dict[str, Schedule]] = {}
+        for name in names:
+            models = merged[name] = dict(self.schedules.get(name, {}))
+            for model, replacing in override.schedules.get(name, {}).items():
+                start = replacing[-1].effective_date
+                earlier = tuple(price for price in models.get(model, ()) if price.effective_date < start)
+                models[model] = replacing + earlier
+        return _frozen_table(merged)
+
+
+def _in_force(schedule: Schedule, on: date) -> ModelPrice | None:
+    """The price of `schedule` that applies on the day `on`: the newest that took effect by then."""
+    for price in schedule:
+        if price.effective_date <= on:
+            return price
+    return None
 
 
 def _sections_for(provider_name: str, kind: str) -> Iterator[str]:
@@ -446,8 +540,9 @@ def parse_price_table(data: object, source: str) -> PriceTable:
     try:
         return _frozen_table(_FILE.validate_python(data))
     except ValidationError as exc:
-        errors = [error for error in exc.errors() if not _repeats_input(error, data)]
-        raise ConfigError(source, [_problem_of(error) for error in errors]) from None
+        errors = [_untagged(error) for error in exc.errors()]
+        problems = [_problem_of(error) for error in errors if not _repeats_input(error, data)]
+        raise ConfigError(source, problems) from None
 
 
 def load_price_table(override: Path | None = None) -> PriceTable:
@@ -466,8 +561,27 @@ def load_price_table(override: Path | None = None) -> PriceTable:
     return table.merged_with(parse_price_table(_parse_yaml(text, source), source))
 
 
-def _frozen_table(sections: Mapping[str, Mapping[str, ModelPrice]]) -> PriceTable:
-    return PriceTable(MappingProxyType({name: MappingProxyType(dict(m)) for name, m in sections.items()}))
+def _frozen_table(sections: Mapping[str, Mapping[str, ModelPrice | Sequence[ModelPrice]]]) -> PriceTable:
+    """A table of `sections`, each model's price or prices made a `Schedule`, newest first."""
+    schedules = {
+        name: {model: _schedule(prices) for model, prices in models.items()}
+        for name, models in sections.items()
+    }
+    return PriceTable(
+        MappingProxyType(
+            {
+                name: MappingProxyType({m: s[0] for m, s in models.items()})
+                for name, models in schedules.items()
+            }
+        ),
+        MappingProxyType({name: MappingProxyType(models) for name, models in schedules.items()}),
+    )
+
+
+def _schedule(prices: ModelPrice | Sequence[ModelPrice]) -> Schedule:
+    if isinstance(prices, ModelPrice):
+        return (prices,)
+    return tuple(sorted(prices, key=lambda price: price.effective_date, reverse=True))
 
 
 class _DecimalLoader(yaml.SafeLoader):
@@ -518,6 +632,17 @@ def _parse_yaml(text: str, source: str) -> object:
 _DEFAULTED_RATES = frozenset({"cached_input", "cache_write", "cache_write_1h", "web_search_preview"})
 
 
+_MODEL_TAGS = frozenset({"one", "dated"})  # the `ModelPrices` tags, which name no key of the file
+
+
+def _untagged(error: ErrorDetails) -> ErrorDetails:
+    """`error` located by the file's keys alone, without the tag pydantic puts after a model's name."""
+    loc = error["loc"]
+    if len(loc) > 2 and loc[2] in _MODEL_TAGS:
+        return {**error, "loc": (*loc[:2], *loc[3:])}
+    return error
+
+
 def _repeats_input(error: ErrorDetails, data: dict[Any, Any]) -> bool:
     """An error in a rate the file left out: the error of the rate it defaults to (input for the cache
     rates, cache_write for cache_write_1h, web_search for web_search_preview), copied with its value."""
@@ -525,14 +650,25 @@ def _repeats_input(error: ErrorDetails, data: dict[Any, Any]) -> bool:
     if len(path) < 2 or rate not in _DEFAULTED_RATES:
         return False
     entry: Any = data
-    for key in path:  # section, model (, long_context | service_tiers, tier (, long_context))
-        entry = entry.get(key) if isinstance(entry, dict) else None
+    for key in path:  # section, model (, index) (, long_context | service_tiers, tier (, long_context))
+        if isinstance(entry, dict):
+            entry = entry.get(key)
+        elif isinstance(entry, list) and isinstance(key, int) and key < len(entry):
+            entry = entry[key]
+        else:
+            entry = None
     return isinstance(entry, dict) and rate not in entry
 
 
 def _problem_of(error: ErrorDetails) -> Problem:
-    path = ".".join(str(part) for part in error["loc"] if part != "[key]")
+    path = ""
+    for part in error["loc"]:
+        if part == "[key]":
+            continue
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
     message = error["msg"]
     if error["type"] == "extra_forbidden":
         message = "unknown key (not part of the price format)"
+    elif error["type"] == "model_type" and len(error["loc"]) == 2:  # section, model: neither kind
+        message = "a price (input, output, effective_date ...) or a list of them is expected"
     return Problem(path, message.removeprefix("Value error, "))

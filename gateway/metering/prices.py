@@ -115,28 +115,36 @@ _VERSION_SUFFIXES = (
 _MODEL_PREFIX = "models/"  # Gemini's resource names: models/gemini-2.0-flash
 
 
+# Bounds no price comes near (the dearest list rate, o1-pro's output, is $600 per million tokens; Anthropic's
+# US-only inference costs 1.1 times): past them a value is a typo, refused at load rather than billed. A
+# finer rate would also make every call it prices slower, its cost being summed in whole units of it.
+MAX_RATE = Decimal(10_000)  # USD per million tokens, or per 1,000 web searches
+RATE_PLACES = 10
+MAX_GEO_FACTOR = Decimal(10)
+GEO_FACTOR_PLACES = 6
+Rate = Annotated[Decimal, Field(ge=0, le=MAX_RATE, decimal_places=RATE_PLACES)]
+GeoFactor = Annotated[Decimal, Field(gt=0, le=MAX_GEO_FACTOR, decimal_places=GEO_FACTOR_PLACES)]
+
+
 class Rates(Frozen):
     """USD per million tokens of each kind."""
 
-    input: Decimal = Field(ge=0, description="Input tokens neither read from nor written to a cache.")
-    output: Decimal = Field(ge=0, description="Output tokens, reasoning tokens included.")
-    cached_input: Decimal = Field(ge=0, description="Input tokens read from the prompt cache.")
-    cache_write: Decimal = Field(ge=0, description="Input tokens written to the prompt cache.")
-    cache_write_1h: Decimal = Field(
-        ge=0,
+    input: Rate = Field(description="Input tokens neither read from nor written to a cache.")
+    output: Rate = Field(description="Output tokens, reasoning tokens included.")
+    cached_input: Rate = Field(description="Input tokens read from the prompt cache.")
+    cache_write: Rate = Field(description="Input tokens written to the prompt cache.")
+    cache_write_1h: Rate = Field(
         description="Input tokens written to the prompt cache for an hour (Anthropic's 1-hour cache); "
         "default: cache_write.",
     )
-    audio_input: Decimal | None = Field(
+    audio_input: Rate | None = Field(
         None,
-        ge=0,
         description="Audio input tokens (OpenAI's audio models), cached or not. No default: a call that "
         "reports audio input, priced by rates without this one, is unpriced (cost null), never priced "
         "as text.",
     )
-    audio_output: Decimal | None = Field(
+    audio_output: Rate | None = Field(
         None,
-        ge=0,
         description="Audio output tokens. No default: a call that reports audio output, priced by rates "
         "without this one, is unpriced (cost null).",
     )
@@ -222,7 +230,7 @@ class ModelPrice(Rates):
         "model's own rates.",
     )
 
-    inference_geo: dict[GeoName, Annotated[Decimal, Field(gt=0)]] = Field(
+    inference_geo: dict[GeoName, GeoFactor] = Field(
         default_factory=dict,
         description="What a call whose inference ran in a geo other than the default, `global`, pays "
         "on its token cost, by the name the response reports (Anthropic's `inference_geo`: `us: 1.1`): "
@@ -230,16 +238,14 @@ class ModelPrice(Rates):
         "are not token rates, and cost the same. A call in a geo not listed is unpriced (cost null), "
         "never priced as global.",
     )
-    web_search: Decimal | None = Field(
+    web_search: Rate | None = Field(
         None,
-        ge=0,
         description="USD per 1,000 web searches the provider runs for a call with its server-side search "
         "tool (Anthropic's web search, OpenAI's `web_search`), on top of the tokens. A call that searched, "
         "of a model with no such price, is unpriced (cost null).",
     )
-    web_search_preview: Decimal | None = Field(
+    web_search_preview: Rate | None = Field(
         None,
-        ge=0,
         description="USD per 1,000 searches made by OpenAI's earlier `web_search_preview` tool; default: "
         "web_search.",
     )

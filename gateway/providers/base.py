@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from gateway.errors import Dialect, NotFound
 
@@ -48,7 +49,13 @@ class ProviderAdapter:
         return f"{url}?{query}" if query else url
 
     def model_from_path(self, path: str) -> str | None:
+        """The model a path names (Gemini's `models/{model}:method`, Azure's deployment), if any; read as
+        the provider reads it, with its escapes undone (`gemini-2.5-flash%3AgenerateContent`, as some
+        clients escape the colon, names `gemini-2.5-flash`)."""
         if self.model_in_path is None:
             return None
         match = self.model_in_path.search(path)
-        return match.group(1) if match else None
+        if match is None:
+            return None
+        model = match.group(1)
+        return unquote(model).partition(":")[0] if "%" in model else model

@@ -123,6 +123,11 @@ def test_the_upstream_host_comes_only_from_configuration() -> None:
         ("gemini", None, "/v1/models/gemini-1.5-pro:streamGenerateContent", "gemini-1.5-pro"),
         ("gemini", None, "/v1beta/models/text-embedding-004", "text-embedding-004"),
         ("gemini", None, "/v1beta/files", None),
+        # a client that escapes the colon: the provider reads the same model
+        ("gemini", None, "/v1beta/models/gemini-embedding-001%3AembedContent", "gemini-embedding-001"),
+        ("gemini", None, "/v1beta/models/gemini-2.5-flash%3agenerateContent", "gemini-2.5-flash"),
+        # an escaped slash is part of the name, not a way around an allow-list
+        ("gemini", None, "/v1beta/models/gemini-2.5-flash%2F..%2Fx:generateContent", "gemini-2.5-flash/../x"),
         (
             "azure-openai",
             "https://res.openai.azure.com",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
 from gateway.metering.usage import Endpoint, TokenUsage
 from tests.unit.metering.support import SSE, run
+from tests.unit.metering.test_strip_fuzz import cuts, random_stream, relay
 
 USAGE = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
 
@@ -56,3 +58,29 @@ def test_a_keep_alive_framed_otherwise_in_the_same_read_as_the_usage_event_chang
         assert relayed == without_usage, cut
         assert extraction.usage == TokenUsage(input_tokens=5, output_tokens=3), cut
         assert extraction.model == "qwen2.5-7b", cut
+
+
+@pytest.mark.parametrize("seed", range(0, 200, 4))
+def test_random_streams_with_keep_alives_framed_otherwise_reach_the_caller_as_without_include_usage(
+    seed: int,
+) -> None:
+    for offset in range(4):
+        stream = random_stream(seed + offset)
+        rng = random.Random(seed + offset)
+        events, callers = stream.with_usage, stream.without_usage
+        if len(events) > len(callers):  # the usage-only event, before `data: [DONE]`, is the caller's nothing
+            callers = [*callers[:-1], b"", callers[-1]]
+        keep_alive = b": ping\n\n" if events[-1].endswith(b"\r\n\r\n") else b": ping - 16:00\r\n\r\n"
+        sent, expected = [], []
+        for event, callers_event in zip(events, callers, strict=True):
+            sent.append(event)
+            expected.append(callers_event)
+            if rng.random() < 0.3:
+                sent.append(keep_alive)
+                expected.append(keep_alive)
+
+        for number, pieces in enumerate(cuts(rng, sent)):
+            relayed, usage, model = relay(pieces)
+
+            assert relayed == b"".join(expected), (seed + offset, number)
+            assert (usage, model) == (stream.usage, stream.model), (seed + offset, number)

@@ -156,3 +156,37 @@ def test_a_call_whose_caller_leaves_while_the_upstream_refuses_stream_options_is
     assert row["status"] == 499
     assert (row["estimated"], row["input_tokens"], row["output_tokens"]) == (False, 0, 0)
     assert Decimal(row["cost_usd"]) == 0
+
+
+def test_a_call_sent_again_after_the_refusal_is_billed_when_its_caller_leaves_before_the_answer(
+    gateway: GatewayHarness, scripted: ScriptedUpstream
+) -> None:
+    """The refusal of `stream_options` was the first request's answer, not the resent one's: a caller
+    that leaves while the provider works on the request it sent again is billed an estimate, as any call
+    sent and not answered."""
+    scripted.heads_sent.clear()
+
+    async def refuse_then_work(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            body = await read_request(reader)
+            scripted.requests.append(body)
+            if b"stream_options" not in body:  # the caller's own request: worked on, never answered
+                scripted.heads_sent.set()
+                await reader.read()
+                return
+            refusal = b'{"error":{"message":"Unrecognized request argument supplied: stream_options"}}'
+            writer.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n")
+            writer.write(b"content-length: %d\r\n\r\n" % len(refusal) + refusal)
+            await writer.drain()
+
+    scripted.handler = refuse_then_work
+    scripted.requests.clear()
+    key = gateway.create_key("acme")
+    chat = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "hello " * 40}]}
+
+    post_and_leave(gateway, key, chat, "review-resent-left", scripted.heads_sent)
+    [row] = wait_for_usage_rows(gateway.effective_database_url, "review-resent-left", 1)
+
+    assert [b"stream_options" in body for body in scripted.requests] == [True, False]
+    assert (row["status"], row["estimated"], row["output_tokens"]) == (499, True, 0)
+    assert row["input_tokens"] > 0 and Decimal(row["cost_usd"]) > 0

@@ -15,7 +15,8 @@ would close with a `}` in between. A `}` inside a string there only sends the bo
 
 Embedding responses can be megabytes of numbers with the usage at the very end (or, for some
 compatible servers, at the start): for those only the last and first `EDGE` bytes are searched for a
-`"usage": {...}` (or `"usageMetadata"`) member and a `"model": "..."`, and only that object is parsed.
+`"usage": {...}` (or `"usageMetadata"`) member and a `"model": "..."` (beside the usage, else the first
+of the body: vLLM and LiteLLM open their bodies with it), and only that object is parsed.
 The body is never joined. Everything else is one `orjson.loads` of the body and a reader that goes
 straight to its `usage` (the generated text is counted only when there is none).
 
@@ -142,12 +143,13 @@ def _first_model(data: bytes) -> str | None:
 
 
 def edge_usage(head: bytes, tail: bytes, read: Callable[[Any], Reading]) -> Extraction:
-    """The usage and model found in the last bytes of a large body, else in its first bytes."""
+    """The usage found in the last bytes of a large body, else in its first bytes; the model beside it,
+    else the one that opens the body (vLLM and LiteLLM write `model` first and `usage` last)."""
     for edge in (tail, head):
         found = _last_usage(edge)
         if found is not None:
             key, usage = found
-            reading = read({key: usage, "model": _last_model(edge)})
+            reading = read({key: usage, "model": _last_model(edge) or _first_model(head)})
             return Extraction(reading.usage, reading.model, reading.chars)
     return Extraction(None, _last_model(tail) or _last_model(head))
 

@@ -220,3 +220,32 @@ def test_cache_hits_in_the_prompt_details_win_over_a_count_beside_them() -> None
 
     assert chat_usage(usage) == TokenUsage(input_tokens=100, output_tokens=5, cached_input_tokens=64)
     assert chat_usage({**usage, "prompt_tokens": 100.0}) == chat_usage(usage)
+
+
+# -- embeddings whose model opens the body ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pieces", [1, 7], ids=["whole", "in pieces"])
+def test_a_large_embeddings_body_whose_model_opens_it_reports_that_model(pieces: int) -> None:
+    """vLLM and LiteLLM write `model` first and `usage` last; a body this large is read at its edges."""
+    body = json.dumps(
+        {
+            "id": "embd-4c1e",
+            "object": "list",
+            "created": 1752000000,
+            "model": "text-embedding-3-small",
+            "data": [{"index": 0, "object": "embedding", "embedding": [0.0123456] * 2000}],
+            "usage": {"prompt_tokens": 7, "total_tokens": 7, "completion_tokens": 0},
+        }
+    ).encode()
+    size = -(-len(body) // pieces)
+
+    extraction, _ = run(
+        "openai-compatible",
+        Endpoint.EMBEDDINGS,
+        JSON,
+        [body[start : start + size] for start in range(0, len(body), size)],
+    )
+
+    assert extraction.usage == TokenUsage(input_tokens=7)
+    assert extraction.model == "text-embedding-3-small"

@@ -982,19 +982,25 @@ def test_built_in_gpt_6_models_bill_long_calls_at_2x_input_and_1_5x_output_and_f
     assert "flex" not in openai["gpt-6.2-sol"].service_tiers  # its page lists no Flex rates
 
 
-def test_built_in_ultrafast_rates_are_the_ones_in_force_until_2027_02_28(builtin: PriceTable) -> None:
+def test_built_in_ultrafast_rates_are_3x_through_2027_02_28_and_6x_from_2027_03_01(
+    builtin: PriceTable,
+) -> None:
     # gpt-6.2-sol's Ultrafast is 3x its standard rates through 2027-02-28 and 6x from 2027-03-01
-    # (OpenAI's model page); the table holds one price per tier, the one in force when it was checked
-    sol = builtin.sections["openai"]["gpt-6.2-sol"]
-    ultrafast = sol.service_tiers["ultrafast"]
+    # (OpenAI's model page): two dated prices, the same but for Ultrafast
+    for day, times in ((date(2027, 2, 28), 3), (date(2027, 3, 1), 6)):
+        sol = builtin.price_for("openai", "openai", "gpt-6.2-sol", on=day)
+        assert sol is not None
+        ultrafast = sol.service_tiers["ultrafast"]
 
-    assert (ultrafast.input, ultrafast.cached_input, ultrafast.output) == (
-        sol.input * 3,
-        sol.cached_input * 3,
-        sol.output * 3,
-    )
-    assert cost_of(TokenUsage(input_tokens=200_000, service_tier="ultrafast"), sol) == Decimal("1.2")
-    assert cost_of(TokenUsage(input_tokens=200_000, service_tier="flex"), sol) is None
+        assert (ultrafast.input, ultrafast.cached_input, ultrafast.cache_write, ultrafast.output) == (
+            sol.input * times,
+            sol.cached_input * times,
+            sol.cache_write * times,
+            sol.output * times,
+        ), day
+        ultrafast_call = TokenUsage(input_tokens=200_000, service_tier="ultrafast")
+        assert cost_of(ultrafast_call, sol) == Decimal("0.4") * times
+        assert cost_of(TokenUsage(input_tokens=200_000, service_tier="flex"), sol) is None
 
 
 def test_built_in_gpt_6_fast_rates_above_272k_are_twice_the_long_context_rates(builtin: PriceTable) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.metering.prices import OTHER_MODEL, PriceTable, load_price_table, parse_price_table
+from gateway.metering.prices import OTHER_MODEL, PriceTable, cost_of, load_price_table, parse_price_table
+from gateway.metering.usage import TokenUsage
 from gateway.settings import ConfigError
 
 
@@ -149,3 +150,24 @@ def test_an_error_in_a_single_price_keeps_its_plain_key_path() -> None:
     assert [(problem.path, problem.message) for problem in error.value.problems] == [
         ("openai.m.input", "Input should be greater than or equal to 0")
     ]
+
+
+def test_built_in_gpt_6_2_sol_ultrafast_is_3x_through_2027_02_28_and_6x_from_2027_03_01() -> None:
+    # https://developers.openai.com/api/docs/models/gpt-6.2-sol: "Ultrafast costs 3 times the Standard
+    # rate through February 28, 2027, and 6 times the Standard rate starting March 1, 2027"
+    builtin = load_price_table(None)
+    usage = TokenUsage(input_tokens=200_000, output_tokens=10_000, service_tier="ultrafast")
+
+    before = builtin.price_for("openai", "openai", "gpt-6.2-sol", on=date(2027, 2, 28))
+    after = builtin.price_for("openai", "openai", "gpt-6.2-sol", on=date(2027, 3, 1))
+
+    assert before is not None and after is not None
+    assert cost_of(usage, before) == Decimal("1.5")  # 200000 x 6 + 10000 x 30 per million
+    assert cost_of(usage, after) == Decimal("3.0")  # 200000 x 12 + 10000 x 60 per million
+    assert cost_of(usage._replace(service_tier=None), after) == cost_of(
+        usage._replace(service_tier=None), before
+    )
+    assert cost_of(usage._replace(service_tier="fast"), after) == cost_of(
+        usage._replace(service_tier="fast"), before
+    )
+    assert cost_of(usage._replace(input_tokens=272_001), after) is None  # no long Ultrafast rates either

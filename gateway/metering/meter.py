@@ -206,10 +206,12 @@ class Meter:
             return NO_USAGE, False, False
 
     def _upstream(self, ctx: RequestContext) -> str:
+        """The host (and port) of the provider's base URL: never the user and password a base URL may
+        hold for a server behind basic authentication."""
         name = ctx.provider.name
         host = self._upstreams.get(name)
         if host is None:
-            host = self._upstreams[name] = urlsplit(ctx.provider.base_url).netloc
+            host = self._upstreams[name] = urlsplit(ctx.provider.base_url).netloc.rpartition("@")[2]
         return host
 
     def _record(self, ctx: RequestContext, model: str | None, usage: TokenUsage) -> UsageRecord:

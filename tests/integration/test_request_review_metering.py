@@ -12,11 +12,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.gateway import GatewayHarness, free_port, wait_for_usage_rows
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+BASIC_PASSWORD = "basic-pw-5e1f0c"
 
 
 class ScriptedUpstream:
@@ -99,7 +101,15 @@ def scripted() -> Iterator[ScriptedUpstream]:
 def gateway(scripted: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHarness]:
     harness = GatewayHarness(
         Path(tmp_path_factory.mktemp("request-review")),
-        {"openai": {"type": "openai", "base_url": scripted.url + "/v1"}},
+        {
+            "openai": {"type": "openai", "base_url": scripted.url + "/v1"},
+            # a server behind HTTP basic authentication, its user and password in the base URL
+            "guarded": {
+                "type": "openai-compatible",
+                "base_url": f"http://tollgate:{BASIC_PASSWORD}@127.0.0.1:{scripted.port}/v1",
+                "credential": "none",
+            },
+        },
     )
     harness.cli("db", "upgrade")
     harness.cli("tenant", "create", "acme")
@@ -190,3 +200,32 @@ def test_a_call_sent_again_after_the_refusal_is_billed_when_its_caller_leaves_be
     assert [b"stream_options" in body for body in scripted.requests] == [True, False]
     assert (row["status"], row["estimated"], row["output_tokens"]) == (499, True, 0)
     assert row["input_tokens"] > 0 and Decimal(row["cost_usd"]) > 0
+
+
+def test_the_upstream_of_a_record_is_its_host_without_the_password_of_its_base_url(
+    gateway: GatewayHarness, scripted: ScriptedUpstream
+) -> None:
+    """A base URL may carry a user and password for the server's basic authentication: the record names
+    the host it went to, never the password."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        body = b'{"model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}'
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n")
+        writer.write(b"content-length: %d\r\n\r\n" % len(body) + body)
+        await writer.drain()
+
+    scripted.handler = answer
+    key = gateway.create_key("acme")
+    chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+    response = httpx.post(
+        f"{gateway.url}/guarded/v1/chat/completions",
+        json=chat,
+        headers={"authorization": f"Bearer {key}", "x-request-id": "review-basic-auth"},
+    )
+    [row] = wait_for_usage_rows(gateway.effective_database_url, "review-basic-auth", 1)
+
+    assert response.status_code == 200
+    assert row["upstream"] == f"127.0.0.1:{scripted.port}"
+    assert all(BASIC_PASSWORD not in str(value) for value in row.values())

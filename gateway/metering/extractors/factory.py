@@ -64,6 +64,7 @@ def extractor_factory(
         CLOSING_USAGE.get(endpoint),
         endpoint in EDGE_ENDPOINTS,
         partial(stream_or_unknown, endpoint),
+        endpoint is not Endpoint.MESSAGES,  # Anthropic's tier is inside its usage object, and only there
     )
 
 

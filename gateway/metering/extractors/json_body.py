@@ -49,7 +49,7 @@ BACKSLASH = ord("\\")
 class JsonBody:
     """A whole JSON body read with `read` once it has passed."""
 
-    __slots__ = ("_append", "_chunks", "_read", "_stream", "_usage_at_edges", "_usage_of")
+    __slots__ = ("_append", "_chunks", "_read", "_stream", "_tier_outside", "_usage_at_edges", "_usage_of")
 
     def __init__(
         self,
@@ -57,11 +57,15 @@ class JsonBody:
         usage_of: Callable[[object], TokenUsage | None] | None = None,
         usage_at_edges: bool = False,
         stream: Callable[[], UsageExtractor] | None = None,
+        tier_outside: bool = True,
     ) -> None:
+        """`tier_outside`: the processing tier may be a member beside the usage object (OpenAI's), not
+        only inside it (Anthropic's, whose bodies hold tool inputs as objects: one may have such a key)."""
         self._read = read
         self._usage_of = usage_of
         self._usage_at_edges = usage_at_edges
         self._stream = stream
+        self._tier_outside = tier_outside
         self._chunks: list[bytes] = []
         self._append = self._chunks.append
 
@@ -76,7 +80,7 @@ class JsonBody:
                 return edge_usage(_edge(chunks, first=True), _edge(chunks, first=False), self._read)
             body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             if self._usage_of is not None:
-                closing = closing_usage(body, self._usage_of)
+                closing = closing_usage(body, self._usage_of, self._tier_outside)
                 if closing is not None:
                     return closing
             payload = loads(body)
@@ -95,10 +99,12 @@ class JsonBody:
         return extractor.finish()
 
 
-def closing_usage(body: bytes, usage_of: Callable[[object], TokenUsage | None]) -> Extraction | None:
+def closing_usage(
+    body: bytes, usage_of: Callable[[object], TokenUsage | None], tier_outside: bool = True
+) -> Extraction | None:
     """The usage `usage_of` reads in the `"usage": {...}` member of `body`'s top-level object when no `}`
-    follows that member's but the body's own (see the module's docstring), with the body's model; None
-    when the body does not end so."""
+    follows that member's but the body's own (see the module's docstring), with the body's model (and,
+    if `tier_outside`, the tier beside the usage object); None when the body does not end so."""
     key = start = body.rfind(COMPACT_USAGE)  # the providers' own spelling first: one search
     if start >= 0:
         start += len(COMPACT_USAGE) - 1  # at its opening brace
@@ -116,11 +122,8 @@ def closing_usage(body: bytes, usage_of: Callable[[object], TokenUsage | None]) 
         return None
     if usage is None:
         return None
-    at = body.find(b'"service_tier"', close)  # OpenAI's, after the usage object
-    if at < 0:  # or just before its key, where members come in alphabetical order
-        at = body.find(b'"service_tier"', key - TIER_BEFORE if key > TIER_BEFORE else 0, key)
-    if at >= 0 and not body.startswith(DEFAULT_TIER, at):
-        usage = in_service_tier(usage, _tier_at(body, at))
+    if tier_outside:
+        usage = _with_tier_beside(body, usage, key, close)
     # The first `"model":"..."`, the top-level one in these bodies; inline, as this runs for every response.
     start = body.find(COMPACT_MODEL) + len(COMPACT_MODEL)
     end = body.find(b'"', start) if start >= len(COMPACT_MODEL) else -1
@@ -128,6 +131,17 @@ def closing_usage(body: bytes, usage_of: Callable[[object], TokenUsage | None]) 
     if name is not None and BACKSLASH not in name:  # an int: `bytes.__contains__`'s fast path
         return new_extraction((usage, name.decode("utf-8", "replace"), 0, None, None))
     return new_extraction((usage, _first_model(body), 0, None, None))
+
+
+def _with_tier_beside(body: bytes, usage: TokenUsage, key: int, close: int) -> TokenUsage:
+    """`usage` in the tier a `"service_tier"` member beside it names: after the usage object (OpenAI's
+    place), or just before its `key` (alphabetical order: Azure OpenAI's)."""
+    at = body.find(b'"service_tier"', close)
+    if at < 0:
+        at = body.find(b'"service_tier"', key - TIER_BEFORE if key > TIER_BEFORE else 0, key)
+    if at >= 0 and not body.startswith(DEFAULT_TIER, at):
+        return in_service_tier(usage, _tier_at(body, at))
+    return usage
 
 
 def _tier_at(body: bytes, at: int) -> str | None:

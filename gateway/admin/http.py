@@ -41,13 +41,21 @@ from gateway.metering.report import (
     parse_whole,
 )
 from gateway.storage.errors import StorageError
-from gateway.storage.usage import MAX_OFFSET, Dimension, SumOverflow, UsageFilter, UsageRepository
+from gateway.storage.usage import (
+    MAX_OFFSET,
+    MAX_SNAPSHOT,
+    Dimension,
+    SumOverflow,
+    UsageFilter,
+    UsagePage,
+    UsageRepository,
+)
 
 MAX_LIMIT = 10_000
 ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 DEFAULT_LIMIT = 1000
 _FILTERS = ("tenant", "team", "user", "key", "model", "provider")
-_PARAMETERS = ("by", "since", "until", "limit", "offset", *_FILTERS)
+_PARAMETERS = ("by", "since", "until", "snapshot", "limit", "offset", *_FILTERS)
 T = TypeVar("T")
 
 
@@ -112,13 +120,13 @@ class AdminAPI:
         except GatewayError as error:
             return _error(error)
         document = page_as_json(group_by, filters, page)
-        document["next"] = _next_page(request, group_by, filters, limit, page.next_offset)
+        document["next"] = _next_page(request, group_by, filters, limit, page)
         return Response(json_bytes(document), media_type="application/json")
 
 
 def _usage_query(request: Request) -> tuple[tuple[Dimension, ...], UsageFilter, int, int]:
-    """`?by=model,day&since=7d&until=...&tenant=...&limit=100&offset=0`, checked: a 400 names the
-    parameter at fault."""
+    """`?by=model,day&since=7d&until=...&snapshot=...&tenant=...&limit=100&offset=0`, checked: a 400
+    names the parameter at fault."""
     query = request.query_params
     unknown = sorted(set(query) - set(_PARAMETERS))
     if unknown:
@@ -138,28 +146,45 @@ def _usage_query(request: Request) -> tuple[tuple[Dimension, ...], UsageFilter, 
         "limit", lambda text: parse_whole(text, 1, MAX_LIMIT), query.get("limit", str(DEFAULT_LIMIT))
     )
     offset = _parsed("offset", lambda text: parse_whole(text, 0, MAX_OFFSET), query.get("offset", "0"))
+    snapshot = (
+        _parsed("snapshot", lambda text: parse_whole(text, 0, MAX_SNAPSHOT), query["snapshot"])
+        if "snapshot" in query
+        else None
+    )
     try:
-        filters = UsageFilter(since, until, *(query.get(name) for name in _FILTERS))
+        filters = UsageFilter(
+            since,
+            until,
+            tenant=query.get("tenant"),
+            team=query.get("team"),
+            user=query.get("user"),
+            key=query.get("key"),
+            model=query.get("model"),
+            provider=query.get("provider"),
+            snapshot=snapshot,
+        )
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     return group_by, filters, limit, offset
 
 
 def _next_page(
-    request: Request, group_by: tuple[Dimension, ...], filters: UsageFilter, limit: int, offset: int | None
+    request: Request, group_by: tuple[Dimension, ...], filters: UsageFilter, limit: int, page: UsagePage
 ) -> str | None:
-    """The link to the page after this one, over the same absolute [since, until): the ledger keeps
-    growing, and a span or a missing until read again later would select other records."""
-    if offset is None:
+    """The link to the page after this one, over the same absolute [since, until) and at the same
+    ledger position (`snapshot`): the ledger keeps growing, with records of calls made before until
+    too (written when they end), and a span or a missing until read again would select others."""
+    if page.next_offset is None:
         return None
     assert filters.since is not None and filters.until is not None
     query = {
         "by": ",".join(dimension.value for dimension in group_by),
         "since": filters.since.isoformat(),
         "until": filters.until.isoformat(),
+        "snapshot": str(page.snapshot),
         **{name: request.query_params[name] for name in _FILTERS if name in request.query_params},
         "limit": str(limit),
-        "offset": str(offset),
+        "offset": str(page.next_offset),
     }
     return f"{request.url.path}?{urlencode(query)}"
 

@@ -25,6 +25,7 @@ from gateway.metering.report import (
 )
 from gateway.storage.usage import (
     MAX_OFFSET,
+    MAX_SNAPSHOT,
     Dimension,
     SumOverflow,
     UsageFilter,
@@ -73,8 +74,10 @@ times (--since, --until):
   an ISO 8601 instant: 2026-11-01T09:30:00Z, 2026-11-01T10:30:00+01:00 (no zone means UTC)
   --since defaults to {DEFAULT_SINCE}; --until to now, the moment of the report. --until is exclusive:
   --since 2026-11-01 --until 2026-12-01 is the whole of November. The report states the absolute
-  [since, until) it used (in JSON; on stderr with the next --offset): page with those, as a span or
-  a missing --until read again later selects calls made meanwhile.
+  [since, until) it used and the ledger position it read up to, --snapshot (in JSON; on stderr
+  with the next --offset): page with those, as a span or a missing --until read again later selects
+  calls made meanwhile, and a call is recorded when it ends (a stream, minutes after it was made; an
+  OpenAI background response, hours after), with the time it was made.
 
 formats (--format):
   table  aligned columns for reading; cost rounded to 6 decimal places; - for no value; a text
@@ -84,7 +87,8 @@ formats (--format):
   csv    a header row, then one row per group; cost_usd exact; an empty cell for no value; a
          text (tenant, model, ...) starting with =, +, -, @, a tab or a carriage return is written
          after a ' (as OWASP advises), so that no spreadsheet takes it for a formula
-  json   {{"group_by": [...], "since": ..., "until": ..., "rows": [...], "next_offset": N or null}};
+  json   {{"group_by": [...], "since": ..., "until": ..., "snapshot": N, "rows": [...],
+         "next_offset": N or null}};
          since and until are the absolute window used, as ISO 8601 instants in UTC; counts are
          JSON numbers; cost_usd is a string holding the exact decimal ("12.5", "0.0004")
          so that no JSON parser rounds it through a float; null for no value
@@ -93,7 +97,7 @@ Each option is taken once: --tenant acme --tenant globex is refused rather than 
 (run one report per tenant, or group --by tenant).
 
 At most --limit groups are shown (default {DEFAULT_LIMIT}), in the order of their values; when more
-follow, stderr says which --since, --until and --offset show the next ones.
+follow, stderr says which --since, --until, --snapshot and --offset show the next ones.
 
 examples:
   tollgate usage                                    cost per tenant, last 30 days
@@ -130,6 +134,13 @@ def register(commands: Any) -> None:
         help=f"from (inclusive; default: {DEFAULT_SINCE})",
     )
     usage.add_argument("--until", action=_Once, type=_instant, metavar="WHEN", help="to (exclusive)")
+    usage.add_argument(
+        "--snapshot",
+        action=_Once,
+        type=_snapshot,
+        metavar="N",
+        help="count only the records written by this ledger position, as an earlier page stated it",
+    )
     filters = usage.add_argument_group("filters (each keeps only the calls equal to it; once each)")
     for name, what in (
         ("tenant", "tenant id"),
@@ -205,6 +216,13 @@ def _limit(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _snapshot(text: str) -> int:
+    try:
+        return parse_whole(text, 0, MAX_SNAPSHOT)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _offset(text: str) -> int:
     try:
         return parse_whole(text, 0, MAX_OFFSET)
@@ -220,7 +238,7 @@ def _usage(args: argparse.Namespace) -> int:
     if since >= until:
         raise CliError("--since must be before --until" + (" (now)" if args.until is None else ""))
     filters = UsageFilter(
-        since, until, args.tenant, args.team, args.user, args.key, args.model, args.provider
+        since, until, args.tenant, args.team, args.user, args.key, args.model, args.provider, args.snapshot
     )
 
     async def go() -> UsagePage:
@@ -234,7 +252,7 @@ def _usage(args: argparse.Namespace) -> int:
     writer = {"table": _write_table, "csv": _write_csv, "json": _write_json}[args.format]
     writer(args.by, filters, page)
     if page.next_offset is not None:  # over the same window, which "7d" or no --until would move
-        window = f"--since {since.isoformat()} --until {until.isoformat()}"
+        window = f"--since {since.isoformat()} --until {until.isoformat()} --snapshot {page.snapshot}"
         print(
             f"tollgate: more groups follow; {window} --offset {page.next_offset} shows the next ones",
             file=sys.stderr,

@@ -95,6 +95,7 @@ def page_as_json(group_by: Sequence[Dimension], filters: UsageFilter, page: Usag
         "group_by": [dimension.value for dimension in group_by],
         "since": filters.since,
         "until": filters.until,
+        "snapshot": page.snapshot,
         "rows": [
             {**{d.value: v for d, v in row.group.items()}, **dict(zip(FIELDS, row_values(row), strict=True))}
             for row in page.rows

@@ -1,7 +1,8 @@
 """The usage ledger's table: batched inserts from the ledger writer, aggregations for reports.
 
 `aggregate` sums the ledger by any of tenant, team, user, key, model, provider and UTC day, over a
-half-open time range [since, until) and equality filters, one page of groups at a time. Sums are
+half-open time range [since, until) and equality filters, one page of groups at a time, each page
+read up to a ledger position (`snapshot`) so that the pages of one report add up. Sums are
 exact: token counts as integers, costs as `Decimal` with the column's 10 decimal places on both
 backends. (SQLite keeps the cost column as a double, so there the whole dollars of each cost and its
 fraction, rounded back to units of 1e-10 USD, are summed apart as integers and put together here. That
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Context, Decimal
 from enum import StrEnum
@@ -36,6 +37,7 @@ from gateway.storage.repositories import transaction
 logger = logging.getLogger("tollgate.ledger")
 _WIDE = Context(prec=60)  # room for any sum of the column's 20 digits, to its last place
 MAX_OFFSET = 10**12  # groups skipped at most: more than a ledger holds, and what every database binds
+MAX_SNAPSHOT = 2**63 - 1  # the largest record id
 
 
 class SumOverflow(StorageError):
@@ -57,7 +59,9 @@ class Dimension(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class UsageFilter:
-    """Which records count: created in [since, until), and equal to every field given."""
+    """Which records count: created in [since, until), equal to every field given, and written by
+    `snapshot` (the id of the last record written when a report's first page was read, see
+    `UsagePage.snapshot`)."""
 
     since: datetime | None = None
     until: datetime | None = None
@@ -67,6 +71,7 @@ class UsageFilter:
     key: str | None = None
     model: str | None = None
     provider: str | None = None
+    snapshot: int | None = None
 
     def __post_init__(self) -> None:
         for bound in (self.since, self.until):
@@ -76,6 +81,8 @@ class UsageFilter:
             value = getattr(self, name)
             if value is not None:
                 check_filter(name, value)
+        if self.snapshot is not None and not 0 <= self.snapshot <= MAX_SNAPSHOT:
+            raise ValueError(f"the snapshot is a ledger position, 0..{MAX_SNAPSHOT}")
 
 
 FILTERS = ("tenant", "team", "user", "key", "model", "provider")  # `UsageFilter`'s equality filters
@@ -119,6 +126,11 @@ class UsageRow:
 class UsagePage:
     rows: list[UsageRow]
     next_offset: int | None  # the offset of the next page, None when this is the last
+    # The ledger position read up to: the id of the last record written then (0 for none), to read the
+    # next pages at. A call's record is written when the call ends (a stream, minutes later; a
+    # background response, hours later; after an outage), with the time it was received: a window
+    # whose end has passed still takes in records, which would shift the groups from page to page.
+    snapshot: int | None = None
 
 
 SUMMED = (  # the columns summed, in the order reports show them
@@ -160,6 +172,8 @@ class UsageRepository:
             raise ValueError("each dimension may be grouped by once")
         dimensions = [Dimension(dimension) for dimension in group_by]
         dialect = self._engine.dialect.name
+        if filters.snapshot is None:
+            filters = replace(filters, snapshot=await self._last_written())
         groups = [_group_column(dimension, dialect) for dimension in dimensions]
         query = (
             _summing(dialect, groups, filters)
@@ -170,7 +184,15 @@ class UsageRepository:
         )
         rows = await self._sums(query)
         page = [_usage_row(row, dimensions) for row in rows[:limit]]
-        return UsagePage(page, offset + limit if len(rows) > limit else None)
+        return UsagePage(page, offset + limit if len(rows) > limit else None, filters.snapshot)
+
+    async def _last_written(self) -> int:
+        """The id of the last record written (0 for none): ids grow as records are written. (On
+        PostgreSQL a batch takes its ids as it starts to be written: one still being written then
+        may show up in a later page.)"""
+        async with transaction(self._engine) as db:
+            last = (await db.execute(select(func.max(usage_records.c.id)))).scalar_one()
+        return 0 if last is None else int(last)
 
     async def totals(self, filters: UsageFilter) -> UsageRow:
         """The sums over every record `filters` selects (zeros when there is none)."""
@@ -264,12 +286,15 @@ def _summing(dialect: str, groups: Sequence[ColumnElement[Any]], filters: UsageF
         *_cost_sums(dialect),
         (func.count() - func.count(columns.cost_usd)).label("unpriced_requests"),
         func.count().filter(columns.estimated).label("estimated_requests"),
-    ).where(*_conditions(filters))
+    ).where(*_conditions(filters, dialect))
 
 
-def _conditions(filters: UsageFilter) -> list[ColumnElement[bool]]:
+def _conditions(filters: UsageFilter, dialect: str) -> list[ColumnElement[bool]]:
     columns = usage_records.c
     conditions: list[ColumnElement[bool]] = []
+    if filters.snapshot is not None:  # no index for it: it keeps almost every record of the range
+        written = _without_index_order(columns.id) if dialect == "sqlite" else columns.id
+        conditions.append(written <= filters.snapshot)
     if filters.since is not None:
         conditions.append(columns.created_at >= filters.since)
     if filters.until is not None:

@@ -134,6 +134,7 @@ async def test_the_next_page_is_a_link_over_the_same_absolute_window_so_new_call
         "by": ["model"],
         "since": [pages[0]["since"]],
         "until": [pages[0]["until"]],
+        "snapshot": [str(pages[0]["snapshot"])],
         "tenant": ["acme"],
         "limit": ["1"],
         "offset": ["1"],

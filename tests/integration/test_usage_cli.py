@@ -225,7 +225,7 @@ def test_the_note_of_a_next_page_gives_the_window_to_page_through(filled: Ledger
     note = re.fullmatch(r"tollgate: more groups follow; (.*) shows the next ones\n", first.stderr)
     assert note is not None
     arguments = note.group(1).split()
-    assert arguments[0::2] == ["--since", "--until", "--offset"] and arguments[5] == "2"
+    assert arguments[0::2] == ["--since", "--until", "--snapshot", "--offset"] and arguments[7] == "2"
     since, until = datetime.fromisoformat(arguments[1]), datetime.fromisoformat(arguments[3])
     assert until - since == timedelta(days=90)
     second = filled.usage("--by", "model", *arguments, "--limit", "2", "--format", "csv")

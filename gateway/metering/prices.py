@@ -66,7 +66,7 @@ from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import yaml
 from pydantic import AfterValidator, Discriminator, Field, Tag, TypeAdapter, ValidationError, model_validator
@@ -294,9 +294,9 @@ PREMIUM_TIERS = frozenset({"fast"})
 ProviderSection = Annotated[str, Field(pattern=PROVIDER_NAME.pattern)]
 ModelName = Annotated[str, Field(min_length=1, max_length=200)]
 _MEMO_SIZE = 4096
-_UNSEARCHED = object()
 _SECONDS_PER_DAY = 86_400  # Unix time has no leap seconds: every UTC day starts at a multiple of this
 _EPOCH = date(1970, 1, 1)
+_NEVER = float("inf")
 
 # One model's prices, newest `effective_date` first: each applies from its date until the next one's.
 Schedule = tuple[ModelPrice, ...]
@@ -323,22 +323,12 @@ ModelPrices = Annotated[
 _FILE = TypeAdapter(dict[ProviderSection, dict[ModelName, ModelPrices]])
 
 
-@dataclass(slots=True)
-class _Memo:
-    """What `PriceTable` has looked up for the UTC day `today`, which ends at `until` (Unix time); once
-    `settled`, no price of the table takes effect after `today`, and what was found stays true."""
+class _Found(NamedTuple):
+    """What a look-up found: the name `price` was found under (both None: not priced), until `until`."""
 
-    found: dict[tuple[str, str, str], tuple[str, ModelPrice] | None] = field(default_factory=dict)
-    today: date = date.min
-    until: float = float("-inf")
-    settled: bool = False
-
-    def start_day(self, now: float, last_change: date) -> None:
-        days = int(now // _SECONDS_PER_DAY)
-        self.today = _EPOCH + timedelta(days=days)
-        self.until = (days + 1) * _SECONDS_PER_DAY
-        self.settled = self.today >= last_change
-        self.found.clear()
+    label: str | None
+    price: ModelPrice | None
+    until: float  # Unix time at which a dated price may change what was found; `_NEVER`: none will
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,7 +339,9 @@ class PriceTable:
     sections: Mapping[str, Mapping[str, ModelPrice]]
     schedules: Mapping[str, Mapping[str, Schedule]]
     clock: Callable[[], float] = field(default=time.time, compare=False, repr=False)  # Unix time
-    _memo: _Memo = field(default_factory=_Memo, init=False, compare=False, repr=False)
+    _found: dict[tuple[str, str, str], _Found] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     def price_for(
         self, provider_name: str, kind: str, model: str, *, on: date | None = None
@@ -362,12 +354,9 @@ class PriceTable:
         `effective_date` is after that day is passed over, as if not listed: the model's previous price
         applies, else the next name or section's, else none.
         """
-        match = (
-            self._match(provider_name, kind, model)
-            if on is None
-            else self._search(provider_name, kind, model, on)
-        )
-        return None if match is None else match[1]
+        if on is None:
+            return self._match(provider_name, kind, model).price
+        return self._search(provider_name, kind, model, on).price
 
     def model_label(self, provider_name: str, kind: str, model: str | None) -> str:
         """The name the table prices `model` under today (`gpt-4o` for `gpt-4o-2024-08-06`), else
@@ -375,44 +364,33 @@ class PriceTable:
 
         A bounded set of values, fit for a metrics label.
         """
-        match = None if model is None else self._match(provider_name, kind, model)
-        return OTHER_MODEL if match is None else match[0]
+        label = None if model is None else self._match(provider_name, kind, model).label
+        return OTHER_MODEL if label is None else label
 
-    def _match(self, provider_name: str, kind: str, model: str) -> tuple[str, ModelPrice] | None:
-        """`_search` for the current UTC day, remembered (bounded) until the day ends: every request
-        asks, and for few distinct models."""
-        memo = self._memo
-        if not memo.settled:  # the clock is read only while a price of the table is yet to apply
-            now = self.clock()
-            if now >= memo.until:
-                memo.start_day(now, self._last_change())
+    def _match(self, provider_name: str, kind: str, model: str) -> _Found:
+        """`_search` for the current UTC day, remembered (bounded): every request asks, and for few
+        distinct models. The clock is read only for a look-up that a dated price may change."""
         key = (provider_name, kind, model)
-        found = memo.found.get(key, _UNSEARCHED)
-        if found is not _UNSEARCHED:
-            return found  # type: ignore[return-value]
-        if len(memo.found) >= _MEMO_SIZE:
-            memo.found.clear()
-        found = memo.found[key] = self._search(provider_name, kind, model, memo.today)
+        found = self._found.get(key)
+        if found is not None and (found.until is _NEVER or self.clock() < found.until):
+            return found
+        if len(self._found) >= _MEMO_SIZE:
+            self._found.clear()
+        found = self._found[key] = self._search(provider_name, kind, model, _utc_day(self.clock()))
         return found
 
-    def _last_change(self) -> date:
-        """The latest day a price of this table takes effect."""
-        days = [
-            price.effective_date for models in self.schedules.values() for s in models.values() for price in s
-        ]
-        return max(days, default=date.min)
-
-    def _search(self, provider_name: str, kind: str, model: str, on: date) -> tuple[str, ModelPrice] | None:
+    def _search(self, provider_name: str, kind: str, model: str, on: date) -> _Found:
+        change: date | None = None  # the first day after `on` that a price passed over takes effect
         for section in _sections_for(provider_name, kind):
             models = self.schedules.get(section)
             if models is None:
                 continue
             for candidate in model_candidates(model):
-                schedule = models.get(candidate)
-                price = None if schedule is None else _in_force(schedule, on)
-                if price is not None:
-                    return candidate, price
-        return None
+                for price in models.get(candidate, ()):  # newest first
+                    if price.effective_date <= on:
+                        return _Found(candidate, price, _start_of(change))
+                    change = price.effective_date if change is None else min(change, price.effective_date)
+        return _Found(None, None, _start_of(change))
 
     def merged_with(self, override: PriceTable) -> PriceTable:
         """This table with `override`'s prices replacing its own, one (section, model) at a time, from
@@ -429,12 +407,13 @@ class PriceTable:
         return _frozen_table(merged)
 
 
-def _in_force(schedule: Schedule, on: date) -> ModelPrice | None:
-    """The price of `schedule` that applies on the day `on`: the newest that took effect by then."""
-    for price in schedule:
-        if price.effective_date <= on:
-            return price
-    return None
+def _utc_day(now: float) -> date:
+    return _EPOCH + timedelta(days=int(now // _SECONDS_PER_DAY))
+
+
+def _start_of(day: date | None) -> float:
+    """The Unix time at which the UTC day `day` starts; `_NEVER` for no day."""
+    return _NEVER if day is None else float((day - _EPOCH).days * _SECONDS_PER_DAY)
 
 
 def _sections_for(provider_name: str, kind: str) -> Iterator[str]:

@@ -100,9 +100,9 @@ new_token_usage = partial(tuple.__new__, TokenUsage)
 new_extraction = partial(tuple.__new__, Extraction)
 
 # The names of the standard tier: what OpenAI reports for it, what a request may ask for (OpenAI's
-# `auto`, Anthropic's `auto` and `standard_only`: neither names a tier that served the call), and the
-# name Anthropic reports it by.
-STANDARD_TIERS = frozenset({"default", "auto", "standard", "standard_only", ""})
+# `auto`, Anthropic's `auto` and `standard_only`: neither names a tier that served the call), the
+# name Anthropic reports it by, and Groq's (`on_demand`, on every response of its standard tier).
+STANDARD_TIERS = frozenset({"default", "auto", "standard", "standard_only", "on_demand", ""})
 MAX_TIER_LENGTH = 32
 # The inference geo of the standard price (Anthropic's default, `global`), as a response names it.
 STANDARD_GEOS = frozenset({"global", ""})

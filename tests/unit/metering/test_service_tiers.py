@@ -62,7 +62,7 @@ def test_a_chat_body_served_in_another_tier_marks_its_usage_with_it(tier: str) -
 
 
 def test_the_standard_tier_leaves_the_usage_unmarked_whatever_a_server_calls_it() -> None:
-    for tier in ("default", "auto"):
+    for tier in ("default", "auto", "on_demand"):  # on_demand: Groq's standard tier, on every response
         body = in_tier(fixture("openai_chat.json"), tier)
 
         extraction = extract_every_way("openai", Endpoint.CHAT_COMPLETIONS, JSON, body)

@@ -136,10 +136,8 @@ def _usage_query(request: Request) -> tuple[tuple[Dimension, ...], UsageFilter, 
             raise BadRequest(f"{name}: given more than once; a report takes one value of each parameter")
     now = datetime.now(UTC)  # until's default, and what spans count back from
     group_by = _parsed("by", parse_dimensions, query.get("by", "tenant"))
-    since = _parsed("since", lambda text: parse_instant(text, now), query.get("since", DEFAULT_SINCE))
-    until = (
-        _parsed("until", lambda text: parse_instant(text, now), query["until"]) if "until" in query else now
-    )
+    since = _parsed("since", lambda text: _instant(text, now), query.get("since", DEFAULT_SINCE))
+    until = _parsed("until", lambda text: _instant(text, now), query["until"]) if "until" in query else now
     if since >= until:
         raise BadRequest("since must be before until" + ("" if "until" in query else " (now)"))
     limit = _parsed(
@@ -166,6 +164,16 @@ def _usage_query(request: Request) -> tuple[tuple[Dimension, ...], UsageFilter, 
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     return group_by, filters, limit, offset
+
+
+def _instant(text: str, now: datetime) -> datetime:
+    """`parse_instant`, saying what became of a zone's `+` written bare in the query string."""
+    try:
+        return parse_instant(text, now)
+    except ValueError as exc:
+        if " " not in text:
+            raise
+        raise ValueError(f"{exc} (in a query string a + stands for a space: write it %2B)") from None
 
 
 def _next_page(

@@ -1,0 +1,52 @@
+"""GET /admin/usage: an instant whose zone was written with a bare `+` is refused saying why.
+
+In a query string `+` stands for a space, so `since=2026-11-01T10:00:00+01:00` arrives as
+`2026-11-01T10:00:00 01:00`, which is no instant: the 400 says to write the `+` as %2B, rather than
+only that the caller's (valid) instant is not one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+
+from gateway.admin.http import AdminAPI
+
+ADMIN_TOKEN = "admin-token-of-the-query-review"
+
+
+@pytest.fixture
+async def admin(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    api = AdminAPI(hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(), lambda: engine)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=Starlette(routes=api.routes())),
+        base_url="http://gateway",
+        headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
+    ) as client:
+        yield client
+
+
+@pytest.mark.parametrize("name", ["since", "until"])
+async def test_a_zone_written_with_a_bare_plus_is_a_400_that_says_to_write_it_as_percent_2b(
+    admin: httpx.AsyncClient, name: str
+) -> None:
+    other = "until=2026-11-02" if name == "since" else "since=2026-10-31"
+    response = await admin.get(f"/admin/usage?{name}=2026-11-01T10:00:00+01:00&{other}")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == (
+        f"{name}: '2026-11-01T10:00:00 01:00' is not a span (7d, 24h, 30m, 2w), a date or an ISO 8601"
+        " instant (in a query string a + stands for a space: write it %2B)"
+    )
+
+
+async def test_the_same_zone_written_as_percent_2b_is_read(admin: httpx.AsyncClient) -> None:
+    response = await admin.get("/admin/usage?since=2026-11-01T10:00:00%2B01:00&until=2026-11-02")
+
+    assert response.status_code == 200
+    assert response.json()["since"] == "2026-11-01T09:00:00+00:00"

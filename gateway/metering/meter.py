@@ -16,7 +16,7 @@ from gateway.metering.endpoints import classify, openai_style
 from gateway.metering.estimate import estimate_usage, tokens, with_reported
 from gateway.metering.extractors.factory import extractor_factory
 from gateway.metering.ledger import UsageLedger
-from gateway.metering.prices import PriceTable, cost_of
+from gateway.metering.prices import PriceTable, call_cost, cost_of
 from gateway.metering.stream_usage import StreamUsageRefusals, ask_for_stream_usage
 from gateway.metering.usage import Endpoint, Extraction, TokenUsage, UsageExtractor
 from gateway.storage.records import UsageRecord
@@ -161,6 +161,9 @@ class Meter:
         model = extraction.model if extraction is not None and extraction.model else ctx.reported_model()
         if not known:
             ctx.cost_usd = None
+        elif usage.advisors:  # another model's sub-inferences: each part at its model's price
+            ctx.cost_usd = call_cost(self._prices, ctx.provider.name, ctx.provider.kind, model or "", usage)
+            ctx.usage = usage = usage.with_advisors_summed()
         elif usage.input_tokens == 0 and usage.output_tokens == 0 and not usage.web_searches:
             ctx.cost_usd = FREE
         else:

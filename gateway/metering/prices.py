@@ -505,6 +505,29 @@ def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal | None:
     return cost
 
 
+def call_cost(
+    table: PriceTable, provider_name: str, kind: str, model: str, usage: TokenUsage, *, on: date | None = None
+) -> Decimal | None:
+    """The cost in USD of a call of `model` that used `usage`: its own tokens at `model`'s price, and each
+    of its `advisors` (sub-inferences another model ran, see `TokenUsage.advisors`) at that model's
+    price, in the call's processing tier and geo; None if any part is unpriced."""
+    price = table.price_for(provider_name, kind, model, on=on)
+    cost = None if price is None else cost_of(usage, price)
+    for advisor, part in usage.advisors:
+        if cost is None:
+            return None
+        advisor_price = table.price_for(provider_name, kind, advisor, on=on) if advisor else None
+        if advisor_price is None:
+            return None
+        part_cost = cost_of(
+            part._replace(service_tier=usage.service_tier, inference_geo=usage.inference_geo), advisor_price
+        )
+        if part_cost is None:
+            return None
+        cost += part_cost
+    return cost
+
+
 def _audio_split(usage: TokenUsage, units: IntegerRates) -> tuple[int, int, int] | None:
     """The audio part of a call's cost in `units`, and its text input and output tokens (what is left
     of each once its audio is taken out); None if it reports audio of a kind `units` has no rate for."""

@@ -68,10 +68,36 @@ class TokenUsage(NamedTuple):
     # `us` for US-only inference): priced at its model's multiplier for it (see `prices.cost_of`). It
     # changes the cost, not the ledger's columns.
     inference_geo: str | None = None
+    # Sub-inferences of the call that another model ran and that are billed at that model's rates, as
+    # (model, its tokens): Anthropic's advisor tool (`usage.iterations` entries of type `advisor_message`,
+    # left out of the response's top-level counts). The fields above are the call's own model's; the
+    # ledger records the sum (`with_advisors_summed`), priced part by part (`prices.call_cost`).
+    advisors: tuple[tuple[str, TokenUsage], ...] = ()
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+    def with_advisors_summed(self) -> TokenUsage:
+        """The call's whole usage: its own tokens and its advisors', in one count of each kind (the
+        processing tier, geo and web searches its own)."""
+        input_tokens, output_tokens, cached, written, reasoning, hour = self[:6]
+        for _, part in self.advisors:
+            input_tokens += part.input_tokens
+            output_tokens += part.output_tokens
+            cached += part.cached_input_tokens
+            written += part.cache_write_tokens
+            reasoning += part.reasoning_tokens
+            hour += part.cache_write_1h_tokens
+        return self._replace(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_input_tokens=cached,
+            cache_write_tokens=written,
+            reasoning_tokens=reasoning,
+            cache_write_1h_tokens=hour,
+            advisors=(),
+        )
 
 
 class Extraction(NamedTuple):
@@ -94,7 +120,7 @@ class Extraction(NamedTuple):
 
 # Made from a tuple in C, without the generated `__new__`'s Python frame (half the cost), where the hot
 # path makes one per request: `new_token_usage((input, output, cached, cache_write, reasoning, 1h_writes,
-# service_tier, web_searches, web_search_preview, audio_input, audio_output, inference_geo))`, every
+# service_tier, web_searches, web_search_preview, audio_input, audio_output, inference_geo, advisors))`, every
 # field given (`new_extraction((usage, model, output_chars, pending, partial))` alike).
 new_token_usage = partial(tuple.__new__, TokenUsage)
 new_extraction = partial(tuple.__new__, Extraction)

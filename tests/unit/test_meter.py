@@ -331,6 +331,19 @@ def test_a_us_only_call_is_recorded_at_1_1_times_its_model_s_rates_in_the_same_c
     assert (record.input_tokens, record.service_tier, record.web_searches) == (10_000, None, 3)
 
 
+def test_a_call_that_consulted_an_advisor_records_both_models_tokens_each_at_its_own_rates() -> None:
+    advisor = TokenUsage(input_tokens=20_000, output_tokens=1_000)
+    usage = TokenUsage(input_tokens=10_000, output_tokens=2_000, advisors=(("claude-opus-4-7", advisor),))
+    ctx = context("claude", "/v1/messages", MESSAGE)
+
+    record = observe(answered(ctx, usage=usage, model="claude-sonnet-4-6"))
+
+    # 10000 x 3 + 2000 x 15 per million for the executor, 20000 x 5 + 1000 x 25 for the advisor
+    assert record.cost_usd == Decimal("0.06") + Decimal("0.125")
+    assert (record.model, record.input_tokens, record.output_tokens) == ("claude-sonnet-4-6", 30_000, 3_000)
+    assert ctx.usage == TokenUsage(input_tokens=30_000, output_tokens=3_000)  # what the metrics count
+
+
 def test_a_us_only_call_of_a_model_without_a_us_multiplier_costs_null_never_the_global_price() -> None:
     usage = TokenUsage(input_tokens=10_000, output_tokens=2_000, inference_geo="us")
     ctx = context("claude", "/v1/messages", MESSAGE)
@@ -495,7 +508,8 @@ def test_token_kinds_are_stored_in_the_ledgers_column_order() -> None:
     # the hour-long cache writes are part of cache_write_tokens: they change the cost, not the columns;
     # the service tier and the web searches have columns of their own, the last; the tool that made the
     # searches changes their price, not the columns; the audio tokens are parts of input and output: they
-    # change the cost, not the columns; so does the geo a call's inference ran in (no migration)
+    # change the cost, not the columns; so does the geo a call's inference ran in (no migration); an
+    # advisor's tokens are added to the columns of their kinds
     kept_apart = (
         "cache_write_1h_tokens",
         "service_tier",
@@ -504,6 +518,7 @@ def test_token_kinds_are_stored_in_the_ledgers_column_order() -> None:
         "audio_input_tokens",
         "audio_output_tokens",
         "inference_geo",
+        "advisors",
     )
     stored = tuple(name for name in TokenUsage._fields if name not in kept_apart)
 

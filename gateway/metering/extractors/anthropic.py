@@ -23,7 +23,10 @@ The web searches of the server-side web search tool (`server_tool_use.web_search
 billed apiece; web fetches cost only the tokens they bring, and are not counted. A server-side
 compaction (beta) summarises the conversation in a sampling of its own by the same model, billed but
 left out of the top-level fields: it is reported only as a `compaction` entry of `iterations`, whose
-counts are added (the `message` entries break the top-level fields down, and are not).
+counts are added (the `message` entries break the top-level fields down, and are not). The advisor
+tool (beta) runs a sub-inference on another model, billed at that model's rates and likewise left out
+of the top-level fields: each `advisor_message` entry of `iterations` names its model, and is kept apart
+as one of the usage's `advisors` (priced at its own model's rates; the ledger records the sum).
 
 Streamed, `message_start` carries the input and cache counts with an initial `output_tokens`, and
 `message_delta` the cumulative `output_tokens` (newer API versions repeat the input and cache counts
@@ -75,6 +78,7 @@ USAGE_FIELDS = (
     "inference_geo",
 )
 FAST = "fast"  # `usage.speed` of a call served in fast mode, and the tier it is priced in
+ADVISOR = "advisor_message"  # an `iterations` entry of the advisor tool's sub-inference
 # The `inference_geo` values of a call at the standard price: the default geo, and `not_available`, the
 # API's answer for a call that asked for none (a geo the model lists no multiplier for is unpriced).
 DEFAULT_GEOS = STANDARD_GEOS | {"not_available"}
@@ -86,19 +90,42 @@ def messages_usage(usage: object) -> TokenUsage | None:
     if type(usage) is not dict or not ("input_tokens" in usage or "output_tokens" in usage):
         return None
     prompt, output, read, written, hour = token_counts(usage)
-    for step in items(usage, "iterations"):  # the compactions' tokens are not in the fields above
-        if type(step) is dict and step.get("type") == "compaction":
+    advisors: list[tuple[str, TokenUsage]] = []
+    for step in items(usage, "iterations"):  # compactions and advisors: not in the fields above
+        kind = step.get("type") if type(step) is dict else None
+        if kind == "compaction":
             more = token_counts(step)
             prompt, output = prompt + more[0], output + more[1]
             read, written, hour = read + more[2], written + more[3], hour + more[4]
+        elif kind == ADVISOR:
+            advisors.append(_advisor(step))
     thinking = min(count(mapping(usage, "output_tokens_details"), "thinking_tokens"), output)
     searches = count(mapping(usage, "server_tool_use"), "web_search_requests")
     geo = usage.get("inference_geo")
     geo = geo[:MAX_TIER_LENGTH] if type(geo) is str and geo not in DEFAULT_GEOS else None
-    total = TokenUsage(prompt, output, read, written, thinking, hour, None, searches, inference_geo=geo)
+    total = TokenUsage(
+        prompt,
+        output,
+        read,
+        written,
+        thinking,
+        hour,
+        None,
+        searches,
+        inference_geo=geo,
+        advisors=tuple(advisors),
+    )
     if usage.get("speed") == FAST:
         return total._replace(service_tier=FAST)
     return in_service_tier(total, usage.get("service_tier"))
+
+
+def _advisor(step: Mapping[str, Any]) -> tuple[str, TokenUsage]:
+    """An advisor sub-inference (`advisor_message`): the model that ran it (empty if not named: then
+    unpriced) and its tokens, billed at that model's rates."""
+    model = step.get("model")
+    prompt, output, read, written, hour = token_counts(step)
+    return (model[:200] if type(model) is str else ""), TokenUsage(prompt, output, read, written, 0, hour)
 
 
 def token_counts(usage: Mapping[str, Any]) -> tuple[int, int, int, int, int]:

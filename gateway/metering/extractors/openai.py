@@ -98,10 +98,10 @@ def chat_usage(usage: object) -> TokenUsage | None:
         output = _output_with_reasoning(usage, prompt, output, reasoning)
     if prompt >= 0 and output >= 0 and 0 <= cached <= prompt and 0 <= reasoning <= output:
         if not written:  # as providers send it
-            return new_token_usage((prompt, output, cached, 0, reasoning, 0, None, 0, False, 0, 0, None))
+            return new_token_usage((prompt, output, cached, 0, reasoning, 0, None, 0, False, 0, 0, None, ()))
         if type(written) is int and 0 < written <= prompt - cached:  # GPT-5.6 and later's cache writes
             return new_token_usage(
-                (prompt, output, cached, written, reasoning, 0, None, 0, False, 0, 0, None)
+                (prompt, output, cached, written, reasoning, 0, None, 0, False, 0, 0, None, ())
             )
     elif not written:
         return _usage(prompt, output, cached, reasoning)

@@ -225,6 +225,19 @@ class ProviderSettings(Frozen):
         return self
 
     @model_validator(mode="after")
+    def _no_password_beside_an_injected_credential(self) -> ProviderSettings:
+        """A user and password in `base_url` are sent as HTTP Basic authentication, which the credential
+        the gateway injects would contend with (every call would fail): only with `credential: none`."""
+        if self.base_url is not None and self.credential != "none":
+            authority = self.base_url.split("://", 1)[1].split("/", 1)[0]
+            if "@" in authority:
+                raise ValueError(
+                    "base_url must not hold a user or password while the gateway injects a credential "
+                    "(store it with `tollgate credential set`), or set credential: none"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _stream_usage_only_where_it_means_something(self) -> ProviderSettings:
         if self.inject_stream_usage is not None and self.type is ProviderType.ANTHROPIC:
             raise ValueError(

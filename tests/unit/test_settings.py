@@ -405,6 +405,30 @@ def test_a_provider_name_must_be_a_lowercase_path_segment(name: str) -> None:
     assert list(problems_of(error)) == [f"providers.{name}"]
 
 
+BASIC_AUTH_URL = "http://user:s3cret@llm.internal/v1"  # HTTP Basic authentication, by the URL
+
+
+@pytest.mark.parametrize("credential", ["required", "optional"])
+def test_a_base_url_with_a_password_is_refused_beside_an_injected_credential(credential: str) -> None:
+    provider = {"type": "openai-compatible", "base_url": BASIC_AUTH_URL, "credential": credential}
+
+    with pytest.raises(ConfigError) as error:
+        parse_settings({"providers": {"up": provider}})
+
+    [(where, message)] = problems_of(error).items()
+    assert where == "providers.up"
+    assert "must not hold a user or password" in message and "credential: none" in message
+    assert "s3cret" not in str(error.value)
+
+
+def test_a_base_url_with_a_password_is_the_upstreams_own_authentication_with_credential_none() -> None:
+    provider = {"type": "openai-compatible", "base_url": BASIC_AUTH_URL, "credential": "none"}
+
+    settings = parse_settings({"providers": {"up": provider}})
+
+    assert settings.providers["up"].base_url == BASIC_AUTH_URL
+
+
 @pytest.mark.parametrize("kind", ["azure-openai", "openai-compatible"])
 def test_base_url_is_required_where_the_type_has_no_default(kind: str) -> None:
     with pytest.raises(ConfigError) as error:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -78,7 +79,7 @@ class AccessLog:
         if ctx.usage is not None:
             fields["input_tokens"] = ctx.usage.input_tokens
             fields["output_tokens"] = ctx.usage.output_tokens
-            fields["cost_usd"] = None if ctx.cost_usd is None else str(ctx.cost_usd)
+            fields["cost_usd"] = None if ctx.cost_usd is None else _plain(ctx.cost_usd)
             if ctx.usage_estimated:
                 fields["estimated"] = True
         if ctx.upstream_request_id is not None:
@@ -88,3 +89,11 @@ class AccessLog:
         if ctx.client_disconnected:
             fields["client_disconnected"] = True
         self._logger.info("request", extra={"fields": fields})
+
+
+def _plain(amount: Decimal) -> str:
+    """`amount` in plain notation, as the ledger and the usage reports write it (`0.00000015`, where
+    `str` writes a cost below a millionth of a dollar as `1.5E-7`); `str` first, as most costs need no
+    more (~30 ns against `format`'s ~350 a request)."""
+    text = str(amount)
+    return format(amount, "f") if "E" in text else text

@@ -1,0 +1,65 @@
+"""The access log's line for one request: its cost written as the ledger and the reports write it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from decimal import Decimal
+
+import pytest
+
+from gateway.context import RequestContext
+from gateway.metering.usage import TokenUsage
+from gateway.observability.logging import AccessLog
+from tests.support.metering import ADAPTERS, PRINCIPAL
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: list[dict[str, object]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.fields.append(record.fields)  # type: ignore[attr-defined]
+
+
+def logged_cost(cost: Decimal | None) -> object:
+    lines = Lines()
+    logger = logging.Logger("access-test")
+    logger.addHandler(lines)
+    ctx = RequestContext(
+        request_id="req-1",
+        started=time.perf_counter(),
+        method="POST",
+        provider=ADAPTERS["openai"],
+        raw_path=b"/v1/chat/completions",
+        query_string=b"",
+        headers=[],
+        receive=None,  # type: ignore[arg-type]
+        path="/v1/chat/completions",
+        principal=PRINCIPAL,
+        body=b"{}",
+    )
+    ctx.finished, ctx.status = ctx.started + 0.01, 200
+    ctx.usage, ctx.cost_usd = TokenUsage(input_tokens=1, output_tokens=1), cost
+
+    AccessLog(logger).observe(ctx)
+
+    [fields] = lines.fields
+    return fields["cost_usd"]
+
+
+@pytest.mark.parametrize(
+    ("cost", "written"),
+    [
+        (Decimal("0.00000015"), "0.00000015"),  # `str` alone would write 1.5E-7
+        (Decimal("1.5E-9"), "0.0000000015"),
+        (Decimal("0.0003075"), "0.0003075"),
+        (Decimal("12.5"), "12.5"),
+        (None, None),
+    ],
+)
+def test_a_cost_is_written_in_plain_decimal_notation_however_small(
+    cost: Decimal | None, written: str | None
+) -> None:
+    assert logged_cost(cost) == written

@@ -38,6 +38,7 @@ class RequestContext:
     status: int = 0
     upstream_status: int = 0  # the status the upstream answered with (0: no answer); `status` may differ
     upstream_request_id: str | None = None  # the provider's own `x-request-id`, when well-formed
+    served_tier: str | None = None  # the processing tier a response header names (Gemini's), if any
     streamed: bool = False
     upstream_started: float = 0.0
     upstream_responded: float = 0.0

@@ -65,6 +65,8 @@ Control request headers:
     x-fake-service-tier: NAME    Anthropic: report NAME as the usage's `service_tier` (default
                                  `standard`; `priority` as Priority Tier capacity reports it). OpenAI
                                  reports the tier its request asks for (flex, priority, scale)
+    x-fake-gemini-downgrade: 1   Gemini: serve a Priority call at Standard (its `x-gemini-service-tier`
+                                 header, else the tier the body's `service_tier` asks for, says so)
     x-fake-speed: NAME           Anthropic: report NAME as the usage's `speed` (`fast` for a call served
                                  in fast mode, `standard`), in the body and in `message_start`
     x-fake-inference-geo: NAME   Anthropic: report NAME as the usage's `inference_geo` (`us` for a call
@@ -185,6 +187,7 @@ class Controls:
     audio_tokens: tuple[int, int] = (0, 0)
     openai_cache_write_tokens: int = 0
     request_id: str | None = None
+    gemini_downgrade: bool = False
 
 
 DEFAULT_CONTROLS = Controls()
@@ -785,7 +788,17 @@ def _gemini_chunk(call: Call, text: str, answer_tokens: int, last: bool) -> JSON
 
 
 def gemini_generate(call: Call) -> Reply:
-    return _json_reply(_gemini_chunk(call, call.text, call.controls.chunks, last=True))
+    return _in_gemini_tier(call, _json_reply(_gemini_chunk(call, call.text, call.controls.chunks, last=True)))
+
+
+def _in_gemini_tier(call: Call, reply: Reply) -> Reply:
+    """`reply` with the `x-gemini-service-tier` header that names the tier that served the call: the one
+    its body's `service_tier` asks for (`flex`, `priority`), else `standard`, as is a Priority call
+    past its limit (x-fake-gemini-downgrade: 1)."""
+    asked = str(call.payload.get("service_tier") or "").lower().removeprefix("service_tier_")
+    served = asked if asked in ("flex", "priority") and not call.controls.gemini_downgrade else "standard"
+    reply.headers.append(("x-gemini-service-tier", served))
+    return reply
 
 
 def gemini_stream(call: Call) -> Reply:
@@ -795,10 +808,12 @@ def gemini_stream(call: Call) -> Reply:
         for i, word in enumerate(words)
     ]
     if "alt=sse" in call.request.query:
-        return _stream_reply([b"data: " + _dumps(chunk) + b"\r\n\r\n" for chunk in chunks])
+        return _in_gemini_tier(
+            call, _stream_reply([b"data: " + _dumps(chunk) + b"\r\n\r\n" for chunk in chunks])
+        )
     pieces = [(b"[" if i == 0 else b",\r\n") + _dumps(chunk) for i, chunk in enumerate(chunks)]
     pieces[-1] += b"]"
-    return _stream_reply(pieces, content_type="application/json; charset=UTF-8")
+    return _in_gemini_tier(call, _stream_reply(pieces, content_type="application/json; charset=UTF-8"))
 
 
 def gemini_count_tokens(call: Call) -> Reply:
@@ -868,6 +883,7 @@ def parse_controls(headers: list[tuple[str, str]]) -> Controls:
             audio_tokens=_compaction(values.get("audio-tokens", "0")),
             openai_cache_write_tokens=int(values.get("openai-cache-write-tokens", 0)),
             request_id=values.get("request-id"),
+            gemini_downgrade=values.get("gemini-downgrade") == "1",
         )
     except ValueError as error:
         raise BadRequest(f"bad x-fake-* header: {error}") from error

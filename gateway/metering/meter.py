@@ -5,6 +5,7 @@ observer that turns what passed into a priced ledger record (on every outcome, r
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from decimal import Decimal
 from functools import lru_cache, partial
 from urllib.parse import urlsplit
@@ -18,7 +19,14 @@ from gateway.metering.extractors.factory import extractor_factory
 from gateway.metering.ledger import UsageLedger
 from gateway.metering.prices import PriceTable, call_cost, cost_of
 from gateway.metering.stream_usage import StreamUsageRefusals, ask_for_stream_usage
-from gateway.metering.usage import Endpoint, Extraction, TokenUsage, UsageExtractor
+from gateway.metering.usage import (
+    MAX_TIER_LENGTH,
+    Endpoint,
+    Extraction,
+    TokenUsage,
+    UsageExtractor,
+    in_service_tier,
+)
 from gateway.storage.records import UsageRecord
 
 logger = logging.getLogger("tollgate.metering")
@@ -80,6 +88,21 @@ def endpoint_of(kind: str, method: str, path: str) -> Endpoint:
     return classify(kind, method, path)
 
 
+GEMINI = "gemini"
+GEMINI_TIER_HEADER = b"x-gemini-service-tier"
+
+
+def gemini_tier(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
+    """The processing tier a Gemini response says served it (`x-gemini-service-tier`: `standard`, also
+    for a Priority call downgraded past its limit, `priority`, `flex`), lower-cased and without the
+    enum's `SERVICE_TIER_` prefix; None when not named."""
+    for name, value in headers:
+        if name == GEMINI_TIER_HEADER:
+            tier = value.decode("latin-1").strip().lower()
+            return tier.removeprefix("service_tier_")[:MAX_TIER_LENGTH]
+    return None
+
+
 @lru_cache(maxsize=4096)
 def _endpoint_plan(kind: str, method: str, path: str) -> tuple[Endpoint, bool]:
     """The endpoint, and whether its streams may be asked for their usage (OpenAI-style chat and
@@ -105,10 +128,21 @@ class Meter:
         """The follower of background responses, if any."""
         return self._background
 
-    def open_tap(self, ctx: RequestContext, status: int, content_type: bytes | None) -> UsageExtractor:
+    def open_tap(
+        self,
+        ctx: RequestContext,
+        status: int,
+        content_type: bytes | None,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+    ) -> UsageExtractor:
+        """The extractor that watches the response body; a Gemini response's processing tier, which its
+        `headers` alone name, noted in `ctx.served_tier`."""
+        kind = ctx.provider.kind
+        if kind == GEMINI:
+            ctx.served_tier = gemini_tier(headers)
         endpoint = ctx.endpoint or Endpoint.OTHER
         strip = ctx.stream_usage_injected and status < 400
-        return extractor_factory(ctx.provider.kind, endpoint, content_type, strip)()
+        return extractor_factory(kind, endpoint, content_type, strip)()
 
     def observe(self, ctx: RequestContext) -> None:
         tap = ctx.tap
@@ -156,6 +190,8 @@ class Meter:
 
     def _write(self, ctx: RequestContext, usage: TokenUsage, known: bool) -> None:
         """Price `usage` (unknown cost unless `known`) and write `ctx`'s record."""
+        if ctx.served_tier is not None:  # named by a response header (Gemini's), not in the usage
+            usage = in_service_tier(usage, ctx.served_tier)
         ctx.usage = usage
         extraction = ctx.extraction
         model = extraction.model if extraction is not None and extraction.model else ctx.reported_model()

@@ -34,7 +34,8 @@ from gateway.types import Send
 from gateway.upstream.transport import UpstreamResponse
 
 # (request, response status, response content type) -> the metering tap for the body
-TapFactory = Callable[[RequestContext, int, bytes | None], UsageExtractor]
+# (the request, the response's status, its content type, its headers as relayed) -> the body's watcher
+TapFactory = Callable[[RequestContext, int, bytes | None, list[tuple[bytes, bytes]]], UsageExtractor]
 
 
 class ResponseCut(Exception):
@@ -66,7 +67,7 @@ async def relay(
             (name, _under_mount(ctx, value) if name == b"location" else value) for name, value in headers
         ]
     content_type = _content_type(headers)
-    tap = ctx.tap = open_tap(ctx, response.status, content_type) if open_tap is not None else None
+    tap = ctx.tap = open_tap(ctx, response.status, content_type, headers) if open_tap is not None else None
     try:
         headers.append((b"x-request-id", ctx.request_id.encode()))
         ctx.status = ctx.upstream_status = response.status

@@ -19,6 +19,7 @@ SETTINGS = parse_settings(
         "providers": {
             "openai": {"type": "openai"},
             "claude": {"type": "anthropic"},
+            "gemini": {"type": "gemini"},
             "local": {"type": "openai-compatible", "base_url": "http://h:1/v1"},
         }
     }

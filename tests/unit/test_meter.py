@@ -12,7 +12,7 @@ import pytest
 
 from gateway.context import RequestContext
 from gateway.errors import UnansweredTimeout, UpstreamTimeout
-from gateway.metering.meter import Meter, PrepareMetering
+from gateway.metering.meter import Meter, PrepareMetering, gemini_tier
 from gateway.metering.prices import cost_of
 from gateway.metering.stream_usage import REMEMBER_SECONDS, StreamUsageRefusals
 from gateway.metering.usage import Endpoint, Extraction, TokenUsage
@@ -528,3 +528,32 @@ def test_token_kinds_are_stored_in_the_ledgers_column_order() -> None:
     assert "audio_input_tokens" not in UsageRecord._fields
     assert "inference_geo" not in UsageRecord._fields
     assert UsageRecord._fields[-2:] == ("service_tier", "web_searches")
+
+
+@pytest.mark.parametrize(
+    ("value", "tier"),
+    [
+        (b"flex", "flex"),
+        (b"priority", "priority"),
+        (b"SERVICE_TIER_PRIORITY", "priority"),
+        (b" Standard ", "standard"),
+    ],
+)
+def test_a_gemini_response_names_its_tier_in_a_header_spelled_either_way(value: bytes, tier: str) -> None:
+    assert gemini_tier([(b"content-type", b"application/json"), (b"x-gemini-service-tier", value)]) == tier
+
+
+def test_a_gemini_response_without_the_header_names_no_tier() -> None:
+    assert gemini_tier([(b"content-type", b"application/json")]) is None
+
+
+def test_the_tier_header_is_read_from_gemini_responses_only() -> None:
+    headers = [(b"x-gemini-service-tier", b"flex")]
+    meter = Meter(PRICES, ListLedger())  # type: ignore[arg-type]
+    openai_call = context("openai", "/v1/chat/completions", CHAT)
+    gemini_call = context("gemini", "/v1beta/models/gemini-2.5-flash:generateContent", {"contents": []})
+
+    meter.open_tap(openai_call, 200, b"application/json", headers)
+    meter.open_tap(gemini_call, 200, b"application/json", headers)
+
+    assert (openai_call.served_tier, gemini_call.served_tier) == (None, "flex")

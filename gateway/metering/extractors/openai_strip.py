@@ -45,7 +45,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
-from gateway.metering.extractors.base import NOTHING, Reading, Settled, items, mapping, model_of, object_end
+from gateway.metering.extractors.base import NOTHING, Reading, Settled, items, model_of, object_end
 from gateway.metering.extractors.openai import CHAT_TEXT_KEY, chat_usage, choice_usage
 from gateway.metering.extractors.sse import (
     CRLF_END,
@@ -60,7 +60,7 @@ from gateway.metering.extractors.sse import (
     text_head,
     text_size_after,
 )
-from gateway.metering.extractors.streams import IncrementalStream, Kept
+from gateway.metering.extractors.streams import IncrementalStream, Kept, says_nothing
 from gateway.metering.usage import Extraction, TokenUsage, in_service_tier, new_extraction
 
 MAX_HELD = 64 * 1024
@@ -223,7 +223,7 @@ class StripStream(Kept):
         self._usage = in_service_tier(chat_usage(usage), payload.get("service_tier")) or self._usage
         self._model = model_of(payload) or self._model
         choices = items(payload, "choices")
-        if not choices or all(map(_is_empty, choices)):  # a usage-only event
+        if not choices or all(map(says_nothing, choices)):  # a usage-only event
             return b""
         return _without_usage_object(event)
 
@@ -358,15 +358,6 @@ class StripCount(IncrementalStream):
             return model_of(payload_of(last[0])) if last else None
         except Exception:
             return None
-
-
-def _is_empty(choice: object) -> bool:
-    """A choice that says nothing: no content, no finish reason (as in a usage-only chunk)."""
-    if not isinstance(choice, dict):
-        return True
-    delta = mapping(choice, "delta")
-    says = any(value not in (None, "", [], {}) for value in delta.values())
-    return not (says or choice.get("finish_reason") or choice.get("text"))
 
 
 def _without_usage_object(event: bytes) -> bytes:

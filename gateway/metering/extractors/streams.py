@@ -47,6 +47,8 @@ from gateway.metering.extractors.sse import (
 from gateway.metering.extractors.tally import NO_HEAD, EventTally
 from gateway.metering.usage import Extraction, TokenUsage
 
+NOTHING_SAID: tuple[object, ...] = (None, "", [], {})  # the values of a delta member that say nothing
+
 
 class Dialect(Protocol):
     """One provider's event vocabulary."""
@@ -277,11 +279,32 @@ class PassingStream(EventStream):
 
 
 def _unfinished_choices(payload: object) -> bool:
-    """An OpenAI-style chunk with choices none of which has a `finish_reason`: a chunk mid-stream."""
+    """An OpenAI-style chunk with choices none of which has a `finish_reason`, and one at least that says
+    something (text, a tool call, its role): a chunk mid-stream. A chunk whose choices say nothing is a
+    usage chunk, as `"choices": []` is (LiteLLM's, after the finish: `[{"index": 0, "delta": {}}]`)."""
     choices = payload.get("choices") if type(payload) is dict else None
     if type(choices) is not list or not choices:
         return False
-    return not any(type(choice) is dict and choice.get("finish_reason") for choice in choices)
+    says = False
+    for choice in choices:
+        if type(choice) is dict and choice.get("finish_reason"):
+            return False
+        says = says or not says_nothing(choice)
+    return says
+
+
+def says_nothing(choice: object) -> bool:
+    """A choice that says nothing: no content, no role, no finish reason (as in a usage-only chunk)."""
+    if type(choice) is not dict:
+        return True
+    if choice.get("finish_reason") or choice.get("text"):
+        return False
+    delta = choice.get("delta")
+    if type(delta) is dict:
+        for value in delta.values():
+            if value not in NOTHING_SAID:
+                return False
+    return True
 
 
 class DataDialect:
@@ -289,10 +312,11 @@ class DataDialect:
 
     Usage may ride on any event, content events included (a compatible server's last chunk, every
     Gemini chunk): other events are parsed as they pass if they hold a usage object, the last content
-    event at finish. A final usage read as it passed (a usage-only chunk, or a last chunk with a
-    `finish_reason` and no text) is preferred to the latter; the running total of an OpenAI-style chunk
-    none of whose choices has finished (vLLM's `continuous_usage_stats` puts one on every chunk, the
-    first role-only chunk included) is not a final usage, and is left for the last chunk to say.
+    event at finish. A final usage read as it passed (a usage-only chunk, one whose choices say nothing,
+    or a last chunk with a `finish_reason` and no text) is preferred to the latter; the running total of
+    an OpenAI-style chunk none of whose choices has finished and one of which says something (vLLM's
+    `continuous_usage_stats` puts one on every chunk, the first role-only chunk included) is not a final
+    usage, and is left for the last chunk to say.
     """
 
     __slots__ = ("_key", "_late", "_model", "_passed", "_read_payload")

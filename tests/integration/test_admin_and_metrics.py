@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.observability.workers import PUBLISH_INTERVAL_SECONDS
 from scripts.fake_upstream import FakeUpstream
 from tests.integration.conftest import ADMIN_TOKEN, World
-from tests.support.gateway import GatewayHarness, wait_for_usage_rows
+from tests.support.gateway import GatewayHarness, wait_for_usage_rows, wait_until
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -150,9 +148,9 @@ def test_every_scrape_of_a_server_with_several_workers_counts_every_workers_requ
     gateway.start()
     try:
         asyncio.run(_chats_on_fresh_connections(gateway.url, key, 40))
-        time.sleep(2.5 * PUBLISH_INTERVAL_SECONDS)  # each worker has published since its last call
-        shared = list(temporary.glob("tollgate-metrics-*/*.json"))
-        per_worker = [_requests_counted_in(json.loads(file.read_bytes())) for file in shared]
+        # each worker publishes every `PUBLISH_INTERVAL_SECONDS`, when its event loop gets to it: wait for
+        # both to have published since their last call, not for a pause a busy machine may not honour
+        per_worker = wait_until(lambda: _published_counts(temporary, 40)) or _counts_per_worker(temporary)
         scrapes = [_requests_counted(httpx.get(gateway.url + "/metrics").text) for _ in range(20)]
     finally:
         gateway.stop()
@@ -173,6 +171,18 @@ async def _chats_on_fresh_connections(url: str, key: str, calls: int) -> None:
             assert response.status_code == 200
 
     await asyncio.gather(*(one(n) for n in range(calls)))
+
+
+def _counts_per_worker(temporary: Path) -> list[int]:
+    """The requests each worker's last published file counts."""
+    shared = temporary.glob("tollgate-metrics-*/*.json")
+    return [_requests_counted_in(json.loads(file.read_bytes())) for file in shared]
+
+
+def _published_counts(temporary: Path, calls: int) -> list[int] | None:
+    """The counts of two workers' files once they add up to `calls`, else None."""
+    per_worker = _counts_per_worker(temporary)
+    return per_worker if len(per_worker) == 2 and sum(per_worker) == calls else None
 
 
 def _requests_counted(exposition: str) -> float:

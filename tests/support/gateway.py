@@ -10,14 +10,17 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import yaml
 
 STARTUP_TIMEOUT = 30.0
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -131,11 +134,13 @@ class GatewayHarness:
         self.process = None
 
     def logs(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
+        return self.log_path.read_bytes().decode(errors="replace") if self.log_path.exists() else ""
 
     def log_records(self) -> list[dict[str, Any]]:
+        """The JSON lines of the log written so far: a last line without its newline is still being
+        written (the server runs on), and is left for the next read."""
         records = []
-        for line in self.logs().splitlines():
+        for line in self.logs().split("\n")[:-1]:
             if line.startswith("{"):
                 records.append(json.loads(line))
         return records
@@ -186,3 +191,16 @@ def wait_for_usage_rows(
         time.sleep(0.1)
         rows = usage_rows(database_url, request_id_prefix)
     return rows
+
+
+def wait_until(check: Callable[[], T], timeout: float = 30.0) -> T:
+    """Call `check` until its answer is truthy, and return that answer; once `timeout` seconds have passed,
+    return its last answer, whatever it is, for the caller's assertions to judge. For what a process does
+    in its own time (publish a file, write a log line): a fixed pause would be too short on a busy machine.
+    """
+    deadline = time.monotonic() + timeout
+    answer = check()
+    while not answer and time.monotonic() < deadline:
+        time.sleep(0.05)
+        answer = check()
+    return answer

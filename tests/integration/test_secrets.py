@@ -3,11 +3,10 @@ the error bodies it writes, whatever happens to the request."""
 
 from __future__ import annotations
 
-import time
-
 import httpx
 
 from tests.integration.conftest import World
+from tests.support.gateway import wait_until
 
 CANARY_CREDENTIAL = "sk-CANARY-credential-6b1f0e"
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -46,7 +45,9 @@ def test_canary_key_and_credential_never_reach_logs_or_error_bodies(world: World
         httpx.get(f"{url}/openai/v1/%2f%2e%2e/x?key={key}", headers=bearer),
         httpx.post(f"{url}/openai/v1/chat/completions", content=b"x" * 70_000, headers=bearer),
     ]
-    time.sleep(0.3)  # let the last access-log lines reach the file
+    # each access-log line is written a moment after its response: wait for every one of them
+    request_ids = {response.headers["x-request-id"] for response in bodies}
+    wait_until(lambda: request_ids <= {record["request_id"] for record in gateway.access_records()})
 
     statuses = [response.status_code for response in bodies]
     assert statuses == [200, 500, 200, 403, 403, 502, 401, 401, 400, 413]

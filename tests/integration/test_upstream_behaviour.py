@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -147,17 +148,16 @@ def test_the_path_query_and_header_bytes_reach_the_upstream_as_the_caller_wrote_
     assert received.header("x-title").encode("latin-1") == "Café".encode()
 
 
-@pytest.fixture(scope="module")
-def narrow(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHarness]:
-    """A gateway whose provider has one connection to its upstream."""
+def narrow_gateway(directory: Path, upstream: FakeUpstream, connect: float) -> Iterator[GatewayHarness]:
+    """A gateway whose provider has one connection to its upstream, waited for `connect` seconds."""
     harness = GatewayHarness(
-        Path(tmp_path_factory.mktemp("narrow")),
+        directory,
         {
             "openai": {
                 "type": "openai",
                 "base_url": upstream.url + "/v1",
                 "max_connections": 1,
-                "timeouts": {"connect": 0.5, "read": 30, "total": 30},
+                "timeouts": {"connect": connect, "read": 60, "total": 60},
             }
         },
     )
@@ -169,6 +169,19 @@ def narrow(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> 
         yield harness
     finally:
         harness.stop()
+
+
+@pytest.fixture(scope="module")
+def narrow(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHarness]:
+    """A gateway whose provider has one connection to its upstream, and gives up waiting for it soon."""
+    yield from narrow_gateway(Path(tmp_path_factory.mktemp("narrow")), upstream, connect=0.5)
+
+
+@pytest.fixture(scope="module")
+def patient(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHarness]:
+    """A gateway whose provider has one connection to its upstream, waited for as long as a test runs:
+    only the caller, by leaving, ends the wait."""
+    yield from narrow_gateway(Path(tmp_path_factory.mktemp("patient")), upstream, connect=60)
 
 
 def test_a_call_that_gets_no_connection_within_the_connect_timeout_is_504_and_never_sent(
@@ -381,25 +394,23 @@ def test_anthropics_request_id_passes_through_as_it_came(fresh: World) -> None:
 
 
 def test_a_caller_that_leaves_before_its_call_reached_the_upstream_is_not_billed(
-    narrow: GatewayHarness, upstream: FakeUpstream
+    patient: GatewayHarness, upstream: FakeUpstream
 ) -> None:
     """A call still waiting for a connection (or connecting) when its caller leaves never reached the
     provider: recorded at no cost, as a connect failure is; one that was sent is estimated (billed)."""
-    key = narrow.create_key("acme")
-    url = narrow.url + "/openai/v1/chat/completions"
+    key = patient.create_key("acme")
+    url = patient.url + "/openai/v1/chat/completions"
+    body = json.dumps(CHAT).encode()
+    head = (
+        f"POST /openai/v1/chat/completions HTTP/1.1\r\nhost: gateway\r\nauthorization: Bearer {key}\r\n"
+        "x-request-id: left-sent\r\nx-fake-delay-ms: 60000\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    )
     upstream.clear()
-    with ThreadPoolExecutor(1) as pool:
-        sent = pool.submit(
-            httpx.post,
-            url,
-            json=CHAT,
-            headers={
-                "authorization": f"Bearer {key}",
-                "x-request-id": "left-sent",
-                "x-fake-delay-ms": "3000",
-            },
-            timeout=1.5,
-        )
+    # The first call holds the one connection until its caller leaves, which it does only once the
+    # second call's caller has left and been recorded: no pause decides which leaves first.
+    with socket.create_connection(("127.0.0.1", patient.port), timeout=30) as sent:
+        sent.sendall(head.encode() + body)
         while not upstream.requests:  # the first call holds the one connection
             time.sleep(0.01)
         with pytest.raises(httpx.TimeoutException):  # waits for the connection, and leaves
@@ -409,10 +420,10 @@ def test_a_caller_that_leaves_before_its_call_reached_the_upstream_is_not_billed
                 headers={"authorization": f"Bearer {key}", "x-request-id": "left-unsent"},
                 timeout=0.2,
             )
-        with pytest.raises(httpx.TimeoutException):
-            sent.result()
+        wait_for_usage_rows(patient.effective_database_url, "left-unsent", 1)
+    # and the first call's caller leaves, before its answer
 
-    rows = {row["request_id"]: row for row in wait_for_usage_rows(narrow.effective_database_url, "left-", 2)}
+    rows = {row["request_id"]: row for row in wait_for_usage_rows(patient.effective_database_url, "left-", 2)}
     assert len(upstream.requests) == 1
     assert rows["left-sent"]["estimated"] is True
     assert rows["left-sent"]["input_tokens"] > 0

@@ -19,6 +19,7 @@ import httpx
 import yaml
 
 STARTUP_TIMEOUT = 30.0
+PORT_ATTEMPTS = 3  # starts on a port found free and taken before the server could bind it
 
 T = TypeVar("T")
 
@@ -36,6 +37,10 @@ def write_master_key(path: Path) -> None:
         check=True,
         capture_output=True,
     )
+
+
+class _PortTaken(AssertionError):
+    """The server could not bind its port: another process took it after `free_port()` found it free."""
 
 
 @dataclass
@@ -102,6 +107,23 @@ class GatewayHarness:
         raise AssertionError("key not listed")
 
     def start(self) -> None:
+        """Start the server and wait until it is ready. The port `free_port()` found free may be taken
+        by another process (a connection's own port, another test run's server) before the server binds
+        it: then the server is started again on another port, its failed start's log lines dropped."""
+        for _ in range(PORT_ATTEMPTS - 1):
+            logged = self.log_path.stat().st_size if self.log_path.exists() else 0
+            try:
+                self._start()
+                return
+            except _PortTaken:
+                with self.log_path.open("r+b") as log:
+                    log.truncate(logged)
+                self.port = free_port()
+                self.write_config()
+        self._start()
+
+    def _start(self) -> None:
+        logged = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gateway", "--config", str(self.config_path), "serve"],
@@ -113,6 +135,8 @@ class GatewayHarness:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if b"address already in use" in self.log_path.read_bytes()[logged:].lower():
+                    raise _PortTaken(f"gateway could not bind port {self.port}:\n{self.logs()}")
                 raise AssertionError(f"gateway exited with {self.process.returncode}:\n{self.logs()}")
             try:
                 if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:

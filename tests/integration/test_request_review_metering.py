@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.gateway import GatewayHarness, free_port, wait_for_usage_rows
+from tests.support.gateway import GatewayHarness, wait_for_usage_rows
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 BASIC_PASSWORD = "basic-pw-5e1f0c"
@@ -25,7 +25,7 @@ class ScriptedUpstream:
     """An HTTP/1.1 server in a thread of its own; each connection is served by the `handler` set last."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        self.port = 0  # bound by the server's thread: a port found free first may be taken meanwhile
         self.handler: Handler | None = None
         self.heads_sent = threading.Event()
         self.requests: list[bytes] = []
@@ -33,7 +33,7 @@ class ScriptedUpstream:
         started = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(started,), daemon=True)
         self._thread.start()
-        started.wait(5)
+        assert started.wait(30), "the scripted upstream did not start"
 
     @property
     def url(self) -> str:
@@ -46,7 +46,8 @@ class ScriptedUpstream:
         self._stopping = stopping
 
         async def serve() -> None:
-            server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+            server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+            self.port = server.sockets[0].getsockname()[1]
             started.set()
             async with server:
                 await stopping.wait()

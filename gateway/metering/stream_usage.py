@@ -225,16 +225,27 @@ class _Replayed:
 
 
 async def _read_error(response: UpstreamResponse) -> tuple[list[bytes], AsyncIterator[bytes] | None]:
-    """The chunks of an error body up to `MAX_REFUSAL_BYTES`, and what is left of it (None: nothing)."""
+    """The chunks of an error body up to `MAX_REFUSAL_BYTES`, and what is left of it (None: nothing). A
+    body that breaks while read (the upstream gone, its read timeout) leaves that failure as what is
+    left: the caller gets the error as far as it came, then the failure, as for any error relayed."""
     read: list[bytes] = []
     size = 0
     rest = aiter(response.chunks())
-    async for chunk in rest:
-        read.append(chunk)
-        size += len(chunk)
-        if size > MAX_REFUSAL_BYTES:
-            return read, rest
+    try:
+        async for chunk in rest:
+            read.append(chunk)
+            size += len(chunk)
+            if size > MAX_REFUSAL_BYTES:
+                return read, rest
+    except Exception as failure:
+        return read, _failing(failure)
     return read, None
+
+
+async def _failing(failure: Exception) -> AsyncIterator[bytes]:
+    """What is left of a body whose reading failed: the failure, met again where the body is relayed."""
+    raise failure
+    yield b""  # an async generator, though it yields nothing
 
 
 class ResendWithoutStreamUsage:
@@ -249,7 +260,11 @@ class ResendWithoutStreamUsage:
         response = await self._forward(ctx)
         if not ctx.stream_usage_injected or response.status not in REFUSAL_STATUSES:
             return response
-        read, rest = await _read_error(response)
+        try:
+            read, rest = await _read_error(response)
+        except BaseException:  # cancelled (the caller gone, the total timeout): nobody relays it
+            await response.aclose()
+            raise
         if rest is not None or not refuses_stream_options(b"".join(read)):
             return _Replayed(response, read, rest)  # an error of the caller's own: it is theirs to read
         await response.aclose()

@@ -178,6 +178,67 @@ def test_an_error_quoting_the_caller_s_text_about_stream_options_is_relayed_and_
     assert not refusals.refused(ctx)
 
 
+@dataclass
+class Breaking(Canned):
+    """An error body that breaks after its first chunk (the upstream gone, or its read timing out)."""
+
+    failure: Exception = field(default_factory=lambda: ConnectionResetError("upstream reset"))
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        yield self.body[0]
+        raise self.failure
+
+
+@dataclass
+class Stalled(Canned):
+    """An error body whose first chunk never comes."""
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        await asyncio.Event().wait()
+        yield b""
+
+
+def test_an_error_body_that_breaks_while_read_goes_to_the_caller_as_far_as_it_came_then_fails() -> None:
+    broken = Breaking(400, [AZURE_REFUSAL[:20]])
+    upstream = Upstream([broken])
+    ctx = streaming_request()
+
+    async def exchange() -> tuple[UpstreamResponse, list[bytes], BaseException | None]:
+        response = await ResendWithoutStreamUsage(upstream, StreamUsageRefusals())(ctx)
+        relayed: list[bytes] = []
+        try:
+            async for chunk in response.chunks():
+                relayed.append(chunk)
+        except ConnectionResetError as failure:
+            await response.aclose()
+            return response, relayed, failure
+        return response, relayed, None
+
+    response, relayed, failure = asyncio.run(exchange())
+
+    assert len(upstream.sent) == 1 and response.status == 400
+    assert relayed == [AZURE_REFUSAL[:20]] and failure is broken.failure
+    assert broken.closed  # released when the relay lets go of it
+
+
+def test_an_error_body_still_being_read_when_the_call_is_cancelled_is_released() -> None:
+    stalled = Stalled(400, [])
+    ctx = streaming_request()
+
+    async def cancel_while_reading() -> None:
+        resend = ResendWithoutStreamUsage(Upstream([stalled]), StreamUsageRefusals())
+        call = asyncio.ensure_future(resend(ctx))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+    asyncio.run(cancel_while_reading())
+
+    assert stalled.closed
+
+
 def test_a_long_error_body_is_relayed_whole_without_a_second_request() -> None:
     long_error = [b"x" * 4096 for _ in range(MAX_REFUSAL_BYTES // 4096 + 3)] + [b"stream_options"]
     upstream = Upstream([Canned(400, long_error)])

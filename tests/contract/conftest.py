@@ -8,17 +8,23 @@ reason when the server is unreachable, and fail instead under `CI=true`.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
 
+from gateway.admin.http import AdminAPI
 from gateway.storage.engine import create_engine
 from gateway.storage.migrate import upgrade
 from gateway.storage.models import metadata
 from tests.support.postgres import in_thread, postgres_admin_url, require_postgres, temporary_database
+
+ADMIN_TOKEN = "admin-token-of-the-contract-tests"
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -88,3 +94,15 @@ def empty_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: P
     admin: str = request.getfixturevalue("postgres_admin")
     with temporary_database(admin, migrated=False) as url:
         yield url
+
+
+@pytest.fixture
+async def admin(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the admin API over `engine`'s ledger, presenting the admin token."""
+    api = AdminAPI(hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(), lambda: engine)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=Starlette(routes=api.routes())),
+        base_url="http://gateway",
+        headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
+    ) as client:
+        yield client

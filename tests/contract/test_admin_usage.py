@@ -5,34 +5,17 @@ The admin API is served on its own, in process, over the contract suite's databa
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.applications import Starlette
 
-from gateway.admin.http import AdminAPI
 from gateway.storage.usage import UsageRepository
 from tests.contract.test_usage import OLD_CLAMPED, usage
 from tests.support.ledger_rows import write_as_before_the_bounds
-
-ADMIN_TOKEN = "admin-token-of-the-usage-tests"
-
-
-@pytest.fixture
-async def admin(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    api = AdminAPI(hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(), lambda: engine)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=Starlette(routes=api.routes())),
-        base_url="http://gateway",
-        headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
-    ) as client:
-        yield client
 
 
 async def test_counts_summed_past_64_bits_are_json_numbers_or_a_plain_500_never_a_503(

@@ -7,33 +7,23 @@ holding a NUL is.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.applications import Starlette
 
-from gateway.admin.http import AdminAPI
 from gateway.storage.usage import UsageFilter, UsageRepository
 from tests.contract.test_usage import usage
 
-ADMIN_TOKEN = "admin-token-of-the-filter-review"
 FILTERS = ("tenant", "team", "user", "key", "model", "provider")
 
 
 @pytest.fixture
-async def admin(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+async def admin(engine: AsyncEngine, admin: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The admin API's client (see conftest), over a ledger holding one record of an hour ago."""
     await UsageRepository(engine).insert_many([usage(datetime.now(UTC) - timedelta(hours=1))])
-    api = AdminAPI(hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(), lambda: engine)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=Starlette(routes=api.routes())),
-        base_url="http://gateway",
-        headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
-    ) as client:
-        yield client
+    return admin
 
 
 @pytest.mark.parametrize("name", FILTERS)

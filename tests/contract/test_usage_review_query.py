@@ -7,28 +7,8 @@ only that the caller's (valid) instant is not one.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.applications import Starlette
-
-from gateway.admin.http import AdminAPI
-
-ADMIN_TOKEN = "admin-token-of-the-query-review"
-
-
-@pytest.fixture
-async def admin(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    api = AdminAPI(hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(), lambda: engine)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=Starlette(routes=api.routes())),
-        base_url="http://gateway",
-        headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
-    ) as client:
-        yield client
 
 
 @pytest.mark.parametrize("name", ["since", "until"])

@@ -11,8 +11,6 @@ then), and the next page reads up to that same position.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
@@ -20,13 +18,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.applications import Starlette
 
-from gateway.admin.http import AdminAPI
 from gateway.storage.usage import Dimension, UsageFilter, UsageRepository
 from tests.contract.test_usage import usage
-
-ADMIN_TOKEN = "admin-token-of-the-snapshot-review"
 
 
 @pytest.fixture
@@ -47,16 +41,6 @@ async def a_late_record(repository: UsageRepository, model: str = "a") -> None:
     received = datetime.now(UTC) - timedelta(minutes=30)
     await repository.insert_many([usage(received, model=model, request_id=f"late-{model}")])
 
-
-@pytest.fixture
-async def admin(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    api = AdminAPI(hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest(), lambda: engine)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=Starlette(routes=api.routes())),
-        base_url="http://gateway",
-        headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
-    ) as client:
-        yield client
 
 
 async def test_the_pages_of_one_report_read_the_ledger_as_it_was_when_the_first_was_read(

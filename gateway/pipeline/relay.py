@@ -33,8 +33,7 @@ from gateway.metering.usage import UsageExtractor
 from gateway.types import Send
 from gateway.upstream.transport import UpstreamResponse
 
-# (request, response status, response content type) -> the metering tap for the body
-# (the request, the response's status, its content type, its headers as relayed) -> the body's watcher
+# (the request, the response's status, its content type, its headers as relayed) -> the metering tap
 TapFactory = Callable[[RequestContext, int, bytes | None, list[tuple[bytes, bytes]]], UsageExtractor]
 
 

@@ -342,22 +342,18 @@ class GatewayMetrics:
                 unpriced.add_metric([provider], tally.unpriced)
         yield estimated
         yield unpriced
-        dropped = CounterMetricFamily(
+        yield _counter_by(
             "tollgate_ledger_records_dropped",
             "Usage records that never reached the ledger",
-            labels=["reason"],
+            "reason",
+            dropped_by_reason,
         )
-        for reason, count in dropped_by_reason.items():
-            dropped.add_metric([reason], count)
-        yield dropped
-        stale = CounterMetricFamily(
+        yield _counter_by(
             "tollgate_stale_served",
             "Lookups answered with a cached value past its TTL while the database could not be reached",
-            labels=["cache"],
+            "cache",
+            stale_by_cache,
         )
-        for cache, count in stale_by_cache.items():
-            stale.add_metric([cache], count)
-        yield stale
         yield GaugeMetricFamily(
             "tollgate_ledger_queue_depth", "Usage records waiting for the database", ledger_depth
         )
@@ -366,6 +362,14 @@ class GatewayMetrics:
             "OpenAI background responses followed to their end, their calls not recorded yet",
             background_followed,
         )
+
+
+def _counter_by(name: str, documentation: str, label: str, counts: dict[str, int]) -> CounterMetricFamily:
+    """A counter family of one label, a sample for each value counted."""
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for value, count in counts.items():
+        family.add_metric([value], count)
+    return family
 
 
 def _tallies_of(data: dict[str, Any]) -> tuple[dict[str, _ProviderTally], dict[str, int]]:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
 from decimal import Decimal
 
 import pytest
 
-from gateway.context import RequestContext
 from gateway.metering.usage import TokenUsage
 from gateway.observability.logging import AccessLog
-from tests.support.metering import ADAPTERS, PRINCIPAL
+from tests.support.metering import PRINCIPAL, chat_call
 
 
 class Lines(logging.Handler):
@@ -27,19 +25,7 @@ def logged_cost(cost: Decimal | None) -> object:
     lines = Lines()
     logger = logging.Logger("access-test")
     logger.addHandler(lines)
-    ctx = RequestContext(
-        request_id="req-1",
-        started=time.perf_counter(),
-        method="POST",
-        provider=ADAPTERS["openai"],
-        raw_path=b"/v1/chat/completions",
-        query_string=b"",
-        headers=[],
-        receive=None,  # type: ignore[arg-type]
-        path="/v1/chat/completions",
-        principal=PRINCIPAL,
-        body=b"{}",
-    )
+    ctx = chat_call(principal=PRINCIPAL, body=b"{}")
     ctx.finished, ctx.status = ctx.started + 0.01, 200
     ctx.usage, ctx.cost_usd = TokenUsage(input_tokens=1, output_tokens=1), cost
 

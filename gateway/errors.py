@@ -92,9 +92,23 @@ class RequestTimeout(GatewayError):
     closes_connection = True
 
 
+class HeadTimeout(RequestTimeout):
+    """The request's head (its line and headers) did not arrive in time."""
+
+    code = "request_head_timeout"
+
+
 class RequestTooLarge(GatewayError):
     status = 413
     code = "request_too_large"
+
+
+class HeadTooLarge(GatewayError):
+    """The request's head (its line and headers) is longer than the bound."""
+
+    status = 431
+    code = "request_head_too_large"
+    closes_connection = True
 
 
 class WebSocketsNotSupported(GatewayError):
@@ -145,6 +159,7 @@ _OPENAI_TYPES = {
     408: "invalid_request_error",
     413: "invalid_request_error",
     429: "rate_limit_error",
+    431: "invalid_request_error",
 }
 _ANTHROPIC_TYPES = {
     400: "invalid_request_error",
@@ -155,6 +170,7 @@ _ANTHROPIC_TYPES = {
     408: "invalid_request_error",
     413: "request_too_large",
     429: "rate_limit_error",
+    431: "invalid_request_error",
     503: "overloaded_error",
     504: "timeout_error",
 }
@@ -167,6 +183,7 @@ _GEMINI_STATUSES = {
     408: "DEADLINE_EXCEEDED",
     413: "INVALID_ARGUMENT",
     429: "RESOURCE_EXHAUSTED",
+    431: "INVALID_ARGUMENT",
     501: "UNIMPLEMENTED",
     502: "UNAVAILABLE",
     503: "UNAVAILABLE",

@@ -21,8 +21,9 @@ import logging
 from collections.abc import Set
 from typing import ClassVar
 
-import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from gateway.errors import Dialect, GatewayError, HeadTimeout, HeadTooLarge, render_error
 
 SWEEP_SECONDS = 1.0
 logger = logging.getLogger("tollgate.http")
@@ -54,7 +55,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_since is not None:  # a head begun and not whole after this read
             self._head_bytes += len(data)
             if self._head_bytes > self.max_head_bytes and not self.transport.is_closing():
-                self.refuse(431, self._too_long_message())
+                self.refuse(HeadTooLarge(self._too_long_message()))
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -72,7 +73,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         if self._too_long:
-            self.refuse(431, self._too_long_message())
+            self.refuse(HeadTooLarge(self._too_long_message()))
         else:
             super().send_400_response(msg)
 
@@ -83,10 +84,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _too_long_message(self) -> str:
         return f"the request head is longer than {self.max_head_bytes} bytes"
 
-    def refuse(self, status: int, message: str) -> None:
-        """Answer `status` with a JSON error (the head is not read: no dialect is known) and close."""
-        logger.warning("request head refused", extra={"fields": {"status": status, "reason": message}})
-        body = orjson.dumps({"error": {"message": message, "type": "invalid_request_error", "code": status}})
+    def refuse(self, error: GatewayError) -> None:
+        """Answer `error` (the head is not read: no dialect is known, OpenAI's is used) and close."""
+        status = error.status
+        logger.warning("request head refused", extra={"fields": {"status": status, "reason": error.message}})
+        body = render_error(error, Dialect.OPENAI)
         head = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])
         head += b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(
             body
@@ -119,7 +121,7 @@ def _sweep(loop: asyncio.AbstractEventLoop, connections: Set[object]) -> None:
     now = loop.time()
     for connection in list(connections):
         if isinstance(connection, BoundedHttpToolsProtocol) and connection.head_overdue(now):
-            connection.refuse(408, f"the request head took longer than {connection.head_timeout:g} s")
+            connection.refuse(HeadTimeout(f"the request head took longer than {connection.head_timeout:g} s"))
     if connections:
         sweeps[loop] = loop.call_later(SWEEP_SECONDS, _sweep, loop, connections)
     else:

@@ -63,7 +63,14 @@ def test_a_head_longer_than_the_bound_is_431_and_the_connection_closed(gateway: 
     status, _, rest = received.partition(b"\r\n")
     assert status == b"HTTP/1.1 431 Request Header Fields Too Large"
     body = json.loads(rest.partition(b"\r\n\r\n")[2])
-    assert body["error"]["message"] == f"the request head is longer than {MAX_HEAD} bytes"
+    assert body == {
+        "error": {
+            "message": f"the request head is longer than {MAX_HEAD} bytes",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "request_head_too_large",  # a string, as OpenAI-style SDKs type `code`
+        }
+    }
 
 
 def test_a_head_longer_than_the_bound_that_arrives_in_one_read_is_431_too(gateway: GatewayHarness) -> None:
@@ -82,6 +89,12 @@ def test_a_head_that_does_not_arrive_in_time_is_408_and_the_connection_closed(
     received = answer_to(gateway, *parts, pause=HEAD_TIMEOUT)
 
     assert received.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    error = json.loads(received.partition(b"\r\n\r\n")[2])["error"]
+    assert (error["type"], error["param"], error["code"]) == (
+        "invalid_request_error",
+        None,
+        "request_head_timeout",
+    )
 
 
 def test_a_connection_that_sends_nothing_is_closed_after_the_timeout(gateway: GatewayHarness) -> None:

@@ -70,8 +70,11 @@ class TokenUsage(NamedTuple):
     inference_geo: str | None = None
     # Sub-inferences of the call that another model ran and that are billed at that model's rates, as
     # (model, its tokens): Anthropic's advisor tool (`usage.iterations` entries of type `advisor_message`,
-    # left out of the response's top-level counts). The fields above are the call's own model's; the
-    # ledger records the sum (`with_advisors_summed`), priced part by part (`prices.call_cost`).
+    # left out of the response's top-level counts), and every attempt of a server-side fallback (the
+    # declined `message` entries and the serving `fallback_message`: the fields above then count none of
+    # them). The fields above are the call's own model's; the ledger records the sum
+    # (`with_advisors_summed`), priced part by part (`prices.call_cost`). A part with no model named is
+    # unpriced, and so is its call.
     advisors: tuple[tuple[str, TokenUsage], ...] = ()
 
     @property

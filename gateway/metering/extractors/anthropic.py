@@ -26,7 +26,14 @@ left out of the top-level fields: it is reported only as a `compaction` entry of
 counts are added (the `message` entries break the top-level fields down, and are not). The advisor
 tool (beta) runs a sub-inference on another model, billed at that model's rates and likewise left out
 of the top-level fields: each `advisor_message` entry of `iterations` names its model, and is kept apart
-as one of the usage's `advisors` (priced at its own model's rates; the ledger records the sum).
+as one of the usage's `advisors` (priced at its own model's rates; the ledger records the sum). A
+server-side fallback (beta: a model that declines the request hands it to a `fallbacks` model in the same
+call) reports each attempt with its model: a `message` entry for each declined one, a `fallback_message`
+entry in place of the `message` entry of the one that served, whose counts the top-level fields repeat.
+Every attempt is then one of the usage's `advisors`, priced at the model that ran it, and the top-level
+fields count nothing more, whichever model the response names (a stream's `message_start` is sent before
+the fallback). An entry of any other kind leaves its call unpriced, never priced as if it were not there:
+it may be billed apart from the top-level fields (as advisors are) or not (as `message` entries are).
 
 Streamed, `message_start` carries the input and cache counts with an initial `output_tokens`, and
 `message_delta` the cumulative `output_tokens` (newer API versions repeat the input and cache counts
@@ -79,6 +86,11 @@ USAGE_FIELDS = (
 )
 FAST = "fast"  # `usage.speed` of a call served in fast mode, and the tier it is priced in
 ADVISOR = "advisor_message"  # an `iterations` entry of the advisor tool's sub-inference
+FALLBACK = "fallback_message"  # the `iterations` entry of the attempt that served a server-side fallback
+# What an `iterations` entry of a kind not known here adds: nothing to the counts (it may break them down,
+# as `message` entries do, or not), and a part no price is found for, so that the call is unpriced
+# (counted as such), never priced as if the entry were not there.
+UNKNOWN_PART: tuple[str, TokenUsage] = ("", TokenUsage())
 # The `inference_geo` values of a call at the standard price: the default geo, and `not_available`, the
 # API's answer for a call that asked for none (a geo the model lists no multiplier for is unpriced).
 DEFAULT_GEOS = STANDARD_GEOS | {"not_available"}
@@ -90,39 +102,54 @@ def messages_usage(usage: object) -> TokenUsage | None:
     if type(usage) is not dict or not ("input_tokens" in usage or "output_tokens" in usage):
         return None
     prompt, output, read, written, hour = token_counts(usage)
-    advisors: list[tuple[str, TokenUsage]] = []
-    for step in items(usage, "iterations"):  # compactions and advisors: not in the fields above
-        kind = step.get("type") if type(step) is dict else None
-        if kind == "compaction":
-            more = token_counts(step)
-            prompt, output = prompt + more[0], output + more[1]
-            read, written, hour = read + more[2], written + more[3], hour + more[4]
-        elif kind == ADVISOR:
-            advisors.append(_advisor(step))
     thinking = min(count(mapping(usage, "output_tokens_details"), "thinking_tokens"), output)
+    steps = items(usage, "iterations")
+    parts: tuple[tuple[str, TokenUsage], ...] = ()
+    if steps:
+        parts, more, fell_back = _iterations(steps)
+        if fell_back:  # every attempt is a part; the fields above repeat the serving one's counts
+            prompt = output = read = written = hour = 0
+        prompt, output = prompt + more[0], output + more[1]
+        read, written, hour = read + more[2], written + more[3], hour + more[4]
     searches = count(mapping(usage, "server_tool_use"), "web_search_requests")
     geo = usage.get("inference_geo")
     geo = geo[:MAX_TIER_LENGTH] if type(geo) is str and geo not in DEFAULT_GEOS else None
     total = TokenUsage(
-        prompt,
-        output,
-        read,
-        written,
-        thinking,
-        hour,
-        None,
-        searches,
-        inference_geo=geo,
-        advisors=tuple(advisors),
+        prompt, output, read, written, thinking, hour, None, searches, inference_geo=geo, advisors=parts
     )
     if usage.get("speed") == FAST:
         return total._replace(service_tier=FAST)
     return in_service_tier(total, usage.get("service_tier"))
 
 
-def _advisor(step: Mapping[str, Any]) -> tuple[str, TokenUsage]:
-    """An advisor sub-inference (`advisor_message`): the model that ran it (empty if not named: then
-    unpriced) and its tokens, billed at that model's rates."""
+def _iterations(steps: list[Any]) -> tuple[tuple[tuple[str, TokenUsage], ...], list[int], bool]:
+    """What a usage's `iterations` add to its top-level fields: the parts other models ran (advisors;
+    after a server-side fallback, every attempt), the compactions' counts (input, output, cache reads,
+    writes, 1-hour writes), and whether a fallback served the call."""
+    parts: list[tuple[str, TokenUsage]] = []
+    declined: list[Mapping[str, Any]] = []  # `message` entries: the attempts a fallback replaced, if one did
+    more = [0, 0, 0, 0, 0]
+    fell_back = False
+    for step in steps:
+        kind = step.get("type") if type(step) is dict else None
+        if kind == "message":
+            declined.append(step)
+        elif kind == "compaction":
+            more = [a + b for a, b in zip(more, token_counts(step), strict=True)]
+        elif kind in (ADVISOR, FALLBACK):
+            parts.append(_part(step))
+            fell_back = fell_back or kind == FALLBACK
+        elif kind is not None:
+            parts.append(UNKNOWN_PART)
+    if fell_back:  # the declined attempts first, as the response lists them
+        return (*map(_part, declined), *parts), more, True
+    return tuple(parts), more, False
+
+
+def _part(step: Mapping[str, Any]) -> tuple[str, TokenUsage]:
+    """A part of the call that a model of its own ran, billed at that model's rates (an advisor's
+    sub-inference, an attempt of a server-side fallback): the model (empty if not named: then unpriced)
+    and its tokens."""
     model = step.get("model")
     prompt, output, read, written, hour = token_counts(step)
     return (model[:200] if type(model) is str else ""), TokenUsage(prompt, output, read, written, 0, hour)

@@ -14,6 +14,7 @@ import asyncio
 import gc
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,11 +33,13 @@ from gateway.auth.keys import KeyAuthenticator
 from gateway.credentials.crypto import load_master_key
 from gateway.credentials.store import CredentialStore, verify_master_key
 from gateway.errors import Dialect, NotFound, WebSocketsNotSupported, render_error
+from gateway.http.headers import request_id
 from gateway.http.paths import split_mount
 from gateway.metering.background import BackgroundResponses
 from gateway.metering.ledger import UsageLedger
 from gateway.metering.meter import Meter
 from gateway.metering.prices import load_price_table
+from gateway.observability.logging import AccessLog
 from gateway.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.observability.metrics import GatewayMetrics, RequestMetrics
 from gateway.observability.workers import PUBLISH_INTERVAL_SECONDS, worker_directory
@@ -96,6 +99,7 @@ class Gateway:
         self.prices = load_price_table(settings.metering.prices_file)
         self.metrics = GatewayMetrics(worker_directory(self._environ) if settings.metrics.enabled else None)
         self.runtime: Runtime | None = None
+        self._access_log = AccessLog() if settings.logging.access_log else None
         self._publish_failing = False
         self._probes: set[asyncio.Task[None]] = set()  # readiness probes cut short, still cleaning up
         routes: list[BaseRoute] = [Route("/healthz", self._healthz), Route("/readyz", self._readyz)]
@@ -306,11 +310,22 @@ class Gateway:
             probe.exception()  # retrieved: a probe cut short may still fail as it cleans up
 
     async def _not_found(self, request: Request) -> Response:
+        """404 for a path under no provider's mount, with a request id, and logged as a refused request."""
+        started = time.perf_counter()
+        path = _raw_path(request.scope)
         error = NotFound(
-            f"no provider is mounted at {request.url.path.split('/')[1]!r}; "
+            f"no provider is mounted at {split_mount(path)[0]!r}; "
             f"mounted: {', '.join(sorted(self._adapters)) or 'none'}"
         )
-        return Response(render_error(error, Dialect.OPENAI), status_code=404, media_type="application/json")
+        identifier = request_id(request.scope["headers"])
+        if self._access_log is not None:
+            self._access_log.unrouted(identifier, request.method, path.decode("latin-1"), error, started)
+        return Response(
+            render_error(error, Dialect.OPENAI),
+            status_code=404,
+            media_type="application/json",
+            headers={"x-request-id": identifier},
+        )
 
 
 async def _select_one(engine: AsyncEngine) -> None:

@@ -11,8 +11,9 @@ support asks for) comes back as `x-upstream-request-id` when it is well-formed. 
 
 from __future__ import annotations
 
+import random
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from operator import itemgetter
 
 from gateway.auth.extract import CREDENTIAL_HEADERS
@@ -70,12 +71,20 @@ _NOT_FORWARDED_UP = (
 IDENTITY = ("accept-encoding", "identity")  # sent upstream instead of the caller's (see above)
 _NOT_RELAYED_DOWN = HOP_BY_HOP | {b"set-cookie", b"set-cookie2", b"x-request-id", b"x-upstream-request-id"}
 UPSTREAM_REQUEST_ID = b"x-upstream-request-id"
-WELL_FORMED_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")  # as the gateway's own (pipeline.core)
+WELL_FORMED_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")  # the caller's, the provider's
 _NOT_RELAYED_DOWN_RESIZED = _NOT_RELAYED_DOWN | {b"content-length"}
 # Control characters an HTTP server may not write in a field value (uvicorn refuses the whole response
 # head), which an upstream's may still hold: HTAB is allowed, CR, LF and NUL the upstream's parser refuses.
 _UNSENDABLE = bytes([*range(0x09), *range(0x0A, 0x20), 0x7F])
 _value = itemgetter(1)
+
+
+def request_id(headers: Sequence[tuple[bytes, bytes]]) -> str:
+    """The request's id: the caller's `X-Request-Id` when it is well-formed, else a fresh one."""
+    for name, value in headers:
+        if name == b"x-request-id" and WELL_FORMED_REQUEST_ID.fullmatch(value):
+            return value.decode("ascii")
+    return f"{random.getrandbits(96):024x}"
 
 
 def _sendable(value: bytes) -> bool:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from gateway.context import RequestContext
+from gateway.errors import GatewayError
 
 
 class JsonFormatter(logging.Formatter):
@@ -53,7 +55,8 @@ def _ms(start: float, end: float) -> float | None:
 
 
 class AccessLog:
-    """Observer: one JSON line per proxied request."""
+    """Observer: one JSON line per proxied request; and one per request no provider's mount took
+    (`unrouted`), in the same shape."""
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self._logger = logger or logging.getLogger("tollgate.access")
@@ -88,6 +91,28 @@ class AccessLog:
             fields["error"] = ctx.error.code
         if ctx.client_disconnected:
             fields["client_disconnected"] = True
+        self._logger.info("request", extra={"fields": fields})
+
+    def unrouted(self, request_id: str, method: str, path: str, error: GatewayError, started: float) -> None:
+        """The line of a request refused before any pipeline saw it (no provider is mounted at `path`,
+        which holds no query string)."""
+        if not self._logger.isEnabledFor(logging.INFO):
+            return
+        fields: dict[str, Any] = {
+            "request_id": request_id,
+            "tenant": None,
+            "key_id": None,
+            "provider": None,
+            "method": method,
+            "path": path,
+            "status": error.status,
+            "streamed": False,
+            "bytes_out": 0,
+            "upstream_ms": None,
+            "ttfb_ms": None,
+            "total_ms": _ms(started, time.perf_counter()),
+            "error": error.code,
+        }
         self._logger.info("request", extra={"fields": fields})
 
 

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import re
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.context import RequestContext
 from gateway.errors import GatewayError, render_error
 from gateway.http.body import ClientGone
+from gateway.http.headers import request_id
 from gateway.http.paths import normalize
 from gateway.pipeline.forward import Forward
 from gateway.pipeline.observers import ObserverBatch
@@ -30,7 +28,6 @@ from gateway.types import Receive, Scope, Send
 
 CLIENT_CLOSED = 499
 logger = logging.getLogger("tollgate.proxy")
-_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class Stage(Protocol):
@@ -89,7 +86,7 @@ class Pipeline:
 def _new_context(adapter: ProviderAdapter, rest: bytes, scope: Scope, receive: Receive) -> RequestContext:
     headers: list[tuple[bytes, bytes]] = scope["headers"]
     return RequestContext(
-        request_id=_request_id(headers),
+        request_id=request_id(headers),
         started=time.perf_counter(),
         received_at=time.time(),
         method=scope["method"],
@@ -99,14 +96,6 @@ def _new_context(adapter: ProviderAdapter, rest: bytes, scope: Scope, receive: R
         headers=headers,
         receive=receive,
     )
-
-
-def _request_id(headers: Sequence[tuple[bytes, bytes]]) -> str:
-    """The caller's `X-Request-Id` when it is well-formed, else a fresh one."""
-    for name, value in headers:
-        if name == b"x-request-id" and _REQUEST_ID.match(value):
-            return value.decode("ascii")
-    return f"{random.getrandbits(96):024x}"
 
 
 async def _cancel_on_disconnect(ctx: RequestContext, receive: Receive, task: asyncio.Task[None]) -> None:

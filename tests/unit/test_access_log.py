@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from decimal import Decimal
 
 import pytest
 
+from gateway.errors import NotFound
 from gateway.metering.usage import TokenUsage
 from gateway.observability.logging import AccessLog
 from tests.support.metering import PRINCIPAL, chat_call
@@ -49,3 +51,19 @@ def test_a_cost_is_written_in_plain_decimal_notation_however_small(
     cost: Decimal | None, written: str | None
 ) -> None:
     assert logged_cost(cost) == written
+
+
+def test_a_request_under_no_mount_is_logged_in_the_shape_of_a_refused_one() -> None:
+    lines = Lines()
+    logger = logging.Logger("access-test")
+    logger.addHandler(lines)
+    refused = chat_call(body=b"{}")
+    refused.finished, refused.status, refused.error = refused.started, 404, NotFound("no such path")
+    access_log = AccessLog(logger)
+
+    access_log.observe(refused)
+    access_log.unrouted("req-1", "GET", "/nosuch/v1/models", NotFound("no such mount"), time.perf_counter())
+
+    proxied, unrouted = lines.fields
+    assert set(unrouted) == set(proxied)
+    assert (unrouted["provider"], unrouted["status"], unrouted["error"]) == (None, 404, "not_found")

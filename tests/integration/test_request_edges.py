@@ -1,0 +1,39 @@
+"""The edges of a request, as a demanding caller probes them with curl and the SDKs: every answer the
+gateway gives before (or instead of) proxying is in the caller's dialect, logged, and reaches no upstream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.integration.conftest import World
+from tests.support.gateway import wait_until
+
+
+def access_record(world: World, request_id: str) -> dict[str, Any] | None:
+    """The access-log line of the request `request_id`, once it is written."""
+
+    def find() -> dict[str, Any] | None:
+        return next((r for r in world.gateway.access_records() if r["request_id"] == request_id), None)
+
+    return wait_until(find, timeout=5)
+
+
+def test_a_request_to_an_unknown_mount_is_logged_without_its_query(fresh: World) -> None:
+    key = fresh.keys["acme"]
+
+    response = httpx.get(
+        f"{fresh.url}/nosuch/v1/models?key={key}&alt=sse", headers={"x-request-id": "edge-unknown-mount"}
+    )
+
+    record = access_record(fresh, "edge-unknown-mount")
+    assert response.status_code == 404
+    assert response.headers["x-request-id"] == "edge-unknown-mount"
+    assert record is not None
+    assert (record["status"], record["error"], record["method"]) == (404, "not_found", "GET")
+    assert record["path"] == "/nosuch/v1/models"
+    assert record["provider"] is None and record["tenant"] is None
+    assert key not in fresh.gateway.logs()
+    assert fresh.upstream.requests == []

@@ -1,10 +1,15 @@
 """Gemini's generateContent and streamGenerateContent (and embedContent when it reports usage).
 
     usageMetadata {promptTokenCount, candidatesTokenCount, thoughtsTokenCount, cachedContentTokenCount,
-                   toolUsePromptTokenCount, totalTokenCount}; the model in `modelVersion`
+                   toolUsePromptTokenCount, totalTokenCount, promptTokensDetails, candidatesTokensDetails,
+                   toolUsePromptTokensDetails, cacheTokensDetails}; the model in `modelVersion`
 
 Normalised: input = prompt + tool-use prompt, cached = cachedContentTokenCount, output = candidates +
-thoughts (Gemini leaves thinking out of `candidatesTokenCount`), reasoning = thoughts.
+thoughts (Gemini leaves thinking out of `candidatesTokenCount`), reasoning = thoughts. Of those, the audio
+tokens (the `AUDIO` entries of `promptTokensDetails`, `toolUsePromptTokensDetails` and
+`candidatesTokensDetails`, lists of `{modality, tokenCount}`) are audio input and output: Gemini bills
+audio input apart from text on the models that price it so, and a price that gives no audio rate leaves
+such a call unpriced, never priced as text.
 
 Streamed, every chunk carries the running totals, so the last one counts, and only once the response
 is complete: the last chunk has a `finishReason` (or no candidates: a blocked prompt). Two framings:
@@ -43,6 +48,7 @@ SMALL_ARRAY = 8 * 1024  # an array up to this size is parsed whole
 USAGE_KEY = re.compile(rb'"usageMetadata"\s*:\s*')
 MODEL_VALUE = re.compile(rb'"modelVersion"\s*:\s*"([^"\\]*)"')
 BETWEEN_ELEMENTS = re.compile(r"[\s,]*")
+AUDIO = "AUDIO"  # the `modality` of audio tokens in a usage breakdown
 TEXT_KEY = re.compile(rb'"text"\s*:\s*"')  # also where a chunk's text starts: the end of its head
 
 
@@ -54,7 +60,23 @@ def gemini_usage(metadata: object) -> TokenUsage | None:
     thoughts = count(metadata, "thoughtsTokenCount")
     output = count(metadata, "candidatesTokenCount") + thoughts
     cached = min(count(metadata, "cachedContentTokenCount"), prompt)
+    heard = audio_of(metadata.get("promptTokensDetails"))
+    heard += audio_of(metadata.get("toolUsePromptTokensDetails"))
+    spoken = audio_of(metadata.get("candidatesTokensDetails"))
+    if heard or spoken:  # billed at audio rates where a model prices audio apart
+        return TokenUsage(
+            prompt, output, cached, 0, thoughts, audio_input_tokens=heard, audio_output_tokens=spoken
+        )
     return TokenUsage(prompt, output, cached, 0, thoughts)  # input, output, cached, cache write, reasoning
+
+
+def audio_of(details: object) -> int:
+    """The audio tokens of a modality breakdown (`[{modality, tokenCount}]`), 0 if it has none."""
+    if type(details) is not list:
+        return 0
+    return sum(
+        count(part, "tokenCount") for part in details if type(part) is dict and part.get("modality") == AUDIO
+    )
 
 
 def candidate_texts(payload: object) -> Iterator[str]:

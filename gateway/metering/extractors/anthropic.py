@@ -214,7 +214,9 @@ class AnthropicDialect:
         return NOTHING
 
     def result(self) -> tuple[TokenUsage | None, str | None]:
-        return (messages_usage(self._fields) if self._final else None), self._model
+        if not self._final:
+            return None, self._model
+        return messages_usage(self._fields), served_by(self._fields) or self._model
 
     def reported_so_far(self) -> TokenUsage | None:
         """`message_start`'s input and cache counts (and its initial output count), of a stream cut
@@ -247,7 +249,17 @@ class AnthropicDialect:
         merge(fields, mapping(message, "usage"))
         merge(fields, usage)
         total = messages_usage(fields)
-        return None if total is None else (total, model_of(message))
+        return None if total is None else (total, served_by(fields) or model_of(message))
+
+
+def served_by(usage: Mapping[str, Any]) -> str | None:
+    """The model a server-side fallback handed the call to, named by the usage's `fallback_message`
+    entry; None without one. A stream's `message_start` is sent before any fallback, so its model may be
+    the one that declined; a body's top-level `model` names the one that answered."""
+    for step in items(usage, "iterations"):
+        if type(step) is dict and step.get("type") == FALLBACK:
+            return model_of(step)
+    return None
 
 
 def merge(fields: dict[str, Any], usage: Mapping[str, Any]) -> None:

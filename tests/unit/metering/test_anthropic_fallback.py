@@ -38,6 +38,15 @@ def test_each_attempt_is_read_with_the_model_that_ran_it(content_type: bytes, da
 
 
 @BOTH_WAYS
+def test_the_call_is_recorded_under_the_model_that_served_it(content_type: bytes, data: bytes) -> None:
+    """Whatever model a stream's `message_start` names (sent before any fallback: here the one asked
+    for, which declined), the `fallback_message` entry names the one that answered."""
+    extraction = extract_every_way("anthropic", Endpoint.MESSAGES, content_type, data)
+
+    assert extraction.model == "claude-opus-4-8"
+
+
+@BOTH_WAYS
 def test_the_call_costs_each_attempt_at_its_own_models_rates_whichever_model_the_response_names(
     content_type: bytes, data: bytes
 ) -> None:

@@ -3,7 +3,10 @@
 `record()` never waits: it appends to a bounded in-memory buffer. A background task writes batches
 of up to `batch_size` records, at least every `flush_interval` seconds. While the database refuses
 writes, records wait and the batch is retried with exponential backoff; only when the buffer is
-full are new records dropped, each drop counted and logged. A batch the database refuses while it is
+full are new records dropped, each drop counted and logged. Each batch is written once: it has an id,
+written with it in its transaction, and is retried as it was formed, under that id, so that a batch whose
+commit reached the database though its acknowledgement did not (the connection lost in between) is
+found there and not written again (`LedgerStore`). A batch the database refuses while it is
 up (`StorageRejected`: a value it cannot store) is written record by record: a refused record is
 written as the database can hold it (`records.storable`: no NUL in its texts, counts within 64 bits),
 else dropped as rejected (counted and logged); the others are written. `close()` drains the buffer
@@ -18,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.storage.errors import StorageError, StorageRejected
@@ -33,7 +38,24 @@ _CLOSING_RETRY = 0.25  # seconds between writes to a database still down while c
 
 
 class LedgerStore(Protocol):
-    async def insert_many(self, records: Sequence[UsageRecord]) -> None: ...
+    async def insert_many(self, records: Sequence[UsageRecord], *, batch_id: bytes) -> None:
+        """Write `records` in one transaction, all or none; nothing when a batch of `batch_id` was
+        written already (the id is checked before any record is written, so a batch refused leaves its
+        id free). Raises `StorageRejected` for a value the database cannot hold, another
+        `StorageError` when the database is unavailable."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Records written together under an id: a batch retried keeps both, and so is written once."""
+
+    id: bytes
+    records: list[UsageRecord]
+
+
+def new_batch(records: list[UsageRecord]) -> Batch:
+    return Batch(secrets.token_bytes(16), records)
 
 
 class DropCounter(Protocol):
@@ -64,7 +86,7 @@ class UsageLedger:
         self._on_drop = on_drop
         self._clock = clock
         self._buffer: deque[UsageRecord] = deque()
-        self._in_flight = 0
+        self._taken: Batch | None = None  # out of the buffer: being written, or to be written again
         self._interrupted = 0  # records whose writing a cancellation cut short: counted as lost
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()  # set by close(): cuts a back-off short
@@ -77,7 +99,7 @@ class UsageLedger:
     @property
     def depth(self) -> int:
         """Records not yet in the database (waiting or being written)."""
-        return len(self._buffer) + self._in_flight
+        return len(self._buffer) + (0 if self._taken is None else len(self._taken.records))
 
     def start(self) -> None:
         if self._writer is None:
@@ -85,7 +107,8 @@ class UsageLedger:
 
     def record(self, record: UsageRecord) -> bool:
         """Queue a record; False (and the drop counted and logged) when the buffer is full."""
-        if self._closing or len(self._buffer) + self._in_flight >= self._capacity:  # `depth`, inline
+        taken = self._taken  # `depth`, inline
+        if self._closing or len(self._buffer) + (len(taken.records) if taken else 0) >= self._capacity:
             self._dropped("buffer_full" if not self._closing else "closed", 1)
             return False
         self._buffer.append(record)
@@ -110,6 +133,7 @@ class UsageLedger:
                 self._dropped("shutdown", lost)
                 logger.error("usage records lost at shutdown", extra={"fields": {"lost": lost}})
             self._buffer.clear()
+            self._taken = None
         return lost
 
     async def _drain(self, grace: float) -> None:
@@ -137,12 +161,12 @@ class UsageLedger:
     async def _run(self) -> None:
         backoff = _FIRST_BACKOFF
         while True:
-            if not self._buffer:
+            if not self._buffer and self._taken is None:
                 if self._closing:
                     return
                 await self._wait(self._flush_interval)
                 continue
-            if len(self._buffer) < self._batch_size and not self._closing:
+            if self._taken is None and len(self._buffer) < self._batch_size and not self._closing:
                 await self._wait(self._flush_interval)
             if await self._write_batch():
                 backoff = _FIRST_BACKOFF
@@ -168,63 +192,76 @@ class UsageLedger:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closed.wait(), seconds)
 
+    def _take(self) -> Batch:
+        """The batch to write: the one a failed write left (the same id, the same records), else the
+        oldest records, as a new batch."""
+        if self._taken is None:
+            count = min(self._batch_size, len(self._buffer))
+            self._taken = new_batch([self._buffer.popleft() for _ in range(count)])
+        return self._taken
+
     async def _write_batch(self) -> bool:
         """Write the oldest batch; False when the database is down and the batch must wait."""
-        batch = [self._buffer.popleft() for _ in range(min(self._batch_size, len(self._buffer)))]
-        self._in_flight = len(batch)
+        batch = self._take()
         try:
-            await self._store.insert_many(batch)
+            await self._store.insert_many(batch.records, batch_id=batch.id)
         except StorageRejected:
-            return await self._write_one_by_one(batch)
+            return await self._write_one_by_one(batch.records)
         except StorageError as exc:
-            self._wait_again(batch, exc)
+            self._wait_again(batch, [], exc)
             return False
         except asyncio.CancelledError:  # the batch may or may not be written: never written again
-            self._interrupted += len(batch)
+            self._interrupted += len(batch.records)
+            self._taken = None
             raise
         except Exception:  # a bug, not the database: the writer carries on, record by record
             logger.exception(
-                "usage ledger write failed unexpectedly", extra={"fields": {"records": len(batch)}}
+                "usage ledger write failed unexpectedly", extra={"fields": {"records": len(batch.records)}}
             )
-            return await self._write_one_by_one(batch)
-        finally:
-            self._in_flight = 0
-        self.written += len(batch)
+            return await self._write_one_by_one(batch.records)
+        self._taken = None
+        self.written += len(batch.records)
         return True
 
     async def _write_one_by_one(self, batch: list[UsageRecord]) -> bool:
-        """Write a batch the database refused record by record: a record it refuses is written again as
-        it can hold it (`storable`), else dropped as rejected. Should the database turn out to be
-        down, the records not written yet wait again (False)."""
+        """Write a batch the database refused record by record, each a batch of its own: a record it
+        refuses is written again as it can hold it (`storable`), else dropped as rejected. Should the
+        database turn out to be down, the record being written waits under its batch id, and those
+        after it wait as records never written (False)."""
         rejected = 0
         for index, record in enumerate(batch):
+            alone = new_batch([record])
             try:
-                accepted = await self._write_one(record)
+                accepted = await self._write_one(alone)
             except StorageError as exc:
                 self.written += index - rejected
                 if rejected:
                     self._dropped("rejected", rejected)
-                self._wait_again(batch[index:], exc)
+                self._wait_again(alone, batch[index + 1 :], exc)
                 return False
             except asyncio.CancelledError:  # the records refused so far are dropped all the same
                 self.written += index - rejected
                 self._interrupted += len(batch) - index
+                self._taken = None
                 if rejected:
                     self._dropped("rejected", rejected)
                 raise
             rejected += not accepted
+        self._taken = None
         self.written += len(batch) - rejected
         if rejected:
             self._dropped("rejected", rejected)
         return True
 
-    async def _write_one(self, record: UsageRecord) -> bool:
-        """Write `record`, or what of it the database can hold; False if refused either way. Raises
-        `StorageError` when the database is down."""
+    async def _write_one(self, alone: Batch) -> bool:
+        """Write the one record of `alone`, or what of it the database can hold, under `alone`'s id (a
+        refused write leaves the id free); False if refused either way. Raises `StorageError` when the
+        database is down."""
+        [record] = alone.records
         cleaned = storable(record)
         for attempt in (record, cleaned) if cleaned is not record else (record,):
             try:
-                await self._store.insert_many([attempt])
+                await self._store.insert_many([attempt], batch_id=alone.id)
             except StorageRejected:
                 continue
             except StorageError:
@@ -240,9 +277,11 @@ class UsageLedger:
             return True
         return False
 
-    def _wait_again(self, records: list[UsageRecord], error: Exception) -> None:
-        """Put `records` back at the head of the queue, the database being down."""
-        self._buffer.extendleft(reversed(records))
+    def _wait_again(self, batch: Batch, untried: list[UsageRecord], error: Exception) -> None:
+        """Keep `batch`, which may be written already, to be written again first, as it is, and put
+        `untried` back at the head of the queue, the database being down."""
+        self._taken = batch
+        self._buffer.extendleft(reversed(untried))
         logger.warning(
             "usage ledger write failed; will retry",
             extra={"fields": {"error": str(error), "waiting": self.depth}},

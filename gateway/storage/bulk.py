@@ -26,6 +26,13 @@ what a broken upstream reported is stored at the bound (its cost unknown) rather
 request ids of such records are returned for the caller to log once they are written. The check costs
 two comparisons a record: the token counts are non-negative (the extractors count anything else as
 0), so their bitwise or is at least the largest of them.
+
+A batch given an id is written once: its id goes into `usage_batches` first, in the batch's
+transaction, and an id found there already means the batch is in the ledger (a retry of a write
+whose commit's acknowledgement was lost), so its records are not written again. One small statement
+a batch; on PostgreSQL it also opens the transaction the COPY then runs in (COPY alone commits on its
+own). An id being written by a transaction not yet ended is waited for (within the statement timeout),
+so that transaction's outcome decides.
 """
 
 from __future__ import annotations
@@ -38,10 +45,13 @@ from functools import lru_cache
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Table
+from sqlalchemy import Table, delete
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.storage.errors import StorageRejected, StorageUnavailable
+from gateway.storage.models import usage_batches
 from gateway.storage.records import (
     COST_CONTEXT,
     COST_QUANTUM,
@@ -187,3 +197,16 @@ async def insert_usage(db: AsyncConnection, table: Table, records: Sequence[Usag
     except (asyncpg.PostgresError, asyncpg.InterfaceError, sqlite3.Error, OSError) as exc:
         raise StorageUnavailable(f"database error: {type(exc).__name__}") from exc
     return out_of_bounds
+
+
+async def mark_written(db: AsyncConnection, batch_id: bytes, now: datetime) -> bool:
+    """Note batch `batch_id` as written in `db`'s transaction; False when it was written already."""
+    dialect_insert = postgresql_insert if db.dialect.name == "postgresql" else sqlite_insert
+    statement = dialect_insert(usage_batches).values(id=batch_id, written_at=now).on_conflict_do_nothing()
+    return (await db.execute(statement)).rowcount == 1
+
+
+async def forget_batches(db: AsyncConnection, before: datetime) -> int:
+    """Delete the ids of the batches written before `before`; how many were deleted."""
+    result = await db.execute(delete(usage_batches).where(usage_batches.c.written_at < before))
+    return result.rowcount

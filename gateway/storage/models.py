@@ -173,3 +173,14 @@ usage_records = Table(
     Index(None, "created_at"),
     Index(None, "tenant_id", "created_at"),
 )
+
+# The ids of the ledger batches written, each in its batch's transaction: a batch written again under its
+# id (the ledger's retry of a write whose commit's acknowledgement was lost) is found here and not stored
+# twice. Ids older than a day, far past any retry, are deleted (`usage.BATCH_MEMORY`).
+usage_batches = Table(
+    "usage_batches",
+    metadata,
+    Column("id", LargeBinary(16), primary_key=True),
+    Column("written_at", UTCDateTime(), nullable=False),
+    Index(None, "written_at"),
+)

@@ -8,15 +8,20 @@ backends. (SQLite keeps the cost column as a double, so there the whole dollars 
 fraction, rounded back to units of 1e-10 USD, are summed apart as integers and put together here. That
 is exact for any one call's cost below $500,000, where a double still holds the 10th decimal, and
 neither integer sum overflows short of some 900 million calls at the column's largest cost.)
+
+`insert_many` writes a batch given an id once (see `bulk.mark_written`): written again under the same
+id, as the ledger retries a write whose commit's acknowledgement was lost, it is not stored twice. The
+ids are kept for `BATCH_MEMORY`, far past any retry; once every `FORGET_EVERY` a batch's transaction
+also deletes the older ones (by the index on their time: a day of ids, one row a batch).
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal
 from enum import StrEnum
 from types import MappingProxyType
@@ -24,11 +29,11 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, Label, Row, Select, cast, func, literal_column, select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.expression import UnaryExpression
 
-from gateway.storage.bulk import insert_usage
+from gateway.storage.bulk import forget_batches, insert_usage, mark_written
 from gateway.storage.errors import StorageError
 from gateway.storage.models import usage_records
 from gateway.storage.records import COST_QUANTUM, COST_SCALE, UsageRecord
@@ -38,6 +43,8 @@ logger = logging.getLogger("tollgate.ledger")
 _WIDE = Context(prec=60)  # room for any sum of the column's 20 digits, to its last place
 MAX_OFFSET = 10**12  # groups skipped at most: more than a ledger holds, and what every database binds
 MAX_SNAPSHOT = 2**63 - 1  # the largest record id
+BATCH_MEMORY = timedelta(days=1)  # how long a written batch's id is known: far past any retry of it
+FORGET_EVERY = timedelta(hours=1)  # how often the ids older than that are deleted
 
 
 class SumOverflow(StorageError):
@@ -143,23 +150,45 @@ SUMMED = (  # the columns summed, in the order reports show them
 )
 
 
-class UsageRepository:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
-    async def insert_many(self, records: Sequence[UsageRecord]) -> None:
-        """Write a batch in one transaction: all of it, or (raising) none of it. A record whose counts
-        are past the ledger's bounds (`records.bounded`) is written with them at their bounds and its
-        cost unknown, and logged (its request id and the counts) once written."""
+
+class UsageRepository:
+    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = _utc_now) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._forget_at = datetime.min.replace(tzinfo=UTC)  # when old batch ids are next deleted
+
+    async def insert_many(self, records: Sequence[UsageRecord], *, batch_id: bytes | None = None) -> None:
+        """Write a batch in one transaction: all of it, or (raising) none of it; under `batch_id`, once
+        (nothing is written when a batch of that id was). A record whose counts are past the ledger's
+        bounds (`records.bounded`) is written with them at their bounds and its cost unknown, and logged
+        (its request id and the counts) once written."""
         if not records:
             return
         async with transaction(self._engine) as db:
+            if batch_id is not None and not await self._mark_written(db, batch_id):
+                logger.warning(
+                    "usage batch written already (its commit's acknowledgement was lost): not written again",
+                    extra={"fields": {"batch": batch_id.hex(), "records": len(records)}},
+                )
+                return
             out_of_bounds = await insert_usage(db, usage_records, records)
         for request_id, counts in out_of_bounds:
             logger.warning(
                 "usage record written with counts past the ledger's bounds at their bounds, its cost unknown",
                 extra={"fields": {"request_id": request_id, "counts": list(counts)}},
             )
+
+    async def _mark_written(self, db: AsyncConnection, batch_id: bytes) -> bool:
+        """Note the batch as written (False when it was already), first deleting the ids older than
+        `BATCH_MEMORY` when `FORGET_EVERY` has passed since they last were."""
+        now = self._clock()
+        if now >= self._forget_at:
+            self._forget_at = now + FORGET_EVERY  # a failed deletion is not tried again before then
+            await forget_batches(db, now - BATCH_MEMORY)
+        return await mark_written(db, batch_id, now)
 
     async def aggregate(
         self, group_by: Sequence[Dimension], filters: UsageFilter, limit: int, offset: int = 0

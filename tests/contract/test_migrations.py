@@ -15,6 +15,7 @@ from gateway.storage.models import metadata
 from gateway.storage.repositories import TenantRepository
 from gateway.storage.usage import UsageFilter, UsageRepository
 from tests.contract.builders import T0
+from tests.support.metering import usage_record
 
 SCHEMA_TABLES = set(metadata.tables)
 
@@ -99,5 +100,25 @@ async def test_calls_recorded_before_web_searches_were_counted_read_as_none(empt
 
         totals = await UsageRepository(engine).totals(UsageFilter())
         assert (totals.requests, totals.input_tokens, totals.web_searches) == (1, 10, 0)
+    finally:
+        await engine.dispose()
+
+
+async def test_downgrading_below_the_batch_ids_keeps_the_ledger_and_upgrading_again_writes_batches_once(
+    empty_database_url: str,
+) -> None:
+    await upgrade_async(empty_database_url)
+    engine = create_engine(empty_database_url)
+    try:
+        await UsageRepository(engine).insert_many([usage_record("req-before")], batch_id=b"b" * 16)
+
+        await asyncio.to_thread(command.downgrade, alembic_config(empty_database_url), "0004")
+        assert await table_names(engine) == SCHEMA_TABLES - {"usage_batches"} | {"alembic_version"}
+        await upgrade_async(empty_database_url)
+        for _ in range(2):
+            await UsageRepository(engine).insert_many([usage_record("req-after")], batch_id=b"a" * 16)
+
+        assert (await UsageRepository(engine).totals(UsageFilter())).requests == 2
+        await no_drift(empty_database_url)
     finally:
         await engine.dispose()

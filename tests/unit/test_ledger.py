@@ -20,7 +20,9 @@ def usage_record(number: int) -> UsageRecord:
 
 class FakeStore:
     """An in-memory ledger table that can be taken down, can refuse particular records (and, as
-    PostgreSQL does, any text holding a NUL), can fail as a bug would, and can hang."""
+    PostgreSQL does, any text holding a NUL), can fail as a bug would, can hang, and can lose the
+    acknowledgement of a commit. As the database's, it writes a batch id once: a batch whose id it holds
+    is not written again."""
 
     def __init__(self) -> None:
         self.rows: list[UsageRecord] = []
@@ -30,9 +32,13 @@ class FakeStore:
         self.broken: set[str] = set()  # records whose writing raises what no database would
         self.hang = False
         self.down_after_writes: int | None = None  # goes down after this many more writes
+        self.unacknowledged = 0  # the next writes commit, then fail as a connection lost before the ack
+        self.batch_ids: set[bytes] = set()
 
-    async def insert_many(self, records: Sequence[UsageRecord]) -> None:
+    async def insert_many(self, records: Sequence[UsageRecord], *, batch_id: bytes) -> None:
         await asyncio.sleep(0)
+        if batch_id in self.batch_ids:
+            return
         if self.hang:
             await asyncio.sleep(3600)
         if self.down_after_writes is not None and self.down_after_writes <= 0:
@@ -45,8 +51,12 @@ class FakeStore:
             raise StorageRejected("database refused a value: DataError")
         self.batches.append(len(records))
         self.rows.extend(records)
+        self.batch_ids.add(batch_id)
         if self.down_after_writes is not None:
             self.down_after_writes -= 1
+        if self.unacknowledged > 0:
+            self.unacknowledged -= 1
+            raise StorageUnavailable("database error: ConnectionDoesNotExistError")
 
 
 class Drops:
@@ -247,6 +257,61 @@ async def test_an_outage_while_a_refused_batch_is_written_one_by_one_keeps_the_r
     assert waiting == 7  # req-0 refused, req-1 and req-2 written, the rest waiting: none dropped
     assert lost == 0
     assert sorted(row.input_tokens for row in store.rows) == list(range(1, 10))
+    assert drops.counts == {"rejected": 1}
+
+
+async def test_a_batch_committed_but_not_acknowledged_is_not_written_again() -> None:
+    store = FakeStore()
+    store.unacknowledged = 1
+    drops = Drops()
+    ledger = ledger_over(store, drops)
+    ledger.start()
+
+    for number in range(30):
+        ledger.record(usage_record(number))
+    lost = await ledger.close(grace=5)
+
+    assert lost == 0
+    assert [row.input_tokens for row in store.rows] == list(range(30))
+    assert ledger.written == 30
+    assert drops.counts == {}
+
+
+async def test_a_batch_is_retried_as_it_was_though_more_records_came_meanwhile() -> None:
+    store = FakeStore()
+    store.unacknowledged = 1
+    store.down_after_writes = 1  # down once the first batch is in, its acknowledgement lost
+    ledger = ledger_over(store)
+    ledger.start()
+
+    for number in range(30):
+        ledger.record(usage_record(number))
+    await asyncio.sleep(0.1)  # the batch of 30 is in the database; the ledger waits to write it again
+    for number in range(30, 50):
+        ledger.record(usage_record(number))
+    store.down_after_writes, store.down = None, False
+    lost = await ledger.close(grace=5)
+
+    assert lost == 0
+    assert sorted(row.input_tokens for row in store.rows) == list(range(50))
+    assert ledger.written == 50
+
+
+async def test_a_record_written_alone_whose_commit_was_not_acknowledged_is_not_written_again() -> None:
+    store = FakeStore()
+    store.poison = {"req-0"}  # the batch is refused, and its records written one by one
+    drops = Drops()
+    ledger = ledger_over(store, drops)
+    ledger.start()
+
+    for number in range(5):
+        ledger.record(usage_record(number))
+    store.unacknowledged = 1  # the first record written alone (req-1) is in, its acknowledgement lost
+    lost = await ledger.close(grace=5)
+
+    assert lost == 0
+    assert [row.input_tokens for row in store.rows] == [1, 2, 3, 4]
+    assert ledger.written == 4
     assert drops.counts == {"rejected": 1}
 
 

@@ -23,7 +23,7 @@ class RefusingStore:
         self.refused, self.stalled = refused, stalled
         self.rows: list[UsageRecord] = []
 
-    async def insert_many(self, records: Sequence[UsageRecord]) -> None:
+    async def insert_many(self, records: Sequence[UsageRecord], *, batch_id: bytes) -> None:
         await asyncio.sleep(0)
         if any(record.request_id == self.refused for record in records):
             raise StorageRejected("database refused a value: DataError")

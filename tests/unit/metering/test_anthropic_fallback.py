@@ -16,6 +16,7 @@ import pytest
 from gateway.metering.prices import call_cost, load_price_table
 from gateway.metering.usage import Endpoint, TokenUsage
 from tests.unit.metering.support import JSON, SSE, extract_every_way, fixture
+from tests.unit.test_meter import answered, context, observe
 
 BODY = fixture("anthropic_fallback.json")
 STREAM = fixture("anthropic_fallback_stream.sse")
@@ -131,3 +132,30 @@ def test_an_iteration_of_an_unknown_kind_keeps_the_reported_token_counts() -> No
 
     assert plain.usage is not None and extraction.usage is not None
     assert extraction.usage.with_advisors_summed() == plain.usage.with_advisors_summed()
+
+
+@BOTH_WAYS
+def test_the_ledger_records_the_call_at_its_attempts_cost_under_the_model_that_served_it(
+    content_type: bytes, data: bytes
+) -> None:
+    extraction = extract_every_way("anthropic", Endpoint.MESSAGES, content_type, data)
+    ctx = context("claude", "/v1/messages", {"model": "claude-fable-5", "max_tokens": 1024, "messages": []})
+
+    record = observe(answered(ctx, usage=extraction.usage, model=extraction.model))
+
+    assert record.cost_usd == COST
+    assert (record.model, record.input_tokens, record.output_tokens) == ("claude-opus-4-8", 820, 281)
+
+
+def test_the_ledger_records_a_call_with_an_unknown_iteration_unpriced_with_its_reported_tokens() -> None:
+    extraction = extract_every_way(
+        "anthropic", Endpoint.MESSAGES, JSON, with_unknown_step(fixture("anthropic_advisor.json"))
+    )
+    ctx = context(
+        "claude", "/v1/messages", {"model": "claude-sonnet-4-6", "max_tokens": 1024, "messages": []}
+    )
+
+    record = observe(answered(ctx, usage=extraction.usage, model=extraction.model))
+
+    assert record.cost_usd is None
+    assert (record.input_tokens, record.output_tokens) == (412 + 823, 531 + 1612)  # the advisor's too

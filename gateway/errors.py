@@ -8,6 +8,7 @@ exceptions (aiohttp, SQLAlchemy, ...) are translated into this tree where they e
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 import orjson
@@ -27,6 +28,7 @@ class GatewayError(Exception):
     status: int = 500
     code: str = "internal_error"
     closes_connection: bool = False  # the answer ends the connection (`connection: close`)
+    headers: tuple[tuple[bytes, bytes], ...] = ()  # sent with the answer, besides the usual ones
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -80,6 +82,11 @@ class NotFound(GatewayError):
 class MethodNotAllowed(GatewayError):
     status = 405
     code = "method_not_allowed"
+
+    def __init__(self, message: str, allowed: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        if allowed:
+            self.headers = ((b"allow", ", ".join(allowed).encode("ascii")),)
 
 
 class RequestTimeout(GatewayError):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.context import RequestContext
-from gateway.errors import GatewayError, render_error
+from gateway.errors import GatewayError, MethodNotAllowed, render_error
 from gateway.http.body import ClientGone
 from gateway.http.headers import request_id
 from gateway.http.paths import normalize
@@ -27,6 +27,9 @@ from gateway.providers.base import ProviderAdapter
 from gateway.types import Receive, Scope, Send
 
 CLIENT_CLOSED = 499
+# The methods the providers' APIs use, and OPTIONS and HEAD; any other (TRACE, which a server may answer
+# by echoing the request, the tenant's credential in it, as a success) is never sent upstream.
+PROXIED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 logger = logging.getLogger("tollgate.proxy")
 
 
@@ -51,6 +54,8 @@ class Pipeline:
         watcher: asyncio.Task[None] | None = None
         try:
             try:
+                if ctx.method not in PROXIED_METHODS:
+                    raise MethodNotAllowed(f"{ctx.method} is not proxied", PROXIED_METHODS)
                 ctx.path = normalize(rest)
                 for stage in self.stages:
                     await stage(ctx)
@@ -118,6 +123,7 @@ async def _send_error(ctx: RequestContext, error: GatewayError, send: Send) -> N
     ]
     if error.closes_connection:
         headers.append((b"connection", b"close"))  # uvicorn then closes it after the body
+    headers += error.headers
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     ctx.response_complete = True
     await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.integration.conftest import World
 from tests.support.gateway import wait_until
@@ -36,4 +37,30 @@ def test_a_request_to_an_unknown_mount_is_logged_without_its_query(fresh: World)
     assert record["path"] == "/nosuch/v1/models"
     assert record["provider"] is None and record["tenant"] is None
     assert key not in fresh.gateway.logs()
+    assert fresh.upstream.requests == []
+
+
+ALLOWED = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND"])
+def test_a_method_no_provider_api_uses_is_405_with_allow_and_never_forwarded(
+    fresh: World, method: str
+) -> None:
+    """A TRACE sent on would carry the tenant's credential to a server that may echo it back in a success,
+    which the gateway does not search for secrets."""
+    key = fresh.keys["acme"]
+
+    openai_style = httpx.request(
+        method, fresh.url + "/openai/v1/models", headers={"authorization": f"Bearer {key}"}
+    )
+    anthropic_style = httpx.request(method, fresh.url + "/anthropic/v1/models", headers={"x-api-key": key})
+    gemini_style = httpx.request(method, fresh.url + "/gemini/v1beta/models", headers={"x-goog-api-key": key})
+
+    for response in (openai_style, anthropic_style, gemini_style):
+        assert response.status_code == 405
+        assert response.headers["allow"] == ALLOWED
+    assert openai_style.json()["error"]["code"] == "method_not_allowed"
+    assert anthropic_style.json()["error"]["type"] == "invalid_request_error"
+    assert gemini_style.json()["error"]["status"] == "INVALID_ARGUMENT"
     assert fresh.upstream.requests == []

@@ -36,7 +36,14 @@ def presented_key(headers: list[tuple[bytes, bytes]], query_string: bytes) -> st
 
 
 def query_without_key(query_string: bytes) -> str:
-    """The query string to forward: every `key` parameter removed, the rest byte for byte as sent."""
+    """The query string to forward: every `key` parameter removed, the rest byte for byte as sent.
+
+    Only `key` is read as the caller's key, but `KEY`, `Key` or ` key ` go too: a Tollgate key sent in
+    one would otherwise reach the provider in the URL, which its logs keep."""
     parts = query_string.decode("latin-1").split("&")
-    kept = [part for part in parts if unquote_plus(part.partition("=")[0]) != QUERY_KEY]
+    kept = [part for part in parts if not _names_key(part.partition("=")[0])]
     return "&".join(kept)
+
+
+def _names_key(name: str) -> bool:
+    return unquote_plus(name).strip().lower() == QUERY_KEY

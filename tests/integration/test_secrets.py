@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.integration.conftest import World
+from tests.integration.conftest import CREDENTIALS, World
 from tests.support.gateway import wait_until
 
 CANARY_CREDENTIAL = "sk-CANARY-credential-6b1f0e"
@@ -94,3 +94,50 @@ def test_an_upstream_that_echoes_the_request_never_hands_the_provider_credential
         assert CANARY_CREDENTIAL not in response.text
         assert all(CANARY_CREDENTIAL not in value for value in response.headers.values())
         assert key not in response.text  # never sent upstream in the first place
+
+
+PRESENTATIONS = {  # where a provider reads its credential: the caller's own goes in each, the gateway's wins
+    "openai": ("authorization", "Bearer {}"),
+    "anthropic": ("x-api-key", "{}"),
+    "gemini": ("x-goog-api-key", "{}"),
+    "azure": ("api-key", "{}"),
+}
+PATHS = {
+    "openai": "/openai/v1/chat/completions",
+    "anthropic": "/anthropic/v1/messages",
+    "gemini": "/gemini/v1beta/models/gemini-2.5-flash:generateContent",
+    "azure": "/azure/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21",
+}
+
+
+def test_a_key_sent_in_every_place_at_once_never_reaches_the_provider_and_only_the_tenants_credential_does(
+    fresh: World,
+) -> None:
+    key = fresh.keys["acme"]
+    callers_own = "sk-callers-own-0009"
+    headers = {
+        "authorization": f"Bearer {key}",
+        "x-api-key": key,
+        "x-goog-api-key": key,
+        "api-key": callers_own,
+        "proxy-authorization": f"Bearer {key}",
+        "cookie": f"session={key}",
+    }
+
+    statuses = {}
+    for provider, path in PATHS.items():
+        joiner = "&" if "?" in path else "?"
+        url = f"{fresh.url}{path}{joiner}key={key}&KEY={key}&Key={key}&alt=json"
+        statuses[provider] = httpx.post(url, json=CHAT, headers=headers).status_code
+
+    assert statuses == {provider: 200 for provider in PATHS}
+    requests = fresh.upstream.requests
+    assert len(requests) == len(PATHS)
+    for request, provider in zip(requests, PATHS, strict=True):
+        assert key not in request.target
+        assert "alt=json" in request.query
+        assert all(key not in value for _, value in request.headers)
+        assert callers_own not in str(request.headers)
+        header, scheme = PRESENTATIONS[provider]
+        expected = scheme.format(CREDENTIALS[("acme", provider)])
+        assert [value for name, value in request.headers if name == header] == [expected]

@@ -117,3 +117,16 @@ def test_a_percent_encoded_key_parameter_name_is_removed_too() -> None:
 
 def test_an_empty_query_stays_empty() -> None:
     assert query_without_key(b"") == ""
+
+
+@pytest.mark.parametrize("name", ["KEY", "Key", "kEy", "%4BEY", "key%20", "+key"])
+def test_a_key_parameter_in_another_case_or_padded_is_removed_too(name: str) -> None:
+    """Not read as the caller's key (no SDK writes it so), but never forwarded: a key sent in it would
+    reach the provider, and its logs, with the URL."""
+    assert query_without_key(f"alt=sse&{name}={KEY}".encode()) == "alt=sse"
+
+
+def test_parameters_whose_names_merely_contain_key_are_kept_in_any_case() -> None:
+    query = b"apikey=a&KEYS=b&monkey=c&key_id=d&pageKey=e"
+
+    assert query_without_key(query) == query.decode()

@@ -32,8 +32,10 @@ call) reports each attempt with its model: a `message` entry for each declined o
 entry in place of the `message` entry of the one that served, whose counts the top-level fields repeat.
 Every attempt is then one of the usage's `advisors`, priced at the model that ran it, and the top-level
 fields count nothing more, whichever model the response names (a stream's `message_start` is sent before
-the fallback). An entry of any other kind leaves its call unpriced, never priced as if it were not there:
-it may be billed apart from the top-level fields (as advisors are) or not (as `message` entries are).
+the fallback), but for a declined attempt that generated no output: the Claude API bills no request
+refused before any output (its release notes), and the fallback's at the fallback model's rates. An entry
+of any other kind leaves its call unpriced, never priced as if it were not there: it may be billed apart
+from the top-level fields (as advisors are) or not (as `message` entries are).
 
 Streamed, `message_start` carries the input and cache counts with an initial `output_tokens`, and
 `message_delta` the cumulative `output_tokens` (newer API versions repeat the input and cache counts
@@ -141,8 +143,8 @@ def _iterations(steps: list[Any]) -> tuple[tuple[tuple[str, TokenUsage], ...], l
             fell_back = fell_back or kind == FALLBACK
         elif kind is not None:
             parts.append(UNKNOWN_PART)
-    if fell_back:  # the declined attempts first, as the response lists them
-        return (*map(_part, declined), *parts), more, True
+    if fell_back:  # the declined attempts first, as the response lists them: those that said something
+        return (*(_part(step) for step in declined if count(step, "output_tokens")), *parts), more, True
     return tuple(parts), more, False
 
 

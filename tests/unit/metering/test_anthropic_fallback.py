@@ -67,6 +67,24 @@ def test_the_ledger_counts_every_attempts_tokens_once(content_type: bytes, data:
     )
 
 
+def test_an_attempt_declined_before_any_output_is_neither_priced_nor_counted() -> None:
+    """The Claude API bills no request refused before any output (Claude Platform release notes); the
+    fallback re-runs it at the fallback model's rates."""
+    data = BODY.replace(
+        b'"cache_creation_input_tokens":0,"output_tokens":17}',
+        b'"cache_creation_input_tokens":0,"output_tokens":0}',
+    )
+    extraction = extract_every_way("anthropic", Endpoint.MESSAGES, JSON, data)
+
+    assert extraction.usage is not None
+    assert extraction.usage.advisors == (("claude-opus-4-8", SERVED),)
+    assert (
+        call_cost(PRICES, "anthropic", "anthropic", "claude-opus-4-8", extraction.usage)
+        == (412 * Decimal(5) + 264 * Decimal(25)) / 10**6
+    )
+    assert extraction.usage.with_advisors_summed() == SERVED
+
+
 def test_a_fallback_model_without_a_price_leaves_the_call_unpriced() -> None:
     data = BODY.replace(
         b'"type":"fallback_message","model":"claude-opus-4-8"',

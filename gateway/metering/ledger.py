@@ -12,8 +12,9 @@ written as the database can hold it (`records.storable`: no NUL in its texts, co
 else dropped as rejected (counted and logged); the others are written. `close()` drains the buffer
 before returning, for up to a grace period: it cuts a back-off short, and a batch still being written
 when the grace period ends is counted among the records lost. A writer cancelled from outside (a
-forced exit cancels every task) is replaced for the rest of the grace period; the batch it was
-writing is counted among the records lost too, as it may be written already and must not be twice.
+forced exit cancels every task) is replaced for the rest of the grace period, and the replacement
+writes the batch it was writing again under its id: once, whether or not the cut-short write reached
+the database.
 """
 
 from __future__ import annotations
@@ -87,7 +88,6 @@ class UsageLedger:
         self._clock = clock
         self._buffer: deque[UsageRecord] = deque()
         self._taken: Batch | None = None  # out of the buffer: being written, or to be written again
-        self._interrupted = 0  # records whose writing a cancellation cut short: counted as lost
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()  # set by close(): cuts a back-off short
         self._closing = False
@@ -128,7 +128,7 @@ class UsageLedger:
         try:
             await self._drain(grace)
         finally:
-            lost = self.depth + self._interrupted
+            lost = self.depth
             if lost:
                 self._dropped("shutdown", lost)
                 logger.error("usage records lost at shutdown", extra={"fields": {"lost": lost}})
@@ -207,13 +207,9 @@ class UsageLedger:
             await self._store.insert_many(batch.records, batch_id=batch.id)
         except StorageRejected:
             return await self._write_one_by_one(batch.records)
-        except StorageError as exc:
-            self._wait_again(batch, [], exc)
+        except StorageError as exc:  # the batch stays taken, to be written again as it is
+            self._wait_again(exc)
             return False
-        except asyncio.CancelledError:  # the batch may or may not be written: never written again
-            self._interrupted += len(batch.records)
-            self._taken = None
-            raise
         except Exception:  # a bug, not the database: the writer carries on, record by record
             logger.exception(
                 "usage ledger write failed unexpectedly", extra={"fields": {"records": len(batch.records)}}
@@ -234,17 +230,11 @@ class UsageLedger:
             try:
                 accepted = await self._write_one(alone)
             except StorageError as exc:
-                self.written += index - rejected
-                if rejected:
-                    self._dropped("rejected", rejected)
-                self._wait_again(alone, batch[index + 1 :], exc)
+                self._cut_short(batch, index, rejected, alone)
+                self._wait_again(exc)
                 return False
-            except asyncio.CancelledError:  # the records refused so far are dropped all the same
-                self.written += index - rejected
-                self._interrupted += len(batch) - index
-                self._taken = None
-                if rejected:
-                    self._dropped("rejected", rejected)
+            except asyncio.CancelledError:  # the writer that replaces this one goes on from `alone`
+                self._cut_short(batch, index, rejected, alone)
                 raise
             rejected += not accepted
         self._taken = None
@@ -277,11 +267,18 @@ class UsageLedger:
             return True
         return False
 
-    def _wait_again(self, batch: Batch, untried: list[UsageRecord], error: Exception) -> None:
-        """Keep `batch`, which may be written already, to be written again first, as it is, and put
-        `untried` back at the head of the queue, the database being down."""
-        self._taken = batch
-        self._buffer.extendleft(reversed(untried))
+    def _cut_short(self, batch: list[UsageRecord], index: int, rejected: int, alone: Batch) -> None:
+        """Account for a batch written one by one up to `index`, `rejected` of its records refused: keep
+        `alone`, the batch of its record at `index` (perhaps written), to be written first, as it is,
+        and put the records after it, never tried alone, back at the head of the queue."""
+        self.written += index - rejected
+        if rejected:
+            self._dropped("rejected", rejected)
+        self._taken = alone
+        self._buffer.extendleft(reversed(batch[index + 1 :]))
+
+    def _wait_again(self, error: Exception) -> None:
+        """Say that the batch taken waits, the database being down."""
         logger.warning(
             "usage ledger write failed; will retry",
             extra={"fields": {"error": str(error), "waiting": self.depth}},

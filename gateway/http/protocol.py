@@ -5,10 +5,11 @@ a connection that sends one endless header grows the process's memory without en
 a header every few seconds holds its connection forever, all before the gateway sees a request or
 checks a key. `BoundedHttpToolsProtocol` answers a head longer than `max_head_bytes` with 431, and one
 not whole `head_timeout` seconds after it began (or after the connection opened) with 408, and closes
-the connection. What it costs a request: a clock read when its head begins, and an attribute test per
-read of the socket; the timeout is checked for all connections at once, every `SWEEP_SECONDS`. A
-connection idle between requests waits for no head (the clock starts at the next request's first byte):
-uvicorn closes it after `server.keep_alive_seconds`, whatever the head timeout.
+the connection. These answers, and the 400 for a request the parser refuses, are OpenAI-style JSON errors
+(no head read, no dialect known). What it costs a request: a clock read when its head begins, and an
+attribute test per read of the socket; the timeout is checked for all connections at once, every
+`SWEEP_SECONDS`. A connection idle between requests waits for no head (the clock starts at the next
+request's first byte): uvicorn closes it after `server.keep_alive_seconds`, whatever the head timeout.
 
 `tollgate serve` runs uvicorn with it (`http=`), the bounds taken from `server.max_header_bytes` and
 `server.header_timeout_seconds` in each worker (`configure`).
@@ -23,11 +24,11 @@ from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateway.errors import Dialect, GatewayError, HeadTimeout, HeadTooLarge, render_error
+from gateway.errors import BadRequest, Dialect, GatewayError, HeadTimeout, HeadTooLarge, render_error
 
 SWEEP_SECONDS = 1.0
 logger = logging.getLogger("tollgate.http")
-_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
 class HeadTooLong(Exception):
@@ -72,10 +73,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def send_400_response(self, msg: str) -> None:
+        """A request the parser refused: 431 if its head is too long, else 400 (uvicorn has logged it)."""
         if self._too_long:
             self.refuse(HeadTooLarge(self._too_long_message()))
         else:
-            super().send_400_response(msg)
+            self._answer(BadRequest(msg))
 
     def _head_size(self) -> int:
         """The bytes of the request line and headers, as parsed (separators counted once each)."""
@@ -86,8 +88,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def refuse(self, error: GatewayError) -> None:
         """Answer `error` (the head is not read: no dialect is known, OpenAI's is used) and close."""
+        logger.warning(
+            "request head refused", extra={"fields": {"status": error.status, "reason": error.message}}
+        )
+        self._answer(error)
+
+    def _answer(self, error: GatewayError) -> None:
+        """Write `error` as the connection's last response, and close it."""
         status = error.status
-        logger.warning("request head refused", extra={"fields": {"status": status, "reason": error.message}})
         body = render_error(error, Dialect.OPENAI)
         head = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])
         head += b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(

@@ -111,3 +111,17 @@ def test_a_head_within_the_bound_and_a_body_far_longer_are_served(gateway: Gatew
     response = httpx.post(gateway.url + "/openai/v1/chat/completions", json=body, headers=headers, timeout=30)
 
     assert response.status_code == 200
+
+
+def test_a_request_that_is_not_valid_http_is_a_400_with_an_openai_style_error(
+    gateway: GatewayHarness,
+) -> None:
+    head = b"GET /openai/v1/models HTTP/1.1\r\nhost: x\r\nx-note: harmless\rx-injected: evil\r\n\r\n"
+
+    received = answer_to(gateway, head)
+
+    head_received, _, body = received.partition(b"\r\n\r\n")
+    assert head_received.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"\r\ncontent-type: application/json\r\n" in head_received
+    error = json.loads(body)["error"]
+    assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", None, "bad_request")

@@ -7,15 +7,17 @@ older than a day (far past any retry) are forgotten, at most once an hour, by th
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.metering.ledger import UsageLedger
+from gateway.storage.bulk import insert_usage, mark_written
 from gateway.storage.errors import StorageRejected, StorageUnavailable
 from gateway.storage.models import usage_batches, usage_records
 from gateway.storage.records import UsageRecord
@@ -104,6 +106,43 @@ async def test_batch_ids_older_than_a_day_are_forgotten_at_most_once_an_hour(eng
 
     assert remembered_within_the_hour == 3
     assert await stored_request_ids(engine) == ["req-old", "req-recent", "req-a", "req-b", "req-old"]
+
+
+async def until_a_write_waits_for_a_lock(engine: AsyncEngine) -> None:
+    """Return once some connection to the database waits for a lock another transaction holds."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    for _ in range(500):
+        async with engine.connect() as connection:
+            if (await connection.execute(query)).scalar_one():
+                return
+        await asyncio.sleep(0.01)
+    raise AssertionError("no write waited for the lock")
+
+
+POSTGRES_ONLY = pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize("first_write_commits", [True, False], ids=["committed", "rolled-back"])
+async def test_a_batch_written_again_while_its_first_write_is_still_open_waits_for_that_write(
+    engine: AsyncEngine, first_write_commits: bool
+) -> None:
+    """The server may still be finishing the first write when the retry comes (the client saw the
+    connection break first): the retry waits for it, and its outcome decides."""
+    records = [usage_record("req-0"), usage_record("req-1")]
+    same = batch_id()
+    async with engine.connect() as first:
+        assert await mark_written(first, same, T0)
+        await insert_usage(first, usage_records, records)
+        retry = asyncio.create_task(UsageRepository(engine).insert_many(records, batch_id=same))
+        await until_a_write_waits_for_a_lock(engine)
+        await (first.commit() if first_write_commits else first.rollback())
+    await retry
+
+    assert await stored_request_ids(engine) == ["req-0", "req-1"]
 
 
 class AcknowledgementsLost:

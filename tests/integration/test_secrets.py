@@ -3,10 +3,22 @@ the error bodies it writes, whatever happens to the request."""
 
 from __future__ import annotations
 
-import httpx
+from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from scripts.fake_upstream import FakeUpstream
 from tests.integration.conftest import CREDENTIALS, World
-from tests.support.gateway import wait_until
+from tests.support.gateway import GatewayHarness, wait_until
+from tests.support.postgres import (
+    postgres_admin_url,
+    require_postgres,
+    set_connections_allowed,
+    temporary_database,
+)
 
 CANARY_CREDENTIAL = "sk-CANARY-credential-6b1f0e"
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -141,3 +153,69 @@ def test_a_key_sent_in_every_place_at_once_never_reaches_the_provider_and_only_t
         header, scheme = PRESENTATIONS[provider]
         expected = scheme.format(CREDENTIALS[("acme", provider)])
         assert [value for name, value in request.headers if name == header] == [expected]
+
+
+DATABASE_PASSWORD = "pg-CANARY-password-41d7"  # the test server trusts every login: any password will do
+
+
+@pytest.fixture
+def database_url() -> Iterator[str]:
+    """A PostgreSQL database of this test's own, its URL holding a password, dropped afterwards."""
+    admin = postgres_admin_url()
+    require_postgres(admin)
+    with temporary_database(admin, migrated=False) as url:
+        yield make_url(url).set(password=DATABASE_PASSWORD).render_as_string(hide_password=False)
+
+
+@pytest.mark.postgres
+def test_no_secret_is_written_when_the_provider_refuses_the_credential_or_the_database_goes_down(
+    database_url: str, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    gateway = GatewayHarness(
+        tmp_path,
+        {"openai": {"type": "openai", "base_url": upstream.url + "/v1"}},
+        database_url=database_url,
+        overrides={
+            "auth": {"key_cache_ttl_seconds": 0.2},
+            "credentials": {"cache_ttl_seconds": 0.2},
+            "metering": {"shutdown_grace_seconds": 0.5},  # the ledger cannot be written: do not wait on it
+        },
+    )
+    outputs = [gateway.cli("db", "upgrade"), gateway.cli("tenant", "create", "acme")]
+    outputs.append(
+        gateway.cli("credential", "set", "--tenant", "acme", "--provider", "openai", stdin=CANARY_CREDENTIAL)
+    )
+    used, unseen = gateway.create_key("acme"), gateway.create_key("acme")
+    chat = f"{gateway.url}/openai/v1/chat/completions"
+    refused = {"authorization": f"Bearer {used}", "x-fake-status": "401", "x-fake-echo-headers": "1"}
+    admin = postgres_admin_url()
+    gateway.start()
+    try:
+        bodies = [httpx.post(chat, json=CHAT, headers=refused)]
+        set_connections_allowed(admin, database_url, allowed=False)
+        try:
+            wait_until(lambda: httpx.get(f"{gateway.url}/readyz").status_code == 503)
+            bodies += [
+                httpx.post(f"{chat}?key={key}", json=CHAT, headers={"x-fake-status": "401"})
+                for key in (used, unseen)
+            ]
+            bodies.append(httpx.get(f"{gateway.url}/readyz"))
+            outputs += [
+                gateway.cli(*command, stdin=CANARY_CREDENTIAL, check=False)
+                for command in (
+                    ("credential", "set", "--tenant", "acme", "--provider", "openai"),
+                    ("key", "list"),
+                    ("db", "current"),
+                )
+            ]
+        finally:
+            set_connections_allowed(admin, database_url, allowed=True)
+    finally:
+        gateway.stop()
+
+    assert [response.status_code for response in bodies] == [401, 401, 503, 503]
+    written = gateway.logs() + "".join(response.text for response in bodies)
+    written += "".join(output.stdout + output.stderr for output in outputs)
+    assert "readiness check failed" in written and "tollgate.access" in written
+    for secret in (used, unseen, CANARY_CREDENTIAL, DATABASE_PASSWORD):
+        assert secret not in written

@@ -31,8 +31,8 @@ A batch given an id is written once: its id goes into `usage_batches` first, in 
 transaction, and an id found there already means the batch is in the ledger (a retry of a write
 whose commit's acknowledgement was lost), so its records are not written again. One small statement
 a batch; on PostgreSQL it also opens the transaction the COPY then runs in (COPY alone commits on its
-own). An id being written by a transaction not yet ended is waited for (within the statement timeout),
-so that transaction's outcome decides.
+own). An id being written by a transaction not yet ended is waited for (at most PostgreSQL's statement
+timeout or SQLite's busy timeout, then the database counts as unavailable), so that its outcome decides.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ wait for the database each time a busy key's entry would expire.
 A load's answer None means "not found": such answers are kept apart, in a bound of their own, so that
 a flood of unknown keys cannot push out the values found. With `stale_if_error`, a value found keeps
 being served for up to that long past its expiry while its reloads fail with an `unavailable` error
-(the database cannot be reached); "not found" is never served stale.
+(the database cannot be reached); "not found" is never served stale. A value is served past its TTL
+only once a lookup of that value itself has failed so: another key's failed lookup (a moment's outage,
+the database answering again since) says nothing of whether this one was revoked meanwhile.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ Clock = Callable[[], float]
 Load = Callable[[], Awaitable[V | None]]
 
 logger = logging.getLogger("tollgate.cache")
+_Entry = tuple[float, V, float, float, bool]  # see `TTLCache._entries`
 
 
 class TTLCache(Generic[K, V]):
@@ -55,8 +58,9 @@ class TTLCache(Generic[K, V]):
         self._unavailable = unavailable
         self._name = name
         self._on_stale = on_stale  # told of each lookup answered with a stale value (a metric counts them)
-        # key -> (expires, value, served stale until, no lookup before): the last two matter once expired
-        self._entries: OrderedDict[K, tuple[float, V, float, float]] = OrderedDict()
+        # key -> (expires, value, served stale until, no lookup before, a lookup of it found the source
+        # unreachable): the last three matter once expired
+        self._entries: OrderedDict[K, _Entry[V]] = OrderedDict()
         self._misses: OrderedDict[K, float] = OrderedDict()  # key -> expires
         # key -> its load: (the value, None for "not found"; whether it is a stale one served for it)
         self._loading: dict[K, asyncio.Future[tuple[V | None, bool]]] = {}
@@ -95,7 +99,9 @@ class TTLCache(Generic[K, V]):
             _store(self._misses, key, expires, self._misses_size)
         else:
             self._misses.pop(key, None)
-            _store(self._entries, key, (expires, value, expires + self._stale_for, expires), self._size)
+            _store(
+                self._entries, key, (expires, value, expires + self._stale_for, expires, False), self._size
+            )
 
     def discard(self, key: K) -> None:
         self._entries.pop(key, None)
@@ -120,18 +126,19 @@ class TTLCache(Generic[K, V]):
 
         Past its TTL, a value found is kept `stale_if_error` seconds more: a load of it that fails as
         unavailable answers it instead, and while the source is known to be down (the last load
-        failed so) it is served at once and looked up in the background at most once each half TTL.
+        failed so, a load of this value among them) it is served at once and looked up in the background
+        at most once each half TTL.
         """
         entry = self._entries.get(key)
         if entry is not None:
-            expires, value, stale_until, _ = entry
+            expires, value, stale_until, _, looked_up_in_vain = entry
             now = self._clock()
             if now < expires:
                 self._entries.move_to_end(key)
                 if now >= expires - self._reload_ahead and key not in self._loading:
                     self._start_load(key, load)
                 return value
-            if now < stale_until and self._source_down:
+            if now < stale_until and self._source_down and looked_up_in_vain:
                 return self._serve_stale(key, load, entry, now)
             if now >= stale_until:
                 del self._entries[key]
@@ -153,11 +160,11 @@ class TTLCache(Generic[K, V]):
             self._stale_served()
         return found
 
-    def _serve_stale(self, key: K, load: Load[V], entry: tuple[float, V, float, float], now: float) -> V:
+    def _serve_stale(self, key: K, load: Load[V], entry: _Entry[V], now: float) -> V:
         """An expired value, while its source is known to be unreachable; looked up again in the
         background at most once each half TTL (and never twice at once)."""
         if now >= entry[3] and key not in self._loading:
-            self._entries[key] = (*entry[:3], now + self._reload_ahead)
+            self._entries[key] = (*entry[:3], now + self._reload_ahead, True)
             self._start_load(key, load)
         self._stale_served()
         return entry[1]
@@ -185,14 +192,14 @@ class TTLCache(Generic[K, V]):
         self.put(key, value, started)
         return value, False
 
-    def _stale_after_failure(self, key: K, started: float) -> tuple[float, V, float, float] | None:
+    def _stale_after_failure(self, key: K, started: float) -> _Entry[V] | None:
         """The entry to serve in place of a load that found the source unreachable, if any."""
         self._source_down = True
         entry = self._entries.get(key)
         if entry is None:
             return None
         now = self._clock()
-        self._entries[key] = entry = (*entry[:3], max(entry[3], started + self._reload_ahead))
+        self._entries[key] = entry = (*entry[:3], max(entry[3], started + self._reload_ahead), True)
         if now < entry[0]:
             return entry  # still fresh (an early reload failed)
         if now >= entry[2]:

@@ -24,7 +24,8 @@ negotiated prices):
         input: 3.00
         cached_input: 0.30
         cache_write: 3.75     # writes kept five minutes, Anthropic's default
-        cache_write_1h: 6.00  # writes kept an hour (default: cache_write)
+        cache_write_1h: 6.00  # writes kept longer than the default: an hour (no default, and a call
+                              # that reports such writes, priced by rates without this one, is unpriced)
         output: 15.00
         web_search: 10.00     # USD per 1,000 searches of the web search tool, on top of the tokens
         effective_date: 2025-09-29
@@ -133,9 +134,12 @@ class Rates(Frozen):
     output: Rate = Field(description="Output tokens, reasoning tokens included.")
     cached_input: Rate = Field(description="Input tokens read from the prompt cache.")
     cache_write: Rate = Field(description="Input tokens written to the prompt cache.")
-    cache_write_1h: Rate = Field(
-        description="Input tokens written to the prompt cache for an hour (Anthropic's 1-hour cache); "
-        "default: cache_write.",
+    cache_write_1h: Rate | None = Field(
+        None,
+        description="Input tokens written to the prompt cache to be kept longer than the default: an hour "
+        "(Anthropic's 1-hour cache, `cache_creation.ephemeral_1h_input_tokens`), 12 hours (OpenAI's, "
+        "`cache_write_tokens_details.ttl_12h_tokens`). No default: a call that reports such writes, "
+        "priced by rates without this one, is unpriced (cost null), never priced at the cache_write rate.",
     )
     audio_input: Rate | None = Field(
         None,
@@ -153,19 +157,18 @@ class Rates(Frozen):
     @classmethod
     def _cache_prices_default_to_input(cls, data: Any) -> Any:
         if isinstance(data, dict) and "input" in data:
-            data = {"cached_input": data["input"], "cache_write": data["input"], **data}
-            return {"cache_write_1h": data["cache_write"], **data}
+            return {"cached_input": data["input"], "cache_write": data["input"], **data}
         return data
 
     @cached_property
     def in_units(self) -> IntegerRates:
         """These rates as whole numbers of one small unit (see `IntegerRates`), worked out once."""
-        rates = (self.input, self.cached_input, self.cache_write, self.cache_write_1h, self.output)
-        audio = (self.audio_input, self.audio_output)
-        given = [*rates, *(rate for rate in audio if rate is not None)]
+        rates = (self.input, self.cached_input, self.cache_write, self.output)
+        optional = (self.cache_write_1h, self.audio_input, self.audio_output)
+        given = [*rates, *(rate for rate in optional if rate is not None)]
         places = max(0, *(-int(rate.as_tuple().exponent) for rate in given))
-        uncached, cached, written, hour, output = (int(rate.scaleb(places)) for rate in rates)
-        heard, spoken = (None if rate is None else int(rate.scaleb(places)) for rate in audio)
+        uncached, cached, written, output = (int(rate.scaleb(places)) for rate in rates)
+        hour, heard, spoken = (None if rate is None else int(rate.scaleb(places)) for rate in optional)
         per_unit = Decimal(10 ** (places + 6))
         return IntegerRates(uncached, cached, written, hour, output, per_unit, heard, spoken)
 
@@ -178,7 +181,7 @@ class IntegerRates:
     input: int
     cached_input: int
     cache_write: int
-    cache_write_1h: int
+    cache_write_1h: int | None  # None: no rate (a call that reports such writes is unpriced)
     output: int
     per_unit: Decimal  # units per USD per token: 10**6 (per million) times 10**(decimal places of the rates)
     audio_input: int | None = None  # None: no rate (a call that reports such tokens is unpriced)
@@ -443,8 +446,9 @@ def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal | None:
     `on_demand`).
 
     Cached reads and cache writes are parts of `input_tokens` priced at their own rates (writes kept
-    for an hour at theirs); should a provider report more of them than input tokens, the uncached
-    remainder counts as zero. A call whose input tokens (cache reads and writes included) are more
+    longer than the default, an hour or 12 hours, at theirs: a call that reports such writes is unpriced
+    if the rates in force give none); should a provider report more of them than input tokens, the
+    uncached remainder counts as zero. A call whose input tokens (cache reads and writes included) are more
     than the price's long-context threshold is priced, every token of it, at the long-context rates
     (as Gemini and Anthropic bill their prompts above 200k tokens). A call in a priced tier is priced at
     that tier's rates, or above the threshold at the tier's own long-context rates: a tier without them
@@ -480,12 +484,17 @@ def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal | None:
     written = usage.cache_write_tokens
     hour = usage.cache_write_1h_tokens
     hour = hour if hour <= written else written
+    kept_longer = 0
+    if hour:  # writes kept longer than the default: at their own rate, never at the default's
+        if units.cache_write_1h is None:
+            return None
+        kept_longer = hour * units.cache_write_1h
     uncached = max(inputs - cached - written, 0)
     total = (
         uncached * units.input
         + cached * units.cached_input
         + (written - hour) * units.cache_write
-        + hour * units.cache_write_1h
+        + kept_longer
         + outputs * units.output
         + audio
     )
@@ -637,7 +646,7 @@ def _parse_yaml(text: str, source: str) -> object:
         loader.dispose()
 
 
-_DEFAULTED_RATES = frozenset({"cached_input", "cache_write", "cache_write_1h", "web_search_preview"})
+_DEFAULTED_RATES = frozenset({"cached_input", "cache_write", "web_search_preview"})
 
 
 _MODEL_TAGS = frozenset({"one", "dated"})  # the `ModelPrices` tags, which name no key of the file
@@ -653,7 +662,7 @@ def _untagged(error: ErrorDetails) -> ErrorDetails:
 
 def _repeats_input(error: ErrorDetails, data: dict[Any, Any]) -> bool:
     """An error in a rate the file left out: the error of the rate it defaults to (input for the cache
-    rates, cache_write for cache_write_1h, web_search for web_search_preview), copied with its value."""
+    rates, web_search for web_search_preview), copied with its value."""
     *path, rate = error["loc"]
     if len(path) < 2 or rate not in _DEFAULTED_RATES:
         return False

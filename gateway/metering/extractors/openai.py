@@ -6,9 +6,9 @@ completions, embeddings and the Responses API, as JSON bodies and as event strea
                         and .audio_tokens}; streamed, the usage-only chunk (`"choices": []`) comes last
                         before `data: [DONE]` when include_usage was asked
     responses           usage {input_tokens, output_tokens, input_tokens_details.cached_tokens (and
-                        .cache_write_tokens, .audio_tokens), output_tokens_details.reasoning_tokens (and
-                        .audio_tokens)}; streamed, inside the `response` of `response.completed` (or
-                        `.incomplete`, `.failed`)
+                        .cache_write_tokens, .cache_write_tokens_details.ttl_12h_tokens, .audio_tokens),
+                        output_tokens_details.reasoning_tokens (and .audio_tokens)}; streamed, inside
+                        the `response` of `response.completed` (or `.incomplete`, `.failed`)
     embeddings          usage {prompt_tokens}, input only
 
 A Responses API call that searched the web with the built-in tool is billed per search on top of its
@@ -18,12 +18,12 @@ name (`web_search`, or the earlier `web_search_preview`, priced apart for some m
 OpenAI's input counts include cached, cache-written and audio tokens and its output counts include
 reasoning and audio tokens, as the normalised `TokenUsage` wants (the audio models' audio tokens are
 billed at rates of their own). Cache writes (`cache_write_tokens`, reported by GPT-5.6 and later models,
-billed above the input rate) are read whatever their retention: the Responses API's breakdown by
-retention (`cache_write_tokens_details`: 30 minutes, 12 hours) is not, as the price table holds no
-12-hour rate. DeepSeek's `prompt_cache_hit_tokens` and Moonshot's top-level `cached_tokens` are read as
-cached tokens. Reasoning tokens that a server counts apart from the output (xAI: in `total_tokens` only)
-are added to it. A chunk with no usage of its own is read for one inside its choice (Moonshot's streams
-report theirs there).
+billed above the input rate) are read, and of them the Responses API's writes kept 12 hours
+(`cache_write_tokens_details.ttl_12h_tokens`, beside `ttl_30m_tokens`), billed higher still, as the
+writes kept longer than the default (`cache_write_1h_tokens`). DeepSeek's `prompt_cache_hit_tokens` and
+Moonshot's top-level `cached_tokens` are read as cached tokens. Reasoning tokens that a server counts
+apart from the output (xAI: in `total_tokens` only) are added to it. A chunk with no usage of its own is
+read for one inside its choice (Moonshot's streams report theirs there).
 Generated text is counted only when a body or event reports no usage (it feeds the estimate).
 """
 
@@ -142,6 +142,7 @@ def responses_usage(usage: object) -> TokenUsage | None:
         count(input_details, "audio_tokens"),
         count(output_details, "audio_tokens"),
         count(input_details, "cache_write_tokens"),
+        count(mapping(input_details, "cache_write_tokens_details"), "ttl_12h_tokens"),
     )
 
 
@@ -166,20 +167,22 @@ def _usage(
     heard: int = 0,
     spoken: int = 0,
     written: int = 0,
+    kept_longer: int = 0,
 ) -> TokenUsage:
     """Never negative; cached, cache-written (`written`, no more than the prompt not read from the
-    cache) and audio (`heard`) tokens are parts of the prompt, reasoning and audio (`spoken`) tokens
-    parts of the output."""
+    cache; of those, `kept_longer` 12 hours) and audio (`heard`) tokens are parts of the prompt,
+    reasoning and audio (`spoken`) tokens parts of the output."""
     prompt = prompt if prompt > 0 else 0
     output = output if output > 0 else 0
     cached = cached if 0 < cached <= prompt else 0 if cached <= 0 else prompt
     written = written if 0 < written <= prompt - cached else 0 if written <= 0 else prompt - cached
     reasoning = reasoning if 0 < reasoning <= output else 0 if reasoning <= 0 else output
-    if not (heard or spoken):
+    if not (heard or spoken or kept_longer):
         return TokenUsage(prompt, output, cached, written, reasoning)  # positional: faster
+    kept_longer = kept_longer if kept_longer <= written else written
     heard = heard if 0 < heard <= prompt else 0 if heard <= 0 else prompt
     spoken = spoken if 0 < spoken <= output else 0 if spoken <= 0 else output
-    return TokenUsage(prompt, output, cached, written, reasoning, 0, None, 0, False, heard, spoken)
+    return TokenUsage(prompt, output, cached, written, reasoning, kept_longer, None, 0, False, heard, spoken)
 
 
 def embeddings_usage(usage: object) -> TokenUsage | None:

@@ -419,15 +419,16 @@ def test_cache_writes_are_read_beside_audio_tokens() -> None:
     assert usage == READ_AND_WRITTEN._replace(audio_input_tokens=150)
 
 
-def test_a_responses_body_reports_its_cache_writes_whatever_their_retention() -> None:
-    """12-hour writes are counted among the cache writes, at the 30-minute rate: the price table holds
-    no 12-hour rate (see its header)."""
+def test_a_responses_body_reports_its_cache_writes_and_of_them_those_kept_12_hours() -> None:
+    """12-hour writes are counted among the cache writes, and apart as those kept longer than the
+    default (see test_openai_cache_retention)."""
     body = json.loads(fixture("openai_responses.json"))
     body["usage"] = CACHE_WRITE_RESPONSES_USAGE
 
     extraction = extract_every_way("openai", Endpoint.RESPONSES, JSON, json.dumps(body).encode())
 
-    assert extraction.usage == responses_usage(CACHE_WRITE_RESPONSES_USAGE) == READ_AND_WRITTEN
+    kept_longer = READ_AND_WRITTEN._replace(cache_write_1h_tokens=100)
+    assert extraction.usage == responses_usage(CACHE_WRITE_RESPONSES_USAGE) == kept_longer
 
 
 def test_a_responses_stream_reports_the_cache_writes_of_response_completed() -> None:

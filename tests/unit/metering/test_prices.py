@@ -195,12 +195,17 @@ def test_cache_writes_kept_an_hour_are_priced_at_their_own_rate() -> None:
     assert cost_of(usage._replace(cache_write_1h_tokens=5_000), sonnet) == Decimal("0.018")
 
 
-def test_the_hour_long_cache_write_rate_defaults_to_the_cache_write_rate() -> None:
+def test_the_rate_of_writes_kept_longer_has_no_default_never_the_cache_write_rate() -> None:
+    """Anthropic bills hour-long writes at 2x input, five-minute ones at 1.25x; OpenAI's 12-hour writes
+    cost more than its 30-minute ones: one rate is never the other's."""
     priced = table({"anthropic": {"m": price("1", "5", cache_write="1.25"), "flat": price("2", "8")}})
 
-    assert priced.sections["anthropic"]["m"].cache_write_1h == Decimal("1.25")
-    assert priced.sections["anthropic"]["flat"].cache_write_1h == Decimal("2")
-    assert SONNET.cache_write_1h == SONNET.cache_write
+    assert priced.sections["anthropic"]["m"].cache_write_1h is None
+    assert priced.sections["anthropic"]["flat"].cache_write_1h is None
+    assert SONNET.cache_write_1h is None
+    assert (
+        cost_of(TokenUsage(input_tokens=10, cache_write_tokens=10, cache_write_1h_tokens=1), SONNET) is None
+    )
 
 
 def test_reasoning_tokens_are_already_part_of_the_output() -> None:
@@ -435,7 +440,8 @@ def test_a_tier_s_long_context_cache_rates_default_to_its_own_input_rate() -> No
     long = model.service_tiers["fast"].long_context
 
     assert long is not None
-    assert long.cached_input == long.cache_write == long.cache_write_1h == Decimal("8")
+    assert long.cached_input == long.cache_write == Decimal("8")
+    assert long.cache_write_1h is None
     assert long.audio_input is long.audio_output is None
     # 150000 x 8 (reads and writes at the input rate) + 2000 x 30 = 1260000 per million
     assert cost_of(LONG_CALL._replace(service_tier="fast"), model) == Decimal("1.26")

@@ -33,9 +33,11 @@ entry in place of the `message` entry of the one that served, whose counts the t
 Every attempt is then one of the usage's `advisors`, priced at the model that ran it, and the top-level
 fields count nothing more, whichever model the response names (a stream's `message_start` is sent before
 the fallback), but for a declined attempt that generated no output: the Claude API bills no request
-refused before any output (its release notes), and the fallback's at the fallback model's rates. An entry
-of any other kind leaves its call unpriced, never priced as if it were not there: it may be billed apart
-from the top-level fields (as advisors are) or not (as `message` entries are).
+refused before any output (its release notes), and the fallback's at the fallback model's rates. A call
+whose `message` entries name different models and no `fallback_message` (every model of a fallback chain
+declined: which attempt the top-level fields count is not documented) is left unpriced, and so is one with
+an entry of any other kind, never priced as if it were not there: such an entry may be billed apart from
+the top-level fields (as advisors are) or not (as `message` entries are).
 
 Streamed, `message_start` carries the input and cache counts with an initial `output_tokens`, and
 `message_delta` the cumulative `output_tokens` (newer API versions repeat the input and cache counts
@@ -145,6 +147,8 @@ def _iterations(steps: list[Any]) -> tuple[tuple[tuple[str, TokenUsage], ...], l
             parts.append(UNKNOWN_PART)
     if fell_back:  # the declined attempts first, as the response lists them: those that said something
         return (*(_part(step) for step in declined if count(step, "output_tokens")), *parts), more, True
+    if len({model_of(step) for step in declined} - {None}) > 1:  # every model of a fallback chain declined
+        parts.append(UNKNOWN_PART)  # which of them the fields above count is not documented
     return tuple(parts), more, False
 
 

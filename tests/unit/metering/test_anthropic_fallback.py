@@ -177,3 +177,13 @@ def test_the_ledger_records_a_call_with_an_unknown_iteration_unpriced_with_its_r
 
     assert record.cost_usd is None
     assert (record.input_tokens, record.output_tokens) == (412 + 823, 531 + 1612)  # the advisor's too
+
+
+def test_a_call_every_model_of_its_fallbacks_declined_is_unpriced_never_priced_at_one_of_them() -> None:
+    """Every attempt declined: `message` entries of different models and no `fallback_message`; which
+    of them the top-level fields count is not documented."""
+    data = BODY.replace(b'"type":"fallback_message"', b'"type":"message"')
+    extraction = extract_every_way("anthropic", Endpoint.MESSAGES, JSON, data)
+
+    assert extraction.usage is not None
+    assert call_cost(PRICES, "anthropic", "anthropic", "claude-opus-4-8", extraction.usage) is None

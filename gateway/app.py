@@ -24,6 +24,7 @@ from urllib.parse import quote
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -32,7 +33,7 @@ from gateway.admin.http import AdminAPI
 from gateway.auth.keys import KeyAuthenticator
 from gateway.credentials.crypto import load_master_key
 from gateway.credentials.store import CredentialStore, verify_master_key
-from gateway.errors import Dialect, NotFound, WebSocketsNotSupported, render_error
+from gateway.errors import Dialect, MethodNotAllowed, NotFound, WebSocketsNotSupported, render_error
 from gateway.http.headers import request_id
 from gateway.http.paths import split_mount
 from gateway.metering.background import BackgroundResponses
@@ -57,7 +58,6 @@ from gateway.upstream.transport import Transport, TransportFactory
 
 logger = logging.getLogger("tollgate")
 READINESS_TIMEOUT = 2.0
-_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 class SchemaOutOfDate(RuntimeError):
@@ -106,8 +106,12 @@ class Gateway:
         if settings.metrics.enabled:
             routes.append(Route("/metrics", self._metrics))
         routes += AdminAPI(settings.admin.token_sha256, self._engine).routes()
-        self._web = Starlette(routes=routes, lifespan=self._lifespan)
-        self._web.add_route("/{path:path}", self._not_found, methods=_ALL_METHODS)
+        # A path no route takes is a mount that does not exist (404, whatever the method); a method a
+        # route does not take is 405 (`/healthz` is no missing provider). Both OpenAI-style JSON.
+        self._web = Starlette(
+            routes=routes, lifespan=self._lifespan, exception_handlers={405: _method_not_allowed}
+        )
+        self._web.router.default = self._unrouted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.runtime is not None:
@@ -309,6 +313,10 @@ class Gateway:
         if not probe.cancelled():
             probe.exception()  # retrieved: a probe cut short may still fail as it cleans up
 
+    async def _unrouted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self._not_found(Request(scope, receive))
+        await response(scope, receive, send)
+
     async def _not_found(self, request: Request) -> Response:
         """404 for a path under no provider's mount, with a request id, and logged as a refused request."""
         started = time.perf_counter()
@@ -326,6 +334,13 @@ class Gateway:
             media_type="application/json",
             headers={"x-request-id": identifier},
         )
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    """Starlette's 405 (its `Allow` header kept) as an OpenAI-style error."""
+    assert isinstance(exc, HTTPException)
+    error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+    return Response(render_error(error, Dialect.OPENAI), 405, exc.headers, media_type="application/json")
 
 
 async def _select_one(engine: AsyncEngine) -> None:

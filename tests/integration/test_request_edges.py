@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import World
+from tests.integration.test_refusals import openai_error
 from tests.support.gateway import wait_until
 
 
@@ -64,3 +65,18 @@ def test_a_method_no_provider_api_uses_is_405_with_allow_and_never_forwarded(
     assert anthropic_style.json()["error"]["type"] == "invalid_request_error"
     assert gemini_style.json()["error"]["status"] == "INVALID_ARGUMENT"
     assert fresh.upstream.requests == []
+
+
+def test_a_wrong_method_on_the_gateways_own_endpoint_is_405_not_a_missing_provider(fresh: World) -> None:
+    response = httpx.post(fresh.url + "/healthz")
+
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD"}
+    assert openai_error(response)["code"] == "method_not_allowed"
+
+
+def test_any_method_under_no_mount_is_a_json_404(fresh: World) -> None:
+    response = httpx.request("TRACE", fresh.url + "/nosuch/v1/models")
+
+    assert response.status_code == 404
+    assert openai_error(response)["code"] == "not_found"

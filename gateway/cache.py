@@ -8,9 +8,10 @@ wait for the database each time a busy key's entry would expire.
 A load's answer None means "not found": such answers are kept apart, in a bound of their own, so that
 a flood of unknown keys cannot push out the values found. With `stale_if_error`, a value found keeps
 being served for up to that long past its expiry while its reloads fail with an `unavailable` error
-(the database cannot be reached); "not found" is never served stale. A value is served past its TTL
-only once a lookup of that value itself has failed so: another key's failed lookup (a moment's outage,
-the database answering again since) says nothing of whether this one was revoked meanwhile.
+(the database cannot be reached); "not found" is never served stale. Without waiting for a load of
+its own, an expired value is served only while the source is known down for it: the last load failed
+so, after the value expired or while loading that value. A failure seen before (another key's lookup in
+a moment's outage) says nothing of whether the value changed since (a key revoked): it is loaded again.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class TTLCache(Generic[K, V]):
         # key -> its load: (the value, None for "not found"; whether it is a stale one served for it)
         self._loading: dict[K, asyncio.Future[tuple[V | None, bool]]] = {}
         self._source_down = False  # the last load failed as unavailable: stale values served at once
+        self._down_seen = float("-inf")  # when a load last failed as unavailable (by the clock)
         self._serving_stale = False  # a stale value was served since the source last answered
 
     def __len__(self) -> int:
@@ -126,8 +128,8 @@ class TTLCache(Generic[K, V]):
 
         Past its TTL, a value found is kept `stale_if_error` seconds more: a load of it that fails as
         unavailable answers it instead, and while the source is known to be down (the last load
-        failed so, a load of this value among them) it is served at once and looked up in the background
-        at most once each half TTL.
+        failed so, after its TTL or a load of this value) it is served at once and looked up in the
+        background at most once each half TTL.
         """
         entry = self._entries.get(key)
         if entry is not None:
@@ -138,7 +140,7 @@ class TTLCache(Generic[K, V]):
                 if now >= expires - self._reload_ahead and key not in self._loading:
                     self._start_load(key, load)
                 return value
-            if now < stale_until and self._source_down and looked_up_in_vain:
+            if now < stale_until and self._known_down_for(expires, looked_up_in_vain):
                 return self._serve_stale(key, load, entry, now)
             if now >= stale_until:
                 del self._entries[key]
@@ -159,6 +161,10 @@ class TTLCache(Generic[K, V]):
         if stale:  # the source was unreachable: the value it answered last, each waiter served so
             self._stale_served()
         return found
+
+    def _known_down_for(self, expires: float, looked_up_in_vain: bool) -> bool:
+        """Whether the source is known to be unreachable for a value that expired at `expires`."""
+        return self._source_down and (looked_up_in_vain or self._down_seen >= expires)
 
     def _serve_stale(self, key: K, load: Load[V], entry: _Entry[V], now: float) -> V:
         """An expired value, while its source is known to be unreachable; looked up again in the
@@ -195,10 +201,10 @@ class TTLCache(Generic[K, V]):
     def _stale_after_failure(self, key: K, started: float) -> _Entry[V] | None:
         """The entry to serve in place of a load that found the source unreachable, if any."""
         self._source_down = True
+        self._down_seen = now = self._clock()
         entry = self._entries.get(key)
         if entry is None:
             return None
-        now = self._clock()
         self._entries[key] = entry = (*entry[:3], max(entry[3], started + self._reload_ahead), True)
         if now < entry[0]:
             return entry  # still fresh (an early reload failed)

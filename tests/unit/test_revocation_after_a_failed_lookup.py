@@ -1,8 +1,10 @@
-"""The revocation bound holds after the database failed a lookup once and answers again: a key is served
-past its cache TTL only when a lookup of that key itself found the database unreachable.
+"""The revocation bound holds after the database failed a lookup once and answers again: without a lookup
+of its own, a key is served past its cache TTL only when the database was found unreachable after that TTL
+passed, or by a lookup of that key itself.
 
-A lookup that failed for some other key (an unknown one, during a moment's outage) says nothing about
-whether this key has been revoked since; it must be looked up, not accepted as it was last found."""
+A lookup that failed earlier for some other key (an unknown one, during a moment's outage) says nothing
+about whether this key has been revoked since: it is looked up, not accepted as it was last found. During
+an outage found since, a key found before is served at once, its callers not kept waiting."""
 
 from __future__ import annotations
 
@@ -94,6 +96,25 @@ async def test_a_busy_keys_failed_early_reload_lets_it_be_served_at_once_past_it
 
     clock.advance(TTL * 0.5)
     principal = await served_without_waiting(authenticator, key)
+
+    assert principal.key_id == record.id
+    repository.gate.open()
+    await asyncio.sleep(0)
+
+
+async def test_once_a_lookup_has_found_the_database_down_past_a_keys_ttl_that_key_is_served_at_once_too(
+    authenticator: KeyAuthenticator, repository: FakeKeyRepository, clock: FakeClock
+) -> None:
+    idle, record = repository.issue()
+    busy, _ = repository.issue()
+    await authenticator.authenticate(idle)
+    await authenticator.authenticate(busy)
+    repository.failure = StorageUnavailable("down")
+    clock.advance(TTL)
+    await authenticator.authenticate(busy)  # its lookup, past both TTLs, finds the database down
+    repository.gate = Gate()  # and the database now hangs as well
+
+    principal = await served_without_waiting(authenticator, idle)
 
     assert principal.key_id == record.id
     repository.gate.open()

@@ -157,3 +157,15 @@ async def test_credential_timestamps_come_back_in_utc(engine: AsyncEngine) -> No
     assert found is not None
     assert (found.created_at, found.updated_at) == (T0, at(3))
     assert found.created_at.utcoffset() == found.updated_at.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("owner", "asking"), [("Acme", "acme"), ("acme", "acme "), ("acme", "%"), ("a_me", "acme")]
+)
+async def test_find_for_matches_the_tenant_exactly_never_by_case_pattern_or_padding(
+    engine: AsyncEngine, owner: str, asking: str
+) -> None:
+    await add_tenants(engine, owner, asking)
+    await CredentialRepository(engine).replace(credential(owner, "openai"))
+
+    assert await CredentialRepository(engine).find_for(asking, "openai") is None

@@ -220,3 +220,12 @@ async def test_an_expiry_with_no_utc_form_is_refused_as_a_value_not_reported_as_
         )
 
     assert await KeyRepository(engine).list() == []
+
+
+async def test_a_digest_finds_only_its_own_key_never_one_it_is_a_prefix_of(engine: AsyncEngine) -> None:
+    await add_tenants(engine, "acme")
+    digest = digest_of("the key")
+    await KeyRepository(engine).create(key_record(), digest)
+
+    assert await KeyRepository(engine).find_by_digest(digest[:16]) is None
+    assert await KeyRepository(engine).find_by_digest(digest + b"\x00") is None

@@ -34,12 +34,14 @@ class Authorize:
                 return
             raise
         if model is None:
-            if not _names_no_model(ctx):
-                raise ModelNotAllowed(
-                    f"this key may use only the models {', '.join(sorted(models))}, "
-                    "and this request names none"
-                )
-        elif model not in models:
+            if _names_no_model(ctx):
+                return
+            if ctx.body and type(ctx.json_body()) is not dict:  # what is wrong is the body, not the model
+                raise InvalidJSON("the request body is not a JSON object")
+            raise ModelNotAllowed(
+                f"this key may use only the models {', '.join(sorted(models))}, and this request names none"
+            )
+        if model not in models:
             raise ModelNotAllowed(f"this key may not use model {model!r}")
 
 

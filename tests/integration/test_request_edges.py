@@ -80,3 +80,20 @@ def test_any_method_under_no_mount_is_a_json_404(fresh: World) -> None:
 
     assert response.status_code == 404
     assert openai_error(response)["code"] == "not_found"
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"gpt-4o-mini"', b"null", b"42"])
+def test_a_json_body_that_is_no_object_is_400_for_a_key_limited_to_models(fresh: World, body: bytes) -> None:
+    """Not a 403 saying the request names no model: what is wrong is the body."""
+    response = httpx.post(
+        fresh.url + "/openai/v1/chat/completions",
+        content=body,
+        headers={
+            "authorization": f"Bearer {fresh.keys['acme-restricted']}",
+            "content-type": "application/json",
+        },
+    )
+
+    assert response.status_code == 400
+    assert openai_error(response)["code"] == "invalid_json"
+    assert fresh.upstream.requests == []

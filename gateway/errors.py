@@ -110,6 +110,14 @@ class RequestTooLarge(GatewayError):
     code = "request_too_large"
 
 
+class UnsupportedContentEncoding(GatewayError):
+    """A compressed request body the gateway must read (for its model), which it does not decompress."""
+
+    status = 415
+    code = "unsupported_content_encoding"
+    headers = ((b"accept-encoding", b"identity"),)
+
+
 class HeadTooLarge(GatewayError):
     """The request's head (its line and headers) is longer than the bound."""
 
@@ -165,6 +173,7 @@ _OPENAI_TYPES = {
     405: "invalid_request_error",
     408: "invalid_request_error",
     413: "invalid_request_error",
+    415: "invalid_request_error",
     429: "rate_limit_error",
     431: "invalid_request_error",
 }
@@ -176,6 +185,7 @@ _ANTHROPIC_TYPES = {
     405: "invalid_request_error",
     408: "invalid_request_error",
     413: "request_too_large",
+    415: "invalid_request_error",
     429: "rate_limit_error",
     431: "invalid_request_error",
     503: "overloaded_error",
@@ -189,6 +199,7 @@ _GEMINI_STATUSES = {
     405: "INVALID_ARGUMENT",
     408: "DEADLINE_EXCEEDED",
     413: "INVALID_ARGUMENT",
+    415: "INVALID_ARGUMENT",
     429: "RESOURCE_EXHAUSTED",
     431: "INVALID_ARGUMENT",
     501: "UNIMPLEMENTED",

@@ -10,7 +10,7 @@ and stay open to it, as do token counts.
 from __future__ import annotations
 
 from gateway.context import RequestContext
-from gateway.errors import InvalidJSON, ModelNotAllowed, ProviderNotAllowed
+from gateway.errors import InvalidJSON, ModelNotAllowed, ProviderNotAllowed, UnsupportedContentEncoding
 from gateway.metering.meter import endpoint_of
 from gateway.metering.usage import Endpoint
 
@@ -32,6 +32,7 @@ class Authorize:
         except InvalidJSON:  # a multipart upload, say: no model to read, fine where none is needed
             if _names_no_model(ctx):
                 return
+            _refuse_compressed_body(ctx)
             raise
         if model is None:
             if _names_no_model(ctx):
@@ -43,6 +44,16 @@ class Authorize:
             )
         if model not in models:
             raise ModelNotAllowed(f"this key may not use model {model!r}")
+
+
+def _refuse_compressed_body(ctx: RequestContext) -> None:
+    """`UnsupportedContentEncoding` for a body that came compressed: it is not JSON, it hides it."""
+    for name, value in ctx.headers:
+        if name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+            raise UnsupportedContentEncoding(
+                "a key limited to some models needs the request body uncompressed (no Content-Encoding), "
+                "so that the gateway can read its model"
+            )
 
 
 def _names_no_model(ctx: RequestContext) -> bool:

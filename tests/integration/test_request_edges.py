@@ -4,13 +4,15 @@ gateway gives before (or instead of) proxying is in the caller's dialect, logged
 
 from __future__ import annotations
 
+import gzip
+import json
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.integration.conftest import World
-from tests.integration.test_refusals import openai_error
+from tests.integration.test_refusals import CHAT, openai_error
 from tests.support.gateway import wait_until
 
 
@@ -96,4 +98,21 @@ def test_a_json_body_that_is_no_object_is_400_for_a_key_limited_to_models(fresh:
 
     assert response.status_code == 400
     assert openai_error(response)["code"] == "invalid_json"
+    assert fresh.upstream.requests == []
+
+
+def test_a_compressed_body_is_415_for_a_key_limited_to_models_whose_model_it_hides(fresh: World) -> None:
+    """Its model cannot be read; forwarded as it came for any other key (the provider decides)."""
+    body = gzip.compress(json.dumps(CHAT).encode())
+    headers = {"content-type": "application/json", "content-encoding": "gzip"}
+
+    limited = httpx.post(
+        fresh.url + "/openai/v1/chat/completions",
+        content=body,
+        headers={**headers, "authorization": f"Bearer {fresh.keys['acme-restricted']}"},
+    )
+
+    assert limited.status_code == 415
+    assert limited.headers["accept-encoding"] == "identity"
+    assert openai_error(limited)["code"] == "unsupported_content_encoding"
     assert fresh.upstream.requests == []

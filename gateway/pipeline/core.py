@@ -54,9 +54,9 @@ class Pipeline:
         watcher: asyncio.Task[None] | None = None
         try:
             try:
+                ctx.path = normalize(rest)
                 if ctx.method not in PROXIED_METHODS:
                     raise MethodNotAllowed(f"{ctx.method} is not proxied", PROXIED_METHODS)
-                ctx.path = normalize(rest)
                 for stage in self.stages:
                     await stage(ctx)
                 watcher = asyncio.create_task(_cancel_on_disconnect(ctx, receive, task))

@@ -116,3 +116,12 @@ def test_a_compressed_body_is_415_for_a_key_limited_to_models_whose_model_it_hid
     assert limited.headers["accept-encoding"] == "identity"
     assert openai_error(limited)["code"] == "unsupported_content_encoding"
     assert fresh.upstream.requests == []
+
+
+def test_a_refused_method_is_logged_with_the_path_it_was_sent_to(fresh: World) -> None:
+    httpx.request("TRACE", fresh.url + "/openai/v1/models", headers={"x-request-id": "edge-trace"})
+
+    record = access_record(fresh, "edge-trace")
+
+    assert record is not None
+    assert (record["method"], record["path"], record["status"]) == ("TRACE", "/v1/models", 405)

@@ -318,22 +318,35 @@ class Gateway:
         await response(scope, receive, send)
 
     async def _not_found(self, request: Request) -> Response:
-        """404 for a path under no provider's mount, with a request id, and logged as a refused request."""
+        """404 for a path under no provider's mount, in the dialect its SDK's headers name, with a request id,
+        and logged as a refused request."""
         started = time.perf_counter()
         path = _raw_path(request.scope)
         error = NotFound(
             f"no provider is mounted at {split_mount(path)[0]!r}; "
             f"mounted: {', '.join(sorted(self._adapters)) or 'none'}"
         )
-        identifier = request_id(request.scope["headers"])
+        headers = request.scope["headers"]
+        identifier = request_id(headers)
         if self._access_log is not None:
             self._access_log.unrouted(identifier, request.method, path.decode("latin-1"), error, started)
         return Response(
-            render_error(error, Dialect.OPENAI),
+            render_error(error, _dialect_of_sdk(headers)),
             status_code=404,
             media_type="application/json",
             headers={"x-request-id": identifier},
         )
+
+
+def _dialect_of_sdk(headers: list[tuple[bytes, bytes]]) -> Dialect:
+    """The dialect a request under no provider's mount likely speaks, by the headers its SDK sends:
+    Anthropic's `anthropic-version`, Google's `x-goog-api-key` or `x-goog-api-client`; else OpenAI's."""
+    names = {name for name, _ in headers}
+    if b"anthropic-version" in names:
+        return Dialect.ANTHROPIC
+    if b"x-goog-api-key" in names or b"x-goog-api-client" in names:
+        return Dialect.GEMINI
+    return Dialect.OPENAI
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:

@@ -125,3 +125,20 @@ def test_a_refused_method_is_logged_with_the_path_it_was_sent_to(fresh: World) -
 
     assert record is not None
     assert (record["method"], record["path"], record["status"]) == ("TRACE", "/v1/models", 405)
+
+
+def test_a_request_to_an_unknown_mount_is_answered_in_the_dialect_its_sdk_headers_name(fresh: World) -> None:
+    anthropic_sdk = httpx.post(
+        fresh.url + "/claude/v1/messages",
+        json={},
+        headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
+    )
+    gemini_sdk = httpx.post(
+        fresh.url + "/google/v1beta/models/g:generateContent", json={}, headers={"x-goog-api-key": "k"}
+    )
+    curl = httpx.post(fresh.url + "/nosuch/v1/chat/completions", json={})
+
+    assert anthropic_sdk.status_code == gemini_sdk.status_code == curl.status_code == 404
+    assert anthropic_sdk.json()["error"]["type"] == "not_found_error"
+    assert gemini_sdk.json()["error"]["status"] == "NOT_FOUND"
+    assert openai_error(curl)["code"] == "not_found"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
+import threading
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -14,10 +16,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.settings import Settings, load_settings
-from gateway.storage.engine import COMMAND_TIMEOUT, create_engine
+from gateway.storage.engine import COMMAND_TIMEOUT, create_engine, redacted
+from gateway.storage.errors import StorageUnavailable, UnknownRecord
+from gateway.storage.repositories import TenantRepository
 
 DEFAULT_CONFIG = Path("config/gateway.yaml")
 T = TypeVar("T")
@@ -45,20 +50,68 @@ def settings_of(args: argparse.Namespace) -> Settings:
 async def database(
     settings: Settings, *, statement_timeout: float | None = COMMAND_TIMEOUT
 ) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(
-        settings.database.url, settings.database.pool_size, statement_timeout=statement_timeout
-    )
+    """The configured database's engine; a failure to reach it names the database and the reason."""
+    url = settings.database.url
+    engine = create_engine(url, settings.database.pool_size, statement_timeout=statement_timeout)
     try:
         yield engine
+    except StorageUnavailable as exc:
+        raise StorageUnavailable(database_problem(url, exc.__cause__ or exc)) from exc
     finally:
         await engine.dispose()
 
 
+def database_problem(url: str, exc: BaseException) -> str:
+    """`URL: reason` for a database out of reach: the URL without its password, the reason the driver's
+    own first line (`unable to open database file`, `database "x" does not exist`), never the statement
+    or its parameters that follow it."""
+    error = getattr(exc, "orig", None) or exc  # the driver's error, under SQLAlchemy's wrapper
+    lines = str(error).strip().splitlines()
+    reason = _DRIVER_CLASS.sub("", lines[0])[:300] if lines else type(error).__name__
+    password = make_url(url).password if url else None
+    if password:
+        reason = reason.replace(str(password), "***")
+    return f"{redacted(url)}: {reason or type(error).__name__}"
+
+
+_DRIVER_CLASS = re.compile(r"^<class '[\w.]+'>: ")  # how SQLAlchemy's asyncpg adapter prefixes a message
+
+
 def run(coroutine_function: Callable[[], Awaitable[T]]) -> T:
     async def main() -> T:
-        return await coroutine_function()
+        started_before = set(threading.enumerate())
+        try:
+            return await coroutine_function()
+        finally:
+            await _threads_ended(set(threading.enumerate()) - started_before)
 
     return asyncio.run(main())
+
+
+async def _threads_ended(threads: set[threading.Thread]) -> None:
+    """Wait, with the event loop still open, for the threads a command started to end. A SQLite connection
+    that failed to open leaves its worker thread (aiosqlite's) to report its stop to the loop afterwards:
+    once the loop is closed that report is a traceback ("Event loop is closed") after the command's one
+    line. Such threads keep the process alive until they end anyway; the loop's own executor is left to
+    `asyncio.run`, which shuts it down."""
+    running = [t for t in threads if t.is_alive() and not t.daemon and not t.name.startswith("asyncio")]
+
+    def join() -> None:
+        for thread in running:
+            thread.join(_THREAD_END_TIMEOUT)
+
+    if running:
+        await asyncio.to_thread(join)
+
+
+_THREAD_END_TIMEOUT = 5.0  # seconds for each: a stop is a few instructions, never a query
+
+
+async def check_tenant_exists(engine: AsyncEngine, tenant_id: str | None) -> None:
+    """Refuse a tenant that does not exist, as an operator's mistake (a typo), rather than answer for it
+    with an empty listing or "nothing to delete"."""
+    if tenant_id is not None and await TenantRepository(engine).get(tenant_id) is None:
+        raise UnknownRecord(f"tenant {tenant_id!r} does not exist")
 
 
 def when(value: datetime | None) -> str:

@@ -9,9 +9,19 @@ import sys
 from typing import Any
 
 from gateway.admin.operations import store_credential
-from gateway.cli.common import CliError, database, print_json, print_table, run, settings_of, when
+from gateway.cli.common import (
+    CliError,
+    check_tenant_exists,
+    database,
+    print_json,
+    print_table,
+    run,
+    settings_of,
+    when,
+)
 from gateway.cli.help import HelpWithExamples
 from gateway.credentials.crypto import load_master_key
+from gateway.settings import Settings
 from gateway.storage.records import StoredCredential
 from gateway.storage.repositories import CredentialRepository
 
@@ -112,8 +122,9 @@ def _as_dict(record: StoredCredential) -> dict[str, Any]:
 def _set(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     master = load_master_key(settings.master_key.env, settings.master_key.file)
-    secret = _read_secret(args)
     tenant = None if args.shared else args.tenant
+    run(lambda: _check_owner_and_provider(settings, tenant, args.provider))  # before the secret is typed
+    secret = _read_secret(args)
 
     async def go() -> None:
         async with database(settings) as engine:
@@ -139,12 +150,24 @@ def _set(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _check_owner_and_provider(settings: Settings, tenant: str | None, provider: str) -> None:
+    """Refuse what `store_credential` would refuse for the owner or provider, so that nobody types or
+    pastes a secret only to learn of a typo in the command."""
+    if provider not in settings.providers:
+        configured = ", ".join(settings.providers) or "none"
+        raise CliError(f"provider {provider!r} is not configured (configured: {configured})")
+    async with database(settings) as engine:
+        await check_tenant_exists(engine, tenant)
+
+
 def _list(args: argparse.Namespace) -> int:
     settings = settings_of(args)
 
     async def go() -> None:
         async with database(settings) as engine:
             records = await CredentialRepository(engine).list(args.tenant, shared=args.shared)
+            if not records:
+                await check_tenant_exists(engine, args.tenant)
         if args.json:
             print_json([_as_dict(record) for record in records])
             return
@@ -174,7 +197,10 @@ def _delete(args: argparse.Namespace) -> int:
 
     async def go() -> bool:
         async with database(settings) as engine:
-            return await CredentialRepository(engine).delete(tenant, args.provider)
+            deleted = await CredentialRepository(engine).delete(tenant, args.provider)
+            if not deleted:
+                await check_tenant_exists(engine, tenant)
+            return deleted
 
     if not run(go):
         raise CliError(f"no {args.provider} credential for {tenant or 'shared'}")

@@ -24,13 +24,18 @@ def register(commands: Any) -> None:
         "upgrade",
         help="apply every pending migration",
         description="Create or upgrade the schema to this version's revision (idempotent). A SQLite "
-        "file's folder is created when missing.",
+        "file's folder is created when missing. Run it once per release, before `tollgate serve`.",
+        epilog="example:\n  TOLLGATE_DATABASE_URL=postgresql://tollgate@db:5432/tollgate tollgate db upgrade",
+        formatter_class=HelpWithExamples,
     )
     up.set_defaults(handler=_upgrade)
     current = actions.add_parser(
         "current",
         help="print the schema revision",
-        description="Print the database's schema revision and the expected one.",
+        description="Print the database's schema revision and the one this version needs. Exit status 1 "
+        "when the database is at another revision (or has none yet): run `tollgate db upgrade`.",
+        epilog="example:\n  tollgate --config /etc/tollgate/gateway.yaml db current",
+        formatter_class=HelpWithExamples,
     )
     current.set_defaults(handler=_current)
 

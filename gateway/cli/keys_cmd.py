@@ -8,7 +8,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.admin.operations import issue_key, revoke_key
-from gateway.cli.common import CliError, database, print_json, print_table, run, settings_of, when
+from gateway.cli.common import (
+    CliError,
+    check_tenant_exists,
+    database,
+    print_json,
+    print_table,
+    run,
+    settings_of,
+    when,
+)
 from gateway.cli.help import HelpWithExamples
 from gateway.storage.records import ApiKeyRecord
 from gateway.storage.repositories import KeyRepository
@@ -83,7 +92,7 @@ def register(commands: Any) -> None:
         "by its digest and never printed). Running gateways stop accepting it within "
         "auth.key_cache_ttl_seconds.",
         epilog="examples:\n"
-        "  tollgate key revoke key_0123456789abcdef\n"
+        "  tollgate key revoke key_3f9a0c1b2d4e5f60a7b8\n"
         '  tollgate key revoke "$LEAKED_KEY"   # tg-...',
         formatter_class=HelpWithExamples,
     )
@@ -178,6 +187,8 @@ def _list(args: argparse.Namespace) -> int:
     async def go() -> None:
         async with database(settings) as engine:
             records = await KeyRepository(engine).list(args.tenant)
+            if not records:
+                await check_tenant_exists(engine, args.tenant)
         if args.json:
             print_json([_as_dict(record) for record in records])
             return

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -57,11 +59,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(build_parser(), argv)
+    try:
+        status = run_command(args)
+        sys.stdout.flush()  # here, where a reader gone is seen, not at exit
+    except BrokenPipeError:
+        return reader_gone()
+    return status
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line parsed; a global option given after the command is a usage error that says where
+    it goes, rather than an unrecognised argument."""
+    args, unknown = parser.parse_known_args(argv)
+    if any(argument == "--config" or argument.startswith("--config=") for argument in unknown):
+        command = " ".join(word for word in (args.command, getattr(args, "action", None)) if word)
+        parser.error(f"--config goes before the command: tollgate --config FILE {command} ...")
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
+def reader_gone() -> int:
+    """Output whose reader has gone (`tollgate usage | head`): end quietly, as a pipe ends the tools before
+    it, with the status a shell gives a writer that SIGPIPE ended. What is left unwritten goes nowhere."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the command; an error is one line on stderr and exit status 1 (130 for Ctrl-C)."""
     try:
         result: int = args.handler(args)
         return result
+    except BrokenPipeError:
+        raise
     except ConfigError as exc:
         print(exc, file=sys.stderr)
     except StorageUnavailable as exc:

@@ -34,12 +34,23 @@ def register(commands: Any) -> None:
 
 def _generate(args: argparse.Namespace) -> int:
     path: Path = args.file
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise CliError(f"{path} is a directory; name the file to write, e.g. {path / 'master.key'}")
     key, text = MasterKey.generate()
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    except FileExistsError as exc:
+        if Path(exc.filename or path) != path:  # a file where a folder of the path should be
+            raise CliError(
+                f"cannot write the master key to {path}: {exc.filename} is not a directory"
+            ) from None
         raise CliError(f"{path} exists already; refusing to overwrite a master key") from None
+    except NotADirectoryError:
+        folder = next(parent for parent in path.parents if parent.exists())
+        raise CliError(f"cannot write the master key to {path}: {folder} is not a directory") from None
+    except OSError as exc:
+        raise CliError(f"cannot write the master key to {path}: {exc.strerror}") from None
     with os.fdopen(descriptor, "w", encoding="ascii") as handle:
         handle.write(text + "\n")
     print(f"wrote master key {key.id} to {path}")

@@ -32,9 +32,12 @@ def register(commands: Any) -> None:
     serve = commands.add_parser(
         "serve",
         help="run the gateway",
-        description="Run the gateway. Before listening it checks the configuration, the database schema "
-        "(run `tollgate db upgrade` first) and the master key against the database's canary; any "
-        "failure stops it with a message.",
+        description="Run the gateway until stopped (Ctrl-C or SIGTERM, which lets in-flight requests finish "
+        "and the usage ledger drain). Before listening it checks the configuration, the price file, the "
+        "database schema (run `tollgate db upgrade` first) and the master key against the database's "
+        "canary; any failure stops it with a message. Exit status 1 when a check fails, 3 when the "
+        "server, or one of its workers, cannot start (a port in use, say). scripts/serve does the first "
+        "run's set-up (a master key, the migrations) and then runs this.",
         epilog="examples:\n"
         "  tollgate serve\n"
         "  tollgate --config /etc/tollgate/gateway.yaml serve --host 0.0.0.0 --port 8080 --workers 4",

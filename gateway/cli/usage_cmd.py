@@ -65,8 +65,9 @@ stream cut short)."""
 EPILOG = f"""\
 dimensions (--by): {", ".join(dimension.value for dimension in Dimension)}
   key is the Tollgate key id (key_...); day is the UTC calendar day (YYYY-MM-DD); service_tier is
-  the processing tier a call was served and priced in (OpenAI's flex, priority; Anthropic's
-  priority), none for the standard tier.
+  the processing tier a call was served and priced in, as the provider reported it (OpenAI's flex,
+  priority, fast; Anthropic's priority, and fast for its fast mode; Gemini's flex, priority), none
+  for the standard tier.
 
 times (--since, --until):
   a span back from now: 30m, 24h, 7d, 2w
@@ -133,7 +134,9 @@ def register(commands: Any) -> None:
         metavar="WHEN",
         help=f"from (inclusive; default: {DEFAULT_SINCE})",
     )
-    usage.add_argument("--until", action=_Once, type=_instant, metavar="WHEN", help="to (exclusive)")
+    usage.add_argument(
+        "--until", action=_Once, type=_instant, metavar="WHEN", help="to (exclusive; default: now)"
+    )
     usage.add_argument(
         "--snapshot",
         action=_Once,
@@ -154,9 +157,21 @@ def register(commands: Any) -> None:
     usage.add_argument(
         "--format", action=_Once, choices=("table", "json", "csv"), default="table", help="(default: table)"
     )
-    usage.add_argument("--limit", action=_Once, type=_limit, default=DEFAULT_LIMIT, help="most groups shown")
     usage.add_argument(
-        "--offset", action=_Once, type=_offset, default=0, help="groups skipped first (for paging)"
+        "--limit",
+        action=_Once,
+        type=_limit,
+        default=DEFAULT_LIMIT,
+        metavar="N",
+        help=f"most groups shown (default: {DEFAULT_LIMIT}, at most {MAX_LIMIT})",
+    )
+    usage.add_argument(
+        "--offset",
+        action=_Once,
+        type=_offset,
+        default=0,
+        metavar="N",
+        help="groups skipped first, for paging (default: 0)",
     )
     usage.set_defaults(handler=_usage)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,13 +42,28 @@ def refused(result: subprocess.CompletedProcess[str]) -> str:
             "key 'key_0123456789abcdef0123' does not exist",
         ),
         (("key", "create", "--tenant", "nosuch"), None, "tenant 'nosuch' does not exist"),
+        (("key", "list", "--tenant", "nosuch"), None, "tenant 'nosuch' does not exist"),
+        (("credential", "list", "--tenant", "nosuch"), None, "tenant 'nosuch' does not exist"),
+        (
+            ("credential", "delete", "--tenant", "nosuch", "--provider", "openai"),
+            None,
+            "tenant 'nosuch' does not exist",
+        ),
         (
             ("credential", "set", "--tenant", "nosuch", "--provider", "openai"),
             "sk-test-0001",
             "tenant 'nosuch' does not exist",
         ),
     ],
-    ids=["duplicate-tenant", "unknown-key", "key-for-unknown-tenant", "credential-for-unknown-tenant"],
+    ids=[
+        "duplicate-tenant",
+        "unknown-key",
+        "key-for-unknown-tenant",
+        "keys-of-unknown-tenant",
+        "credentials-of-unknown-tenant",
+        "credential-delete-of-unknown-tenant",
+        "credential-for-unknown-tenant",
+    ],
 )
 def test_an_unknown_or_duplicate_record_is_named_in_one_line_without_suggesting_an_outage(
     gateway: GatewayHarness, command: tuple[str, ...], stdin: str | None, message: str
@@ -140,3 +156,46 @@ def test_credential_delete_says_how_long_running_gateways_may_still_use_it(gatew
         result.stdout
         == "deleted the openai credential of acme; running gateways may use it for up to 30s more\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("owner", "provider", "message"),
+    [
+        (("--tenant", "acme"), "nosuch", "provider 'nosuch' is not configured (configured: openai)"),
+        (("--tenant", "nosuch"), "openai", "tenant 'nosuch' does not exist"),
+    ],
+    ids=["unknown-provider", "unknown-tenant"],
+)
+def test_credential_set_refuses_an_unknown_owner_or_provider_before_asking_for_the_secret(
+    gateway: GatewayHarness, owner: tuple[str, ...], provider: str, message: str
+) -> None:
+    """The secret is not asked for (here: its variable is not even set) when it could not be stored."""
+    result = gateway.cli(
+        "credential", "set", *owner, "--provider", provider, "--from-env", "TOLLGATE_TEST_UNSET", check=False
+    )
+
+    assert refused(result) == message
+
+
+def test_master_key_generate_into_a_folder_says_it_is_one(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "master-key", "generate", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+
+    assert refused(result) == f"{tmp_path} is a directory; name the file to write, e.g. {tmp_path}/master.key"
+
+
+def test_master_key_generate_under_a_file_says_why_it_cannot_write(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "plain-file"
+    not_a_folder.write_text("x")
+    target = not_a_folder / "master.key"
+
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "master-key", "generate", str(target)],
+        capture_output=True,
+        text=True,
+    )
+
+    assert refused(result) == f"cannot write the master key to {target}: {not_a_folder} is not a directory"

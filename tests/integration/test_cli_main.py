@@ -1,0 +1,131 @@
+"""What every `tollgate` command shares, run for real in a subprocess: where the global `--config` goes,
+output cut short by its reader, a database out of reach, and the help that says how to read each
+command's answer."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.gateway import GatewayHarness, _environment
+
+OUTAGE_HINT = "(is the database reachable, and up to date? `tollgate db upgrade`)"
+SIGPIPE_STATUS = 141  # 128 + SIGPIPE: how a shell reports `yes | head`'s writer
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> GatewayHarness:
+    harness = GatewayHarness(Path(tmp_path_factory.mktemp("cli-main")), {"openai": {"type": "openai"}})
+    harness.cli("db", "upgrade")
+    harness.cli("tenant", "create", "acme")
+    return harness
+
+
+def tollgate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        env=_environment(),
+        timeout=60,
+    )
+
+
+def test_config_given_after_the_command_is_refused_saying_where_it_goes(gateway: GatewayHarness) -> None:
+    result = tollgate("tenant", "list", "--config", str(gateway.config_path))
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (
+        "tollgate: error: --config goes before the command: tollgate --config FILE tenant list ..."
+    )
+
+
+def test_an_argument_no_command_knows_is_still_named(gateway: GatewayHarness) -> None:
+    result = tollgate("tenant", "list", "--colour", "blue")
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == "tollgate: error: unrecognized arguments: --colour blue"
+
+
+@pytest.mark.parametrize(
+    "command", [("config", "schema"), ("tenant", "list"), ("usage",)], ids=["schema", "listing", "report"]
+)
+def test_output_whose_reader_has_gone_ends_quietly_as_a_pipe_ends_it(
+    gateway: GatewayHarness, command: tuple[str, ...]
+) -> None:
+    """`tollgate ... | head -1`: the reader closes the pipe before the command has written everything."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "gateway", "--config", str(gateway.config_path), *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_environment(),
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()  # no reader is left: every write the command makes fails with EPIPE
+        stderr = process.stderr.read().decode()
+        process.wait(timeout=60)
+
+    assert stderr == ""
+    assert process.returncode == SIGPIPE_STATUS
+
+
+def test_a_database_out_of_reach_is_named_with_the_drivers_reason(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-folder" / "tollgate.db"
+    harness = GatewayHarness(tmp_path, {}, database_url=f"sqlite:///{missing}")
+
+    result = harness.cli("tenant", "list", check=False)
+
+    assert result.returncode == 1
+    assert result.stderr == f"tollgate: sqlite:///{missing}: unable to open database file {OUTAGE_HINT}\n"
+
+
+def test_a_database_password_is_never_printed_with_the_reason(tmp_path: Path) -> None:
+    harness = GatewayHarness(
+        tmp_path, {}, database_url="postgresql://tollgate:hunter2-secret@127.0.0.1:1/tollgate"
+    )
+
+    result = harness.cli("tenant", "list", check=False)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("tollgate: postgresql://tollgate:***@127.0.0.1:1/tollgate: ")
+    assert result.stderr.endswith(f" {OUTAGE_HINT}\n") and result.stderr.count("\n") == 1
+    assert "hunter2" not in result.stderr
+
+
+def help_text(*command: str) -> str:
+    """The command's --help, its lines joined as one text."""
+    return " ".join(tollgate(*command, "--help").stdout.split())
+
+
+def test_serve_help_gives_its_exit_statuses() -> None:
+    text = help_text("serve")
+
+    assert "Exit status 1 when a check fails, 3 when the server, or one of its workers, cannot start" in text
+
+
+def test_db_current_help_says_it_exits_1_when_the_schema_is_behind() -> None:
+    assert "Exit status 1 when the database is at another revision" in help_text("db", "current")
+
+
+def test_key_revoke_help_shows_a_key_id_as_key_create_makes_it(gateway: GatewayHarness) -> None:
+    made = gateway.key_id(gateway.create_key("acme"))
+    shown = re.findall(r"tollgate key revoke (key_\S+)", tollgate("key", "revoke", "--help").stdout)
+
+    assert len(shown) == 1
+    assert re.fullmatch(r"key_[0-9a-f]+", shown[0]) and len(shown[0]) == len(made)
+
+
+def test_usage_help_names_every_processing_tier_and_the_defaults_of_until_and_limit() -> None:
+    text = help_text("usage")
+
+    for tier in ("flex", "priority", "fast"):
+        assert tier in text.split("service_tier is", 1)[1].split("times (--since", 1)[0]
+    assert "Gemini's" in text
+    assert "to (exclusive; default: now)" in text
+    assert "most groups shown (default: 1000, at most 1000000)" in text
+    assert "groups skipped first, for paging (default: 0)" in text

@@ -110,10 +110,16 @@ class RequestTooLarge(GatewayError):
     code = "request_too_large"
 
 
-class UnsupportedContentEncoding(GatewayError):
-    """A compressed request body the gateway must read (for its model), which it does not decompress."""
+class UnsupportedMediaType(GatewayError):
+    """A request body the gateway must read (for its model) in a form it does not read (not JSON)."""
 
     status = 415
+    code = "unsupported_media_type"
+
+
+class UnsupportedContentEncoding(UnsupportedMediaType):
+    """A compressed request body the gateway must read, which it does not decompress."""
+
     code = "unsupported_content_encoding"
     headers = ((b"accept-encoding", b"identity"),)
 

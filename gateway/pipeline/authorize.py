@@ -10,7 +10,13 @@ and stay open to it, as do token counts.
 from __future__ import annotations
 
 from gateway.context import RequestContext
-from gateway.errors import InvalidJSON, ModelNotAllowed, ProviderNotAllowed, UnsupportedContentEncoding
+from gateway.errors import (
+    InvalidJSON,
+    ModelNotAllowed,
+    ProviderNotAllowed,
+    UnsupportedContentEncoding,
+    UnsupportedMediaType,
+)
 from gateway.metering.meter import endpoint_of
 from gateway.metering.usage import Endpoint
 
@@ -32,7 +38,7 @@ class Authorize:
         except InvalidJSON:  # a multipart upload, say: no model to read, fine where none is needed
             if _names_no_model(ctx):
                 return
-            _refuse_compressed_body(ctx)
+            _refuse_unreadable_body(ctx)
             raise
         if model is None:
             if _names_no_model(ctx):
@@ -46,14 +52,23 @@ class Authorize:
             raise ModelNotAllowed(f"this key may not use model {model!r}")
 
 
-def _refuse_compressed_body(ctx: RequestContext) -> None:
-    """`UnsupportedContentEncoding` for a body that came compressed: it is not JSON, it hides it."""
+def _refuse_unreadable_body(ctx: RequestContext) -> None:
+    """`UnsupportedMediaType` for a body that is no JSON by design (compressed, a form), whose model the
+    gateway cannot read; a body that claims to be JSON is left to be refused as invalid."""
+    content_type = b""
     for name, value in ctx.headers:
         if name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
             raise UnsupportedContentEncoding(
                 "a key limited to some models needs the request body uncompressed (no Content-Encoding), "
                 "so that the gateway can read its model"
             )
+        if name == b"content-type":
+            content_type = value.partition(b";")[0].strip().lower()
+    if content_type and not content_type.endswith((b"/json", b"+json")):
+        raise UnsupportedMediaType(
+            f"a key limited to some models needs a JSON body here, so that the gateway can read its model; "
+            f"it does not read {content_type.decode('latin-1')} bodies"
+        )
 
 
 def _names_no_model(ctx: RequestContext) -> bool:

@@ -142,3 +142,21 @@ def test_a_request_to_an_unknown_mount_is_answered_in_the_dialect_its_sdk_header
     assert anthropic_sdk.json()["error"]["type"] == "not_found_error"
     assert gemini_sdk.json()["error"]["status"] == "NOT_FOUND"
     assert openai_error(curl)["code"] == "not_found"
+
+
+def test_a_form_upload_that_needs_a_model_is_415_for_a_key_limited_to_models_not_invalid_json(
+    fresh: World,
+) -> None:
+    """The gateway reads a model from JSON only: a multipart transcription's model it cannot check."""
+    response = httpx.post(
+        fresh.url + "/openai/v1/audio/transcriptions",
+        data={"model": "gpt-4o-mini"},
+        files={"file": ("a.wav", b"RIFF....WAVE")},
+        headers={"authorization": f"Bearer {fresh.keys['acme-restricted']}"},
+    )
+
+    assert response.status_code == 415
+    error = openai_error(response)
+    assert error["code"] == "unsupported_media_type"
+    assert "multipart/form-data" in str(error["message"])
+    assert fresh.upstream.requests == []

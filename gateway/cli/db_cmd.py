@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from gateway.cli.common import database, run, settings_of
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.cli.common import CliError, database, database_problem, run, settings_of
 from gateway.cli.help import HelpWithExamples
 from gateway.storage.engine import redacted
 from gateway.storage.migrate import current_revision, head_revision, upgrade
@@ -40,9 +45,19 @@ def register(commands: Any) -> None:
     current.set_defaults(handler=_current)
 
 
+@contextmanager
+def _reaching(url: str) -> Iterator[None]:
+    """A database out of reach, as one line naming it (password hidden) and the driver's reason."""
+    try:
+        yield
+    except (SQLAlchemyError, OSError, sqlite3.Error) as exc:
+        raise CliError(f"{database_problem(url, exc)} (is the database reachable?)") from None
+
+
 def _upgrade(args: argparse.Namespace) -> int:
     settings = settings_of(args)
-    upgrade(settings.database.url)
+    with _reaching(settings.database.url):
+        upgrade(settings.database.url)
     print(f"{redacted(settings.database.url)}: schema at revision {head_revision()}")
     return 0
 
@@ -54,7 +69,8 @@ def _current(args: argparse.Namespace) -> int:
         async with database(settings) as engine:
             return await current_revision(engine)
 
-    current = run(go)
+    with _reaching(settings.database.url):
+        current = run(go)
     where = redacted(settings.database.url)
     print(f"{where}: revision {current or 'none'} (this version needs {head_revision()})")
     return 0 if current == head_revision() else 1

@@ -129,3 +129,17 @@ def test_usage_help_names_every_processing_tier_and_the_defaults_of_until_and_li
     assert "to (exclusive; default: now)" in text
     assert "most groups shown (default: 1000, at most 1000000)" in text
     assert "groups skipped first, for paging (default: 0)" in text
+
+
+@pytest.mark.parametrize("action", ["upgrade", "current"])
+def test_db_commands_name_the_database_they_cannot_reach(tmp_path: Path, action: str) -> None:
+    harness = GatewayHarness(
+        tmp_path, {}, database_url="postgresql://tollgate:hunter2-secret@127.0.0.1:1/tollgate"
+    )
+
+    result = harness.cli("db", action, check=False)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("tollgate: postgresql://tollgate:***@127.0.0.1:1/tollgate: ")
+    assert result.stderr.endswith(" (is the database reachable?)\n") and result.stderr.count("\n") == 1
+    assert "hunter2" not in result.stderr

@@ -31,7 +31,12 @@ from gateway.storage.errors import StorageError, StorageUnavailable
 EPILOG = """\
 Configuration: --config FILE, else $TOLLGATE_CONFIG, else config/gateway.yaml when it exists,
 else built-in defaults. The master key comes from $TOLLGATE_MASTER_KEY or master_key.file.
-Run `tollgate COMMAND --help` for each command."""
+Run `tollgate COMMAND --help` for each command.
+
+Exit status: 0 done; 1 refused or failed, with one line on stderr saying why (`db current`: the
+schema is at another revision); 2 a command line it cannot parse, with the command's usage;
+3 `serve` could not start; 130 interrupted (Ctrl-C); 141 its output's reader left
+(`tollgate usage | head`)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", metavar="FILE", help="configuration file (YAML)")
+    parser.add_argument("--config", metavar="FILE", help="configuration file (YAML); before the command")
     parser.add_argument("--version", action="version", version=f"tollgate {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (

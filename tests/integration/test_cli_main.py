@@ -143,3 +143,14 @@ def test_db_commands_name_the_database_they_cannot_reach(tmp_path: Path, action:
     assert result.stderr.startswith("tollgate: postgresql://tollgate:***@127.0.0.1:1/tollgate: ")
     assert result.stderr.endswith(" (is the database reachable?)\n") and result.stderr.count("\n") == 1
     assert "hunter2" not in result.stderr
+
+
+def test_the_top_level_help_lists_every_exit_status() -> None:
+    text = help_text()
+
+    assert (
+        "Exit status: 0 done; 1 refused or failed, with one line on stderr saying why (`db current`: the "
+        "schema is at another revision); 2 a command line it cannot parse, with the command's usage; 3 "
+        "`serve` could not start; 130 interrupted (Ctrl-C); 141 its output's reader left (`tollgate usage "
+        "| head`)."
+    ) in text

@@ -66,8 +66,8 @@ EPILOG = f"""\
 dimensions (--by): {", ".join(dimension.value for dimension in Dimension)}
   key is the Tollgate key id (key_...); day is the UTC calendar day (YYYY-MM-DD); service_tier is
   the processing tier a call was served and priced in, as the provider reported it (OpenAI's flex,
-  priority, fast; Anthropic's priority, and fast for its fast mode; Gemini's flex, priority), none
-  for the standard tier.
+  priority, fast, ultrafast; Anthropic's priority, and fast for its fast mode; Gemini's flex,
+  priority), none for the standard tier.
 
 times (--since, --until):
   a span back from now: 30m, 24h, 7d, 2w

@@ -123,7 +123,7 @@ def test_key_revoke_help_shows_a_key_id_as_key_create_makes_it(gateway: GatewayH
 def test_usage_help_names_every_processing_tier_and_the_defaults_of_until_and_limit() -> None:
     text = help_text("usage")
 
-    for tier in ("flex", "priority", "fast"):
+    for tier in ("flex", "priority", "fast", "ultrafast"):
         assert tier in text.split("service_tier is", 1)[1].split("times (--since", 1)[0]
     assert "Gemini's" in text
     assert "to (exclusive; default: now)" in text

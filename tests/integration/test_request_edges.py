@@ -15,6 +15,8 @@ from tests.integration.conftest import World
 from tests.integration.test_refusals import CHAT, openai_error
 from tests.support.gateway import wait_until
 
+ALLOWED = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
 
 def access_record(world: World, request_id: str) -> dict[str, Any] | None:
     """The access-log line of the request `request_id`, once it is written."""
@@ -41,9 +43,6 @@ def test_a_request_to_an_unknown_mount_is_logged_without_its_query(fresh: World)
     assert record["provider"] is None and record["tenant"] is None
     assert key not in fresh.gateway.logs()
     assert fresh.upstream.requests == []
-
-
-ALLOWED = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
 
 @pytest.mark.parametrize("method", ["TRACE", "PROPFIND"])
@@ -102,7 +101,7 @@ def test_a_json_body_that_is_no_object_is_400_for_a_key_limited_to_models(fresh:
 
 
 def test_a_compressed_body_is_415_for_a_key_limited_to_models_whose_model_it_hides(fresh: World) -> None:
-    """Its model cannot be read; forwarded as it came for any other key (the provider decides)."""
+    """Its model cannot be read; for any other key it is forwarded as it came (the provider decides)."""
     body = gzip.compress(json.dumps(CHAT).encode())
     headers = {"content-type": "application/json", "content-encoding": "gzip"}
 
@@ -111,11 +110,18 @@ def test_a_compressed_body_is_415_for_a_key_limited_to_models_whose_model_it_hid
         content=body,
         headers={**headers, "authorization": f"Bearer {fresh.keys['acme-restricted']}"},
     )
+    assert fresh.upstream.requests == []
+    httpx.post(
+        fresh.url + "/openai/v1/chat/completions",
+        content=body,
+        headers={**headers, "authorization": f"Bearer {fresh.keys['acme']}"},
+    )
 
     assert limited.status_code == 415
     assert limited.headers["accept-encoding"] == "identity"
     assert openai_error(limited)["code"] == "unsupported_content_encoding"
-    assert fresh.upstream.requests == []
+    [forwarded] = fresh.upstream.requests
+    assert (forwarded.header("content-encoding"), forwarded.body) == ("gzip", body)
 
 
 def test_a_refused_method_is_logged_with_the_path_it_was_sent_to(fresh: World) -> None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.conftest import World
+from tests.integration.conftest import MAX_BODY, World
 from tests.integration.test_refusals import CHAT, openai_error
 from tests.support.gateway import wait_until
 
@@ -166,3 +167,35 @@ def test_a_form_upload_that_needs_a_model_is_415_for_a_key_limited_to_models_not
     assert error["code"] == "unsupported_media_type"
     assert "multipart/form-data" in str(error["message"])
     assert fresh.upstream.requests == []
+
+
+def test_an_oversize_body_announced_with_expect_100_continue_is_refused_before_it_is_sent(
+    fresh: World,
+) -> None:
+    head = (
+        b"POST /anthropic/v1/messages HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+        b"x-api-key: " + fresh.keys["acme"].encode() + b"\r\n"
+        b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1)
+    )
+
+    with socket.create_connection(("127.0.0.1", fresh.gateway.port), timeout=10) as connection:
+        connection.sendall(head)  # and no body: a client waits for 100 Continue before it sends one
+        status, body = read_response(connection)
+
+    assert status == 413
+    assert body["error"]["type"] == "request_too_large"
+    assert fresh.upstream.requests == []
+
+
+def read_response(connection: socket.socket) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body of the next response on `connection` (a body of declared length)."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += connection.recv(65536)
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = int(
+        next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))[15:]
+    )
+    while len(body) < length:
+        body += connection.recv(65536)
+    return int(head.split()[1]), json.loads(body)

@@ -112,6 +112,7 @@ class Gateway:
             routes=routes, lifespan=self._lifespan, exception_handlers={405: _method_not_allowed}
         )
         self._web.router.default = self._unrouted
+        self._web.router.redirect_slashes = False  # `/healthz/` is 404 too, as it was: no Location from Host
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.runtime is not None:

@@ -77,8 +77,14 @@ def test_a_wrong_method_on_the_gateways_own_endpoint_is_405_not_a_missing_provid
     assert openai_error(response)["code"] == "method_not_allowed"
 
 
-def test_any_method_under_no_mount_is_a_json_404(fresh: World) -> None:
-    response = httpx.request("TRACE", fresh.url + "/nosuch/v1/models")
+@pytest.mark.parametrize(
+    ("method", "path"), [("TRACE", "/nosuch/v1/models"), ("GET", "/healthz/"), ("POST", "/metrics/")]
+)
+def test_any_method_under_no_mount_is_a_json_404_never_a_redirect(
+    fresh: World, method: str, path: str
+) -> None:
+    """No redirect to the path without its slash either: its `Location` would be built from `Host`."""
+    response = httpx.request(method, fresh.url + path)
 
     assert response.status_code == 404
     assert openai_error(response)["code"] == "not_found"

@@ -27,8 +27,8 @@ class RequestContext:
     method: str
     provider: ProviderAdapter
     raw_path: bytes
-    query_string: bytes
-    headers: list[tuple[bytes, bytes]]
+    query_string: bytes = field(repr=False)  # may hold the caller's key (`?key=`)
+    headers: list[tuple[bytes, bytes]] = field(repr=False)  # hold the caller's key
     receive: Receive = field(repr=False)
     path: str = ""
     principal: Principal | None = None

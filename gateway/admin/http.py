@@ -59,9 +59,15 @@ _PARAMETERS = ("by", "since", "until", "snapshot", "limit", "offset", *_FILTERS)
 T = TypeVar("T")
 
 
+_READ_METHODS = ("GET", "HEAD")
+
+
 def _error(error: GatewayError) -> Response:
     return Response(
-        render_error(error, Dialect.OPENAI), status_code=error.status, media_type="application/json"
+        render_error(error, Dialect.OPENAI),
+        status_code=error.status,
+        media_type="application/json",
+        headers={name.decode(): value.decode() for name, value in error.headers},
     )
 
 
@@ -105,8 +111,10 @@ class AdminAPI:
     async def _usage(self, request: Request) -> Response:
         try:
             self._authorize(request)
-            if request.method not in ("GET", "HEAD"):
-                raise MethodNotAllowed(f"{request.method} is not allowed on /admin/usage; use GET")
+            if request.method not in _READ_METHODS:
+                raise MethodNotAllowed(
+                    f"{request.method} is not allowed on /admin/usage; use GET", _READ_METHODS
+                )
             group_by, filters, limit, offset = _usage_query(request)
             engine = self._engine()
             if engine is None:

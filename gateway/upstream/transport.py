@@ -21,7 +21,7 @@ from gateway.settings.schema import ProviderSettings, Timeouts
 class UpstreamRequest:
     method: str
     url: str
-    headers: list[tuple[str, str]]
+    headers: list[tuple[str, str]] = field(repr=False)  # hold the tenant's decrypted credential
     body: bytes
     timeouts: Timeouts
     sent: bool = field(default=False, compare=False)  # handed to a connection (set by the transport)

@@ -93,6 +93,7 @@ def test_the_admin_api_takes_gets_only_and_says_so_in_json(world: World) -> None
     anonymous = httpx.delete(world.url + "/admin/usage")
 
     assert posted.status_code == 405 and posted.json()["error"]["message"]
+    assert posted.headers["allow"] == "GET, HEAD"
     assert anonymous.status_code == 401  # the token first: no method is told to a stranger
 
 

@@ -155,6 +155,21 @@ def test_a_key_sent_in_every_place_at_once_never_reaches_the_provider_and_only_t
         assert [value for name, value in request.headers if name == header] == [expected]
 
 
+def test_a_bearer_token_of_the_clients_own_beside_the_tollgate_key_neither_hides_the_key_nor_goes_upstream(
+    fresh: World,
+) -> None:
+    key = fresh.keys["acme"]
+    own_token = "sk-ant-oat01-callers-own-0010"  # e.g. added by a tool's custom headers
+    headers = {"authorization": f"Bearer {own_token}", "x-api-key": key}
+
+    response = httpx.post(fresh.url + PATHS["anthropic"], json=CHAT, headers=headers)
+
+    assert response.status_code == 200
+    [request] = fresh.upstream.requests
+    assert all(key not in value and own_token not in value for _, value in request.headers)
+    assert request.header("x-api-key") == CREDENTIALS[("acme", "anthropic")]
+
+
 DATABASE_PASSWORD = "pg-CANARY-password-41d7"  # the test server trusts every login: any password will do
 
 

@@ -82,6 +82,26 @@ def test_headers_are_searched_in_priority_order_then_the_query(
     assert presented_key(headers, query) == expected
 
 
+@pytest.mark.parametrize(
+    ("headers", "query"),
+    [
+        ([(b"authorization", b"Bearer sk-ant-oat01-own-token"), (b"x-api-key", KEY.encode())], b""),
+        ([(b"authorization", b"Bearer eyJhbGciOi.jwt.sig"), (b"api-key", KEY.encode())], b""),
+        ([(b"x-goog-api-key", b"AIza-own-google-key")], b"key=" + KEY.encode()),
+    ],
+)
+def test_a_tollgate_key_counts_over_a_token_of_the_clients_own_in_a_header_searched_earlier(
+    headers: list[tuple[bytes, bytes]], query: bytes
+) -> None:
+    assert presented_key(headers, query) == KEY
+
+
+def test_with_no_tollgate_shaped_key_the_first_found_is_presented_to_be_refused() -> None:
+    headers = [(b"authorization", b"Bearer sk-own"), (b"x-api-key", b"sk-ant-own")]
+
+    assert presented_key(headers, b"") == "sk-own"
+
+
 def test_the_first_of_repeated_headers_counts() -> None:
     headers = [(b"x-api-key", b"tg-first"), (b"x-api-key", b"tg-second")]
 

@@ -4,10 +4,14 @@ A key limited to some models reaches them only: a call that generates (or starts
 must name one of them, in its path or its JSON body, and one that names none is refused rather than let
 through to whatever model the upstream would pick (its default, a stored prompt's, a batch file's).
 Reads, deletions and the bookkeeping calls (uploads, cancels, their bodies JSON or not) name no model
-and stay open to it, as do token counts.
+and stay open to it, as do token counts. A body that names its model twice is refused: the gateway
+reads the last, as most parsers do, but a provider that read the first would run a model the key may not.
 """
 
 from __future__ import annotations
+
+import json
+import re
 
 from gateway.context import RequestContext
 from gateway.errors import (
@@ -50,6 +54,8 @@ class Authorize:
             )
         if model not in models:
             raise ModelNotAllowed(f"this key may not use model {model!r}")
+        if ctx.provider.model_from_path(ctx.path) is None and not _names_one_model(ctx.body):
+            raise InvalidJSON("the request body names its model more than once")
 
 
 def _refuse_unreadable_body(ctx: RequestContext) -> None:
@@ -69,6 +75,28 @@ def _refuse_unreadable_body(ctx: RequestContext) -> None:
             f"a key limited to some models needs a JSON body here, so that the gateway can read its model; "
             f"it does not read {content_type.decode('latin-1')} bodies"
         )
+
+
+# A `model` member the body could hold without the bytes `"model"`: one of its letters escaped.
+_ESCAPED_MODEL_LETTER = re.compile(rb"\\u006[45cdfCDF]")
+
+
+def _names_one_model(body: bytes) -> bool:
+    """Whether the body's top-level object has at most one `model` member; read in full only when its
+    bytes could hold two (twice `"model"`, or a letter of it escaped)."""
+    if body.count(b'"model"') < 2 and _ESCAPED_MODEL_LETTER.search(body) is None:
+        return True
+    objects: list[list[tuple[str, object]]] = []  # every object's members, the top-level one last
+
+    def keep(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        objects.append(pairs)
+        return dict(pairs)
+
+    try:
+        json.loads(body, object_pairs_hook=keep)
+    except ValueError:
+        return False
+    return sum(name == "model" for name, _ in objects[-1]) <= 1
 
 
 def _names_no_model(ctx: RequestContext) -> bool:

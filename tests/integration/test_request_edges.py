@@ -107,6 +107,21 @@ def test_a_json_body_that_is_no_object_is_400_for_a_key_limited_to_models(fresh:
     assert fresh.upstream.requests == []
 
 
+def test_a_body_naming_its_model_twice_is_400_for_a_key_limited_to_models(fresh: World) -> None:
+    response = httpx.post(
+        fresh.url + "/openai/v1/chat/completions",
+        content=b'{"model": "gpt-5", "model": "gpt-4o-mini", "messages": []}',
+        headers={
+            "authorization": f"Bearer {fresh.keys['acme-restricted']}",
+            "content-type": "application/json",
+        },
+    )
+
+    assert response.status_code == 400
+    assert openai_error(response)["code"] == "invalid_json"
+    assert fresh.upstream.requests == []
+
+
 def test_a_compressed_body_is_415_for_a_key_limited_to_models_whose_model_it_hides(fresh: World) -> None:
     """Its model cannot be read; for any other key it is forwarded as it came (the provider decides)."""
     body = gzip.compress(json.dumps(CHAT).encode())

@@ -11,7 +11,7 @@ import pytest
 
 from gateway.auth.keys import Principal
 from gateway.context import RequestContext
-from gateway.errors import ModelNotAllowed, ProviderNotAllowed
+from gateway.errors import InvalidJSON, ModelNotAllowed, ProviderNotAllowed
 from gateway.pipeline.authorize import Authorize
 from gateway.providers import build_adapters
 from gateway.settings import parse_settings
@@ -117,3 +117,29 @@ def test_an_unlimited_key_reaches_any_model_and_calls_that_name_none() -> None:
 
     authorize(call("openai", "POST", "/v1/chat/completions", {"model": "o3"}, anything))
     authorize(call("openai", "POST", "/v1/batches", {"input_file_id": "file_1"}, anything))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model": "gpt-5", "model": "gpt-4o-mini", "messages": []}',
+        b'{"mod\\u0065l": "gpt-5", "model": "gpt-4o-mini", "messages": []}',
+        b'{"model": "gpt-4o-mini", "messages": [], "MO": 1, "mo\\u0064el": "gpt-4o-mini"}',
+    ],
+)
+def test_a_model_limited_key_is_refused_a_body_that_names_its_model_twice(body: bytes) -> None:
+    """The gateway reads the last member, as most parsers do; a provider reading the first would run
+    a model the key may not use."""
+    with pytest.raises(InvalidJSON, match="names its model more than once"):
+        authorize(call("openai", "POST", "/v1/chat/completions", body))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model": "gpt-4o-mini", "tools": [{"type": "advisor", "model": "gpt-5"}], "input": "hi"}',
+        b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "caf\\u00e9 \\u006dodel"}]}',
+    ],
+)
+def test_a_model_named_again_only_inside_the_body_or_escaped_text_is_not_a_second_model(body: bytes) -> None:
+    authorize(call("openai", "POST", "/v1/chat/completions", body))  # no error raised: the call goes on

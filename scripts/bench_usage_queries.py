@@ -10,7 +10,8 @@ would); SQLite is not (the gateway never runs ANALYZE), unless --sqlite-analyze.
 
 It then times typical `tollgate usage` queries through `UsageRepository` (the path the CLI takes):
 one warm-up and --repeat runs each, reporting the median. The last line times the ledger writer's
-work: one `insert_many` of 500 records, the default metering.batch_size.
+work: one `insert_many` of 500 records, the default metering.batch_size, under a batch id as the
+writer gives it (the id marked written in the same transaction).
 
     python scripts/bench_usage_queries.py
     python scripts/bench_usage_queries.py --records 200000 --backends sqlite
@@ -292,7 +293,7 @@ async def measure(engine: AsyncEngine, repeat: int) -> dict[str, tuple[float, in
         results[name] = (await timed(functools.partial(query, repository), repeat), rows)
     writes = batches(ledger(WRITE_BATCH * (repeat + 1), seed=99), WRITE_BATCH)
     results[f"write: insert_many({WRITE_BATCH})"] = (
-        await timed(lambda: repository.insert_many(next(writes)), repeat),
+        await timed(lambda: repository.insert_many(next(writes), batch_id=secrets.token_bytes(16)), repeat),
         WRITE_BATCH,
     )
     return results

@@ -92,9 +92,9 @@ async def _threads_ended(threads: set[threading.Thread]) -> None:
     """Wait, with the event loop still open, for the threads a command started to end. A SQLite connection
     that failed to open leaves its worker thread (aiosqlite's) to report its stop to the loop afterwards:
     once the loop is closed that report is a traceback ("Event loop is closed") after the command's one
-    line. Such threads keep the process alive until they end anyway; the loop's own executor is left to
+    line. The thread is a daemon, so the wait is bounded; the loop's own executor is left to
     `asyncio.run`, which shuts it down."""
-    running = [t for t in threads if t.is_alive() and not t.daemon and not t.name.startswith("asyncio")]
+    running = [t for t in threads if t.is_alive() and not t.name.startswith("asyncio")]
 
     def join() -> None:
         for thread in running:
@@ -104,7 +104,7 @@ async def _threads_ended(threads: set[threading.Thread]) -> None:
         await asyncio.to_thread(join)
 
 
-_THREAD_END_TIMEOUT = 5.0  # seconds for each: a stop is a few instructions, never a query
+_THREAD_END_TIMEOUT = 10.0  # seconds for each: a stop is a few instructions, never a query
 
 
 async def check_tenant_exists(engine: AsyncEngine, tenant_id: str | None) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from gateway.cli.common import CliError, database, print_table, run, settings_of
+from gateway.cli.common import CliError, check_tenant_exists, database, print_table, run, settings_of
 from gateway.metering.report import (
     DEFAULT_SINCE,
     FIELDS,
@@ -259,9 +259,12 @@ def _usage(args: argparse.Namespace) -> int:
     async def go() -> UsagePage:
         async with database(settings, statement_timeout=None) as engine:  # a large ledger takes its time
             try:
-                return await UsageRepository(engine).aggregate(args.by, filters, args.limit, args.offset)
+                page = await UsageRepository(engine).aggregate(args.by, filters, args.limit, args.offset)
             except SumOverflow as exc:  # the database is up: not the error `main` reports for it
                 raise CliError(str(exc)) from None
+            if not page.rows and args.offset == 0:  # no usage, or a tenant that is not (a typo)?
+                await check_tenant_exists(engine, args.tenant)
+            return page
 
     page = run(go)
     writer = {"table": _write_table, "csv": _write_csv, "json": _write_json}[args.format]

@@ -191,6 +191,22 @@ def test_filters_keep_only_the_matching_calls(filled: Ledger) -> None:
     assert requests("--user", "nobody") == 0
 
 
+def test_a_tenant_with_no_usage_and_no_record_is_refused_as_a_typo(filled: Ledger) -> None:
+    result = filled.usage("--tenant", "acme-typo", "--since", "90d", check=False)
+
+    assert result.returncode == 1
+    assert "tenant 'acme-typo' does not exist" in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_tenant_that_exists_but_has_no_usage_gets_an_empty_report(filled: Ledger) -> None:
+    filled.gateway.cli("tenant", "create", "quiet-co")
+
+    report = filled.json("--tenant", "quiet-co", "--since", "90d")
+
+    assert report["rows"] == []
+
+
 def test_unpriced_calls_are_counted_and_left_out_of_the_cost(filled: Ledger) -> None:
     [row] = filled.json("--by", "provider", "--provider", "local")["rows"]
 

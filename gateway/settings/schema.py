@@ -342,7 +342,9 @@ class Settings(Frozen):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     credentials: CredentialCacheSettings = Field(default_factory=CredentialCacheSettings)
     providers: dict[ProviderName, ProviderSettings] = Field(
-        default_factory=dict, description="Upstreams by name; each is mounted at /<name>/."
+        default_factory=dict,
+        description="Upstreams by name; each is mounted at /<name>/.",
+        json_schema_extra={"additionalProperties": False},  # a name off the pattern is an error there too
     )
     metering: MeteringSettings = Field(default_factory=MeteringSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)

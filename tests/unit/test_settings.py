@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,6 +83,15 @@ def test_the_stale_if_error_settings_are_described_in_the_schema() -> None:
     for section in ("AuthSettings", "CredentialCacheSettings"):
         description = schema[section]["properties"]["stale_if_error_seconds"]["description"]
         assert "cannot be reached" in description and "0 turns this off" in description
+
+
+def test_the_schema_lets_an_editor_flag_a_provider_name_the_gateway_would_refuse() -> None:
+    providers = json_schema()["properties"]["providers"]
+
+    assert providers["additionalProperties"] is False
+    [pattern] = providers["patternProperties"]
+    assert re.fullmatch(pattern.strip("^$"), "openai-eu")
+    assert not re.fullmatch(pattern.strip("^$"), "OpenAI EU")
 
 
 def test_an_empty_file_means_every_default(write_config: WriteConfig) -> None:

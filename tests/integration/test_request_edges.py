@@ -90,17 +90,15 @@ def test_any_method_under_no_mount_is_a_json_404_never_a_redirect(
     assert openai_error(response)["code"] == "not_found"
 
 
+def post_json_as_a_key_limited_to_models(fresh: World, body: bytes) -> httpx.Response:
+    headers = {"authorization": f"Bearer {fresh.keys['acme-restricted']}", "content-type": "application/json"}
+    return httpx.post(fresh.url + "/openai/v1/chat/completions", content=body, headers=headers)
+
+
 @pytest.mark.parametrize("body", [b"[1, 2]", b'"gpt-4o-mini"', b"null", b"42"])
 def test_a_json_body_that_is_no_object_is_400_for_a_key_limited_to_models(fresh: World, body: bytes) -> None:
     """Not a 403 saying the request names no model: what is wrong is the body."""
-    response = httpx.post(
-        fresh.url + "/openai/v1/chat/completions",
-        content=body,
-        headers={
-            "authorization": f"Bearer {fresh.keys['acme-restricted']}",
-            "content-type": "application/json",
-        },
-    )
+    response = post_json_as_a_key_limited_to_models(fresh, body)
 
     assert response.status_code == 400
     assert openai_error(response)["code"] == "invalid_json"
@@ -108,14 +106,9 @@ def test_a_json_body_that_is_no_object_is_400_for_a_key_limited_to_models(fresh:
 
 
 def test_a_body_naming_its_model_twice_is_400_for_a_key_limited_to_models(fresh: World) -> None:
-    response = httpx.post(
-        fresh.url + "/openai/v1/chat/completions",
-        content=b'{"model": "gpt-5", "model": "gpt-4o-mini", "messages": []}',
-        headers={
-            "authorization": f"Bearer {fresh.keys['acme-restricted']}",
-            "content-type": "application/json",
-        },
-    )
+    body = b'{"model": "gpt-5", "model": "gpt-4o-mini", "messages": []}'
+
+    response = post_json_as_a_key_limited_to_models(fresh, body)
 
     assert response.status_code == 400
     assert openai_error(response)["code"] == "invalid_json"

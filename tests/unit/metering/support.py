@@ -104,3 +104,17 @@ def stream_without_usage(stream: bytes) -> bytes:
                 line = b"data: " + data.encode() + line[len(body) :]
         out.append(line)
     return b"".join(out)
+
+
+# A Responses API usage with cache writes of both retentions: of the 400, 300 kept 30 min, 100 kept 12 h.
+CACHE_WRITE_RESPONSES_USAGE = {
+    "input_tokens": 2600,
+    "input_tokens_details": {
+        "cached_tokens": 2000,
+        "cache_write_tokens": 400,
+        "cache_write_tokens_details": {"ttl_30m_tokens": 300, "ttl_12h_tokens": 100},
+    },
+    "output_tokens": 300,
+    "output_tokens_details": {"reasoning_tokens": 64},
+    "total_tokens": 2900,
+}

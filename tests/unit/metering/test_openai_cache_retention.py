@@ -17,19 +17,9 @@ import pytest
 from gateway.metering.extractors.openai import responses_usage
 from gateway.metering.prices import call_cost, load_price_table, parse_price_table
 from gateway.metering.usage import Endpoint, TokenUsage
-from tests.unit.metering.support import JSON, extract_every_way, fixture
+from tests.unit.metering.support import CACHE_WRITE_RESPONSES_USAGE, JSON, extract_every_way, fixture
 
-USAGE = {
-    "input_tokens": 2600,
-    "input_tokens_details": {
-        "cached_tokens": 2000,
-        "cache_write_tokens": 400,
-        "cache_write_tokens_details": {"ttl_30m_tokens": 300, "ttl_12h_tokens": 100},
-    },
-    "output_tokens": 300,
-    "output_tokens_details": {"reasoning_tokens": 64},
-    "total_tokens": 2900,
-}
+USAGE = CACHE_WRITE_RESPONSES_USAGE  # 300 of the 400 written kept 30 minutes, 100 kept 12 hours
 WRITTEN = TokenUsage(
     input_tokens=2600,
     output_tokens=300,

@@ -9,6 +9,7 @@ import pytest
 from gateway.metering.extractors.openai import chat_usage, responses_usage
 from gateway.metering.usage import Endpoint, TokenUsage
 from tests.unit.metering.support import (
+    CACHE_WRITE_RESPONSES_USAGE,
     JSON,
     SSE,
     extract_every_way,
@@ -351,17 +352,6 @@ CACHE_WRITE_CHAT_USAGE = {
     "total_tokens": 2900,
     "prompt_tokens_details": {"cached_tokens": 2000, "cache_write_tokens": 400, "audio_tokens": 0},
     "completion_tokens_details": {"reasoning_tokens": 64, "audio_tokens": 0},
-}
-CACHE_WRITE_RESPONSES_USAGE = {
-    "input_tokens": 2600,
-    "input_tokens_details": {
-        "cached_tokens": 2000,
-        "cache_write_tokens": 400,
-        "cache_write_tokens_details": {"ttl_30m_tokens": 300, "ttl_12h_tokens": 100},
-    },
-    "output_tokens": 300,
-    "output_tokens_details": {"reasoning_tokens": 64},
-    "total_tokens": 2900,
 }
 READ_AND_WRITTEN = TokenUsage(
     input_tokens=2600,

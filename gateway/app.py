@@ -49,7 +49,7 @@ from gateway.pipeline.builder import Services, build_pipeline
 from gateway.providers import ProviderAdapter, build_adapters
 from gateway.settings.schema import Settings
 from gateway.storage.engine import create_engine
-from gateway.storage.migrate import current_revision, head_revision
+from gateway.storage.migrate import current_revision, head_revision, is_known_revision
 from gateway.storage.repositories import CredentialRepository, KeyRepository, KeyringRepository
 from gateway.storage.usage import UsageRepository
 from gateway.types import Receive, Scope, Send
@@ -77,9 +77,13 @@ class Runtime:
 async def check_schema(engine: AsyncEngine) -> None:
     current, head = await current_revision(engine), head_revision()
     if current != head:
-        raise SchemaOutOfDate(
-            f"the database schema is at revision {current or 'none'}, this version needs {head}: "
+        remedy = (
             "run `tollgate db upgrade`"
+            if current is None or is_known_revision(current)
+            else "a later Tollgate upgraded it: run that version or a newer one"
+        )
+        raise SchemaOutOfDate(
+            f"the database schema is at revision {current or 'none'}, this version needs {head}: {remedy}"
         )
 
 

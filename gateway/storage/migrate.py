@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -45,6 +46,14 @@ def head_revision() -> str:
     head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
     assert head is not None
     return head
+
+
+def is_known_revision(revision: str) -> bool:
+    """Whether `revision` is one of this version's migrations (not one a later version added)."""
+    try:
+        return ScriptDirectory(str(MIGRATIONS)).get_revision(revision) is not None
+    except CommandError:  # alembic's: no such revision
+        return False
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

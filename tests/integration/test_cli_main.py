@@ -5,12 +5,15 @@ command's answer."""
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 
+from gateway.storage.migrate import MIGRATIONS, head_revision
 from tests.support.gateway import GatewayHarness, _environment
 
 OUTAGE_HINT = "(is the database reachable, and up to date? `tollgate db upgrade`)"
@@ -143,6 +146,35 @@ def test_db_commands_name_the_database_they_cannot_reach(tmp_path: Path, action:
     assert result.stderr.startswith("tollgate: postgresql://tollgate:***@127.0.0.1:1/tollgate: ")
     assert result.stderr.endswith(" (is the database reachable?)\n") and result.stderr.count("\n") == 1
     assert "hunter2" not in result.stderr
+
+
+def _stamped(tmp_path: Path, revision: str) -> GatewayHarness:
+    """A SQLite database upgraded by this version, then marked as being at `revision`."""
+    harness = GatewayHarness(tmp_path, {})
+    harness.cli("db", "upgrade")
+    with sqlite3.connect(tmp_path / "tollgate.db") as connection:
+        connection.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+    return harness
+
+
+def test_db_upgrade_of_a_schema_a_later_version_wrote_says_so_in_one_line(tmp_path: Path) -> None:
+    harness = _stamped(tmp_path, "9999")
+
+    result = harness.cli("db", "upgrade", check=False)
+
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "'9999'" in result.stderr
+    assert f"this version's latest is {head_revision()}: a later Tollgate upgraded" in result.stderr
+
+
+def test_db_upgrade_refused_by_a_database_that_answers_gives_no_reachability_hint(tmp_path: Path) -> None:
+    previous = ScriptDirectory(str(MIGRATIONS)).get_revision(head_revision()).down_revision
+    harness = _stamped(tmp_path, str(previous))  # what the last migration creates exists already
+
+    result = harness.cli("db", "upgrade", check=False)
+
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.endswith(" (the database answers: the migration failed)\n")
 
 
 def test_the_top_level_help_lists_every_exit_status() -> None:

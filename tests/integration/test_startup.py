@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -66,6 +67,20 @@ def test_an_unmigrated_database_stops_the_gateway_with_the_fix(tmp_path: Path) -
 
     assert result.returncode == 1
     assert "run `tollgate db upgrade`" in result.stderr
+
+
+def test_a_schema_a_later_version_wrote_stops_the_gateway_naming_the_way_out(tmp_path: Path) -> None:
+    gateway = GatewayHarness(tmp_path, PROVIDERS)
+    gateway.cli("db", "upgrade")
+    with sqlite3.connect(tmp_path / "tollgate.db") as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '9999'")
+
+    result = serve_once(gateway)
+
+    assert result.returncode == 1
+    assert "at revision 9999" in result.stderr
+    assert "a later Tollgate upgraded it: run that version or a newer one" in result.stderr
+    assert "db upgrade" not in result.stderr
 
 
 def test_an_invalid_configuration_names_the_file_and_every_key_path(tmp_path: Path) -> None:

@@ -1233,8 +1233,14 @@ class Connection(asyncio.Protocol):
 
     def _serve(self, request: RecordedRequest, keep_alive: bool) -> None:
         number = self._state.admit(request)
-        reply = respond(request, number)
         transport = cast(asyncio.Transport, self._transport)
+        if request.method == "HEAD":  # the head a GET would get, and no body (RFC 9110, 9.3.2)
+            as_get = respond(replace(request, method="GET"), number)
+            transport.write(response_head(as_get, number, keep_alive))
+            if not keep_alive:
+                self._close()
+            return
+        reply = respond(request, number)
         if reply.immediate:
             transport.write(response_head(reply, number, keep_alive) + reply.body)
             if not keep_alive:

@@ -44,6 +44,19 @@ def test_upstream_error_statuses_and_bodies_pass_through_unchanged(fresh: World)
     assert proxied.json() == direct.json()
 
 
+def test_a_head_gets_the_head_a_get_gets_with_no_body_and_the_next_call_goes_through(fresh: World) -> None:
+    with httpx.Client(base_url=fresh.url, headers=auth(fresh)) as client:
+        got = client.get("/openai/v1/models")
+        head = client.head("/openai/v1/models")
+        after = client.get("/openai/v1/models")  # on the gateway's pooled upstream connection, as before
+
+    assert head.status_code == got.status_code == after.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == got.headers["content-length"] == str(len(got.content))
+    assert after.json() == got.json()
+    assert [r.method for r in fresh.upstream.requests] == ["GET", "HEAD", "GET"]
+
+
 def test_redirects_are_returned_not_followed(fresh: World) -> None:
     response = httpx.post(
         fresh.url + "/openai/v1/chat/completions",
